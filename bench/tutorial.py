@@ -311,6 +311,9 @@ def run_one(binary: Path, recipe: Path, workdir: Path, days: int, tools: list[st
     def step(tool: str, cmd: list[str], dst: Path | None = None) -> Run:
         if dst is not None:
             shutil.rmtree(dst, ignore_errors=True)  # neither tool pays for deleting an old output
+        # Neither tool pays for flushing what an earlier run wrote: the kernel throttles a writer
+        # while other dirty pages are written back.
+        os.sync()
         print(f"[{days} days] {tool} ...", file=sys.stderr, flush=True)
         run = measure(cmd, logs, f"{tool}-{days}d")
         status = "ok" if run.ok else run.error_line()

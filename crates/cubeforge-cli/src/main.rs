@@ -75,8 +75,8 @@ struct BuildArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Bytes of decoded input chunks to keep in memory (default 256 MiB); accepts K, M, G suffixes.
-    #[arg(long, default_value = "256M")]
+    /// Bytes of decoded input chunks to keep in memory (default 192 MiB); accepts K, M, G suffixes.
+    #[arg(long, default_value = "192M")]
     memory_limit: String,
 }
 
@@ -115,6 +115,11 @@ struct ExampleIoArgs {
 }
 
 fn main() -> ExitCode {
+    // Chunk-sized buffers are allocated and freed all the time; with transparent huge pages the
+    // kernel zeroes 2 MiB for every fresh mapping touched, which cost more system time than all
+    // the file I/O of a build. Not fatal if refused.
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_thp_disable(true);
     let cli = Cli::parse();
     init_logging(cli.global);
     match run(&cli) {

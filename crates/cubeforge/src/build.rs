@@ -994,8 +994,10 @@ fn encode(data: &plan::Data, dtype: DType) -> Vec<u8> {
         plan::Data::F32(v) => v.len(),
         plan::Data::F64(v) => v.len(),
     };
-    if let (plan::Data::F32(v), DType::Float32) = (data, dtype) {
-        return v.iter().flat_map(|x| x.to_ne_bytes()).collect();
+    match (data, dtype) {
+        (plan::Data::F32(v), DType::Float32) => return bytemuck::cast_slice(v).to_vec(),
+        (plan::Data::F64(v), DType::Float64) => return bytemuck::cast_slice(v).to_vec(),
+        _ => {}
     }
     let mut out = Vec::with_capacity(n * dtype.size());
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -1401,12 +1403,7 @@ pub fn build(
                                 o.dtype,
                             );
                             let n_full: u64 = full_shape.iter().product();
-                            let mut padded: Vec<u8> = fill
-                                .iter()
-                                .copied()
-                                .cycle()
-                                .take(usize::try_from(n_full).unwrap_or(0) * fill.len())
-                                .collect();
+                            let mut padded = fill.repeat(usize::try_from(n_full).unwrap_or(0));
                             crate::zarr::copy_region(
                                 &bytes,
                                 &got,

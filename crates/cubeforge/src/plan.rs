@@ -104,7 +104,27 @@ impl Data {
     }
 
     fn to_f64(&self) -> Vec<f64> {
-        (0..self.len()).map(|i| self.get_f64(i)).collect()
+        match self {
+            Data::Bool(v) => v.iter().map(|x| f64::from(u8::from(*x))).collect(),
+            Data::F32(v) => v.iter().map(|x| f64::from(*x)).collect(),
+            Data::F64(v) => v.clone(),
+        }
+    }
+
+    /// The values as booleans, without copying when they already are.
+    fn into_bool(self) -> Vec<bool> {
+        match self {
+            Data::Bool(v) => v,
+            other => other.to_bool(),
+        }
+    }
+
+    /// The values as `f64`, without copying when they already are.
+    fn into_f64(self) -> Vec<f64> {
+        match self {
+            Data::F64(v) => v,
+            other => other.to_f64(),
+        }
     }
 
     fn convert(&self, to: VType) -> Data {
@@ -165,6 +185,20 @@ impl Block {
             shape: vec![],
             data,
         }
+    }
+
+    /// Whether this is a single value without dimensions.
+    fn is_scalar(&self) -> bool {
+        self.dims.is_empty()
+    }
+
+    /// Expand to `dims` (a superset of this block's dimensions, in any order) and `shape`,
+    /// without copying when the block already has them.
+    fn into_expanded(self, dims: &[String], shape: &[usize]) -> Data {
+        if self.dims == dims {
+            return self.data;
+        }
+        self.expand(dims, shape)
     }
 
     /// Expand to `dims` (a superset of this block's dimensions, in any order) and `shape`.
@@ -489,8 +523,35 @@ impl Node {
             } => {
                 let start: Vec<u64> = window.iter().map(|r| r.start).collect();
                 let sizes: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
-                let raw = cache.read_region(array, &start, &sizes)?;
-                decode_raw(&raw, decoding, self.vtype)
+                let n: usize = shape.iter().product();
+                let plain = decoding.is_identity() || decoding.is_nan_mask_only();
+                // Plain floats are copied from the cached chunks straight into the block.
+                match (plain, array.dtype(), self.vtype) {
+                    (true, DType::Float32, VType::F32) => {
+                        let mut out = vec![0f32; n];
+                        cache.read_region_into(
+                            array,
+                            &start,
+                            &sizes,
+                            bytemuck::cast_slice_mut(&mut out),
+                        )?;
+                        Data::F32(out)
+                    }
+                    (true, DType::Float64, VType::F64) => {
+                        let mut out = vec![0f64; n];
+                        cache.read_region_into(
+                            array,
+                            &start,
+                            &sizes,
+                            bytemuck::cast_slice_mut(&mut out),
+                        )?;
+                        Data::F64(out)
+                    }
+                    _ => {
+                        let raw = cache.read_region(array, &start, &sizes)?;
+                        decode_raw(&raw, decoding, self.vtype)
+                    }
+                }
             }
             Op::Take { child, dim, index } => {
                 let axis = self.dims.iter().position(|d| d == dim).unwrap_or(0);
@@ -502,6 +563,10 @@ impl Node {
                 let mut cw = window.clone();
                 cw[axis] = lo..hi;
                 let inner = child.eval(&cw)?;
+                // A run of consecutive positions is the child's window itself.
+                if sel.windows(2).all(|w| w[1] == w[0] + 1) {
+                    return Ok(inner);
+                }
                 let rel: Vec<usize> = sel
                     .iter()
                     .map(|p| usize::try_from(p - lo).unwrap_or(0))
@@ -520,49 +585,59 @@ impl Node {
                     shape: vec![vals.len()],
                     data: Data::F64(vals).convert(self.vtype),
                 };
-                b.expand(&self.dims, &shape)
+                b.into_expanded(&self.dims, &shape)
             }
             Op::Unary(op, child) => {
                 let b = child.eval(&self.window_of(child, window))?;
-                unary(*op, &b.data, self.vtype)
+                unary(*op, b.data, self.vtype)
             }
             Op::Binary(op, a, b) => {
-                let x = a
-                    .eval(&self.window_of(a, window))?
-                    .expand(&self.dims, &shape);
-                let y = b
-                    .eval(&self.window_of(b, window))?
-                    .expand(&self.dims, &shape);
-                binary(*op, &x, &y, a.vtype, b.vtype, self.vtype)
+                let x = a.eval(&self.window_of(a, window))?;
+                let y = b.eval(&self.window_of(b, window))?;
+                let n: usize = shape.iter().product();
+                // A scalar operand is used as it is, not broadcast to the block first.
+                let x = if x.is_scalar() && n > 1 {
+                    x.data
+                } else {
+                    x.into_expanded(&self.dims, &shape)
+                };
+                let y = if y.is_scalar() && n > 1 {
+                    y.data
+                } else {
+                    y.into_expanded(&self.dims, &shape)
+                };
+                binary(*op, &x, &y, a.vtype, b.vtype, self.vtype, n)
             }
             Op::Where(c, a, b) => {
                 let cond = c
                     .eval(&self.window_of(c, window))?
-                    .expand(&self.dims, &shape)
-                    .to_bool();
+                    .into_expanded(&self.dims, &shape)
+                    .into_bool();
                 let x = a
                     .eval(&self.window_of(a, window))?
-                    .expand(&self.dims, &shape)
-                    .convert(self.vtype);
-                let y = b
-                    .eval(&self.window_of(b, window))?
-                    .expand(&self.dims, &shape)
-                    .convert(self.vtype);
+                    .into_expanded(&self.dims, &shape)
+                    .into_vtype(self.vtype);
+                let y = b.eval(&self.window_of(b, window))?;
+                let y = if y.is_scalar() {
+                    y.data.into_vtype(self.vtype)
+                } else {
+                    y.into_expanded(&self.dims, &shape).into_vtype(self.vtype)
+                };
                 select(&cond, x, &y)
             }
             Op::Clip(x, lo, hi) => {
                 let v = x
                     .eval(&self.window_of(x, window))?
-                    .expand(&self.dims, &shape)
-                    .to_f64();
+                    .into_expanded(&self.dims, &shape)
+                    .into_f64();
                 let l = lo
                     .eval(&self.window_of(lo, window))?
-                    .expand(&self.dims, &shape)
-                    .to_f64();
+                    .into_expanded(&self.dims, &shape)
+                    .into_f64();
                 let h = hi
                     .eval(&self.window_of(hi, window))?
-                    .expand(&self.dims, &shape)
-                    .to_f64();
+                    .into_expanded(&self.dims, &shape)
+                    .into_f64();
                 Data::F64(
                     v.iter()
                         .zip(&l)
@@ -582,12 +657,11 @@ impl Node {
             }
             Op::Cast(child) => child
                 .eval(&self.window_of(child, window))?
-                .data
-                .convert(self.vtype),
-            Op::Transpose(child) => {
-                let b = child.eval(&self.window_of(child, window))?;
-                b.expand(&self.dims, &shape)
-            }
+                .into_expanded(&self.dims, &shape)
+                .into_vtype(self.vtype),
+            Op::Transpose(child) => child
+                .eval(&self.window_of(child, window))?
+                .into_expanded(&self.dims, &shape),
         };
         Ok(Block {
             dims: self.dims.clone(),
@@ -620,8 +694,9 @@ impl Node {
             .filter(|(i, _)| *i != axis)
             .map(|(_, n)| *n)
             .product();
-        // Blocks of about two million elements: enough work per task, little memory.
-        let step = (2_000_000 / plane.max(1)).clamp(1, len.max(1));
+        // Blocks of about half a million elements: enough work per task, little memory, and
+        // buffers small enough for the allocator to reuse rather than map afresh.
+        let step = (524_288 / plane.max(1)).clamp(1, len.max(1));
         let out_shape: Vec<usize> = self
             .shape
             .iter()
@@ -774,6 +849,28 @@ impl Acc {
             }
         };
         match (kind, &b.data) {
+            // Boolean all/any, the masks' case, row by row when the kept dimensions lead or
+            // trail.
+            (Reduction::All | Reduction::Any, Data::Bool(v)) if leading => {
+                let all = kind == Reduction::All;
+                for (o, row) in v.chunks(inner).enumerate() {
+                    if all {
+                        self.all[offset + o] &= row.iter().all(|x| *x);
+                    } else {
+                        self.any[offset + o] |= row.iter().any(|x| *x);
+                    }
+                }
+            }
+            (Reduction::All | Reduction::Any, Data::Bool(v)) if trailing && offset == 0 => {
+                let all = kind == Reduction::All;
+                for row in v.chunks(n_out) {
+                    if all {
+                        self.all.iter_mut().zip(row).for_each(|(a, x)| *a &= *x);
+                    } else {
+                        self.any.iter_mut().zip(row).for_each(|(a, x)| *a |= *x);
+                    }
+                }
+            }
             (Reduction::All, Data::Bool(v)) => {
                 for (i, x) in v.iter().enumerate() {
                     self.all[at(i)] &= *x;
@@ -930,37 +1027,31 @@ fn copy_typed<T: Copy>(
 }
 
 fn take_axis(b: &Block, axis: usize, rel: &[usize]) -> Block {
+    /// Copy the positions `rel` of `axis` as runs of consecutive positions, each a block of
+    /// contiguous memory.
+    fn gather<T: Copy>(v: &[T], outer: usize, len: usize, inner: usize, rel: &[usize]) -> Vec<T> {
+        let mut out = Vec::with_capacity(outer * rel.len() * inner);
+        for o in 0..outer {
+            let mut k = 0;
+            while k < rel.len() {
+                let mut e = k + 1;
+                while e < rel.len() && rel[e] == rel[e - 1] + 1 {
+                    e += 1;
+                }
+                let from = (o * len + rel[k]) * inner;
+                out.extend_from_slice(&v[from..from + (e - k) * inner]);
+                k = e;
+            }
+        }
+        out
+    }
     let outer: usize = b.shape[..axis].iter().product();
     let inner: usize = b.shape[axis + 1..].iter().product();
     let len = b.shape[axis];
-    let gather = |out_len: usize, f: &mut dyn FnMut(usize)| {
-        for o in 0..outer {
-            for &r in rel {
-                let base = (o * len + r) * inner;
-                for i in 0..inner {
-                    f(base + i);
-                }
-            }
-        }
-        out_len
-    };
-    let n = outer * rel.len() * inner;
     let data = match &b.data {
-        Data::Bool(v) => {
-            let mut out = Vec::with_capacity(n);
-            gather(n, &mut |i| out.push(v[i]));
-            Data::Bool(out)
-        }
-        Data::F32(v) => {
-            let mut out = Vec::with_capacity(n);
-            gather(n, &mut |i| out.push(v[i]));
-            Data::F32(out)
-        }
-        Data::F64(v) => {
-            let mut out = Vec::with_capacity(n);
-            gather(n, &mut |i| out.push(v[i]));
-            Data::F64(out)
-        }
+        Data::Bool(v) => Data::Bool(gather(v, outer, len, inner, rel)),
+        Data::F32(v) => Data::F32(gather(v, outer, len, inner, rel)),
+        Data::F64(v) => Data::F64(gather(v, outer, len, inner, rel)),
     };
     let mut shape = b.shape.clone();
     shape[axis] = rel.len();
@@ -1009,48 +1100,61 @@ fn decode_raw(raw: &crate::dtype::RawArray, dec: &CfDecoding, vtype: VType) -> D
 }
 
 #[allow(clippy::cast_possible_truncation)]
-fn unary(op: UnOp, d: &Data, out: VType) -> Data {
-    macro_rules! map {
-        ($v:expr, $f:expr) => {
-            match $v {
-                Data::F32(v) => Data::F32(v.iter().map(|x| $f(f64::from(*x)) as f32).collect()),
-                other => Data::F64(other.to_f64().into_iter().map($f).collect()),
+fn unary(op: UnOp, d: Data, out: VType) -> Data {
+    /// Apply in place to float32 values (numpy computes float32 math in single precision), or
+    /// in double precision otherwise.
+    fn map(d: Data, f32f: impl Fn(f32) -> f32, f64f: impl Fn(f64) -> f64) -> Data {
+        match d {
+            Data::F32(mut v) => {
+                v.iter_mut().for_each(|x| *x = f32f(*x));
+                Data::F32(v)
             }
-        };
+            other => {
+                let mut v = other.into_f64();
+                v.iter_mut().for_each(|x| *x = f64f(*x));
+                Data::F64(v)
+            }
+        }
     }
+    let nan_test = |d: &Data, want_nan: bool| -> Vec<bool> {
+        match d {
+            Data::F32(v) => v.iter().map(|x| x.is_nan() == want_nan).collect(),
+            Data::F64(v) => v.iter().map(|x| x.is_nan() == want_nan).collect(),
+            Data::Bool(v) => vec![!want_nan; v.len()],
+        }
+    };
     match op {
-        UnOp::Not => Data::Bool(d.to_bool().into_iter().map(|b| !b).collect()),
-        UnOp::IsNan => Data::Bool((0..d.len()).map(|i| d.get_f64(i).is_nan()).collect()),
-        UnOp::NotNull => Data::Bool((0..d.len()).map(|i| !d.get_f64(i).is_nan()).collect()),
-        UnOp::Neg => match d {
-            Data::F32(v) => Data::F32(v.iter().map(|x| -x).collect()),
-            other => Data::F64(other.to_f64().into_iter().map(|x| -x).collect()),
-        },
-        UnOp::Abs => match d {
-            Data::F32(v) => Data::F32(v.iter().map(|x| x.abs()).collect()),
-            other => Data::F64(other.to_f64().into_iter().map(f64::abs).collect()),
-        },
-        // Single-precision math in single precision, as numpy does for float32 arrays.
-        UnOp::Log => match d {
-            Data::F32(v) => Data::F32(v.iter().map(|x| x.ln()).collect()),
-            other => map!(other, f64::ln),
-        },
-        UnOp::Log10 => map!(d, f64::log10),
-        UnOp::Exp => match d {
-            Data::F32(v) => Data::F32(v.iter().map(|x| x.exp()).collect()),
-            other => map!(other, f64::exp),
-        },
-        UnOp::Sqrt => match d {
-            Data::F32(v) => Data::F32(v.iter().map(|x| x.sqrt()).collect()),
-            other => map!(other, f64::sqrt),
-        },
-        UnOp::Sin => map!(d, f64::sin),
-        UnOp::Cos => map!(d, f64::cos),
+        UnOp::Not => {
+            let mut v = d.into_bool();
+            v.iter_mut().for_each(|b| *b = !*b);
+            Data::Bool(v)
+        }
+        UnOp::IsNan => Data::Bool(nan_test(&d, true)),
+        UnOp::NotNull => Data::Bool(nan_test(&d, false)),
+        UnOp::Neg => map(d, |x| -x, |x| -x),
+        UnOp::Abs => map(d, f32::abs, f64::abs),
+        UnOp::Log => map(d, f32::ln, f64::ln),
+        UnOp::Exp => map(d, f32::exp, f64::exp),
+        UnOp::Sqrt => map(d, f32::sqrt, f64::sqrt),
+        UnOp::Log10 => map(d, |x| f64::from(x).log10() as f32, f64::log10),
+        UnOp::Sin => map(d, |x| f64::from(x).sin() as f32, f64::sin),
+        UnOp::Cos => map(d, |x| f64::from(x).cos() as f32, f64::cos),
     }
     .convert_if_needed(out)
 }
 
 impl Data {
+    /// Values of type `to`: moved when they already are (integers are always truncated and
+    /// clamped, as a cast does).
+    fn into_vtype(self, to: VType) -> Data {
+        match (&self, to) {
+            (Data::Bool(_), VType::Bool)
+            | (Data::F32(_), VType::F32)
+            | (Data::F64(_), VType::F64) => self,
+            _ => self.convert(to),
+        }
+    }
+
     fn convert_if_needed(self, to: VType) -> Data {
         let ok = matches!(
             (&self, to),
@@ -1066,19 +1170,41 @@ impl Data {
     }
 }
 
+/// Element `i` of an operand of `n` elements, or its single value when it is a scalar.
+#[inline]
+fn at<T: Copy>(v: &[T], i: usize) -> T {
+    if v.len() == 1 {
+        v[0]
+    } else {
+        v[i]
+    }
+}
+
+/// `f(x[i], y[i])` for `n` elements, either operand possibly a single value.
+fn zip_map<A: Copy, B: Copy, R>(x: &[A], y: &[B], n: usize, f: impl Fn(A, B) -> R) -> Vec<R> {
+    match (x.len() == n, y.len() == n) {
+        (true, true) => x.iter().zip(y).map(|(a, b)| f(*a, *b)).collect(),
+        (true, false) => {
+            let b = at(y, 0);
+            x.iter().map(|a| f(*a, b)).collect()
+        }
+        (false, true) => {
+            let a = at(x, 0);
+            y.iter().map(|b| f(a, *b)).collect()
+        }
+        (false, false) => (0..n).map(|i| f(at(x, i), at(y, i))).collect(),
+    }
+}
+
 #[allow(clippy::float_cmp)]
-fn binary(op: BinOp, x: &Data, y: &Data, tx: VType, ty: VType, out: VType) -> Data {
+fn binary(op: BinOp, x: &Data, y: &Data, tx: VType, ty: VType, out: VType, n: usize) -> Data {
+    let _ = (tx, ty);
     if op.is_logical() {
         let (a, b) = (x.to_bool(), y.to_bool());
-        return Data::Bool(
-            a.iter()
-                .zip(&b)
-                .map(|(p, q)| if op == BinOp::And { *p && *q } else { *p || *q })
-                .collect(),
-        );
+        let and = op == BinOp::And;
+        return Data::Bool(zip_map(&a, &b, n, |p, q| if and { p && q } else { p || q }));
     }
     if op.is_comparison() {
-        let n = x.len();
         let cmp = |a: f64, b: f64| match op {
             BinOp::Eq => a == b,
             BinOp::Ne => a != b,
@@ -1089,14 +1215,18 @@ fn binary(op: BinOp, x: &Data, y: &Data, tx: VType, ty: VType, out: VType) -> Da
         };
         // Compare float32 with float32 when both sides are single precision.
         if let (Data::F32(a), Data::F32(b)) = (x, y) {
-            return Data::Bool(
-                a.iter()
-                    .zip(b)
-                    .map(|(p, q)| cmp(f64::from(*p), f64::from(*q)))
-                    .collect(),
-            );
+            return Data::Bool(zip_map(a, b, n, |p, q| cmp(f64::from(p), f64::from(q))));
         }
-        return Data::Bool((0..n).map(|i| cmp(x.get_f64(i), y.get_f64(i))).collect());
+        return Data::Bool(zip_map(&x.to_f64(), &y.to_f64(), n, cmp));
+    }
+    if out == VType::F32 {
+        let g = |p: f32, q: f32| match op {
+            BinOp::Add => p + q,
+            BinOp::Sub => p - q,
+            BinOp::Mul => p * q,
+            _ => p / q,
+        };
+        return Data::F32(zip_map(&x.to_f32(), &y.to_f32(), n, g));
     }
     let f = |a: f64, b: f64| match op {
         BinOp::Add => a + b,
@@ -1104,57 +1234,33 @@ fn binary(op: BinOp, x: &Data, y: &Data, tx: VType, ty: VType, out: VType) -> Da
         BinOp::Mul => a * b,
         _ => a / b,
     };
-    if out == VType::F32 {
-        let (a, b) = (x.to_f32(), y.to_f32());
-        let g = |p: f32, q: f32| match op {
-            BinOp::Add => p + q,
-            BinOp::Sub => p - q,
-            BinOp::Mul => p * q,
-            _ => p / q,
-        };
-        let _ = (tx, ty);
-        return Data::F32(a.iter().zip(&b).map(|(p, q)| g(*p, *q)).collect());
-    }
-    let (a, b) = (x.to_f64(), y.to_f64());
-    Data::F64(a.iter().zip(&b).map(|(p, q)| f(*p, *q)).collect()).convert_if_needed(out)
+    Data::F64(zip_map(&x.to_f64(), &y.to_f64(), n, f)).convert_if_needed(out)
 }
 
+/// `cond ? x : y`, elementwise; `y` may be a single value.
 fn select(cond: &[bool], x: Data, y: &Data) -> Data {
+    fn pick<T: Copy>(cond: &[bool], mut a: Vec<T>, b: &[T]) -> Vec<T> {
+        if b.len() == 1 && a.len() != 1 {
+            let v = b[0];
+            for (slot, c) in a.iter_mut().zip(cond) {
+                if !c {
+                    *slot = v;
+                }
+            }
+        } else {
+            for ((slot, c), v) in a.iter_mut().zip(cond).zip(b) {
+                if !c {
+                    *slot = *v;
+                }
+            }
+        }
+        a
+    }
     match (x, y) {
-        (Data::F32(mut a), Data::F32(b)) => {
-            for (i, c) in cond.iter().enumerate() {
-                if !c {
-                    a[i] = b[i];
-                }
-            }
-            Data::F32(a)
-        }
-        (Data::F64(mut a), Data::F64(b)) => {
-            for (i, c) in cond.iter().enumerate() {
-                if !c {
-                    a[i] = b[i];
-                }
-            }
-            Data::F64(a)
-        }
-        (Data::Bool(mut a), Data::Bool(b)) => {
-            for (i, c) in cond.iter().enumerate() {
-                if !c {
-                    a[i] = b[i];
-                }
-            }
-            Data::Bool(a)
-        }
-        (a, b) => {
-            let bb = b.to_f64();
-            let mut av = a.to_f64();
-            for (i, c) in cond.iter().enumerate() {
-                if !c {
-                    av[i] = bb[i];
-                }
-            }
-            Data::F64(av)
-        }
+        (Data::F32(a), Data::F32(b)) => Data::F32(pick(cond, a, b)),
+        (Data::F64(a), Data::F64(b)) => Data::F64(pick(cond, a, b)),
+        (Data::Bool(a), Data::Bool(b)) => Data::Bool(pick(cond, a, b)),
+        (a, b) => Data::F64(pick(cond, a.into_f64(), &b.to_f64())),
     }
 }
 
@@ -1245,8 +1351,25 @@ pub struct ChunkCache {
     decoded: std::sync::atomic::AtomicU64,
 }
 
+/// A decoded chunk in the cache.
+#[derive(Debug)]
+enum Cached {
+    /// The chunk's bytes.
+    Bytes(Vec<u8>),
+    /// A chunk that is not stored: the fill value (one element's bytes) everywhere.
+    Fill(Vec<u8>),
+}
+
+impl Cached {
+    fn len(&self) -> usize {
+        match self {
+            Cached::Bytes(b) | Cached::Fill(b) => b.len(),
+        }
+    }
+}
+
 /// A decoded chunk, or why it could not be decoded, computed once however many ask at once.
-type ChunkSlot = Arc<OnceLock<std::result::Result<Arc<Vec<u8>>, String>>>;
+type ChunkSlot = Arc<OnceLock<std::result::Result<Arc<Cached>, String>>>;
 
 #[derive(Default)]
 struct CacheState {
@@ -1280,7 +1403,7 @@ impl ChunkCache {
         self.decoded.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn chunk(&self, array: &ZarrArray, idx: &[u64]) -> Result<Arc<Vec<u8>>> {
+    fn chunk(&self, array: &ZarrArray, idx: &[u64]) -> Result<Arc<Cached>> {
         let key = (array.location(), idx.to_vec());
         let cell = {
             let mut st = self
@@ -1303,10 +1426,11 @@ impl ChunkCache {
                 if std::env::var_os("CUBEFORGE_TRACE_CHUNKS").is_some() {
                     eprintln!("decode {} {:?}", key.0, key.1);
                 }
-                array
-                    .read_chunk(idx)
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
+                match array.read_chunk_if_exists(idx) {
+                    Ok(Some(bytes)) => Ok(Arc::new(Cached::Bytes(bytes))),
+                    Ok(None) => Ok(Arc::new(Cached::Fill(array.fill_bytes()))),
+                    Err(e) => Err(e.to_string()),
+                }
             })
             .clone()
             .map_err(Error::Other)?;
@@ -1350,6 +1474,28 @@ impl ChunkCache {
         let esize = array.dtype().size();
         let total: u64 = shape.iter().product();
         let mut out = vec![0u8; usize::try_from(total).unwrap_or(0) * esize];
+        self.read_region_into(array, start, shape, &mut out)?;
+        Ok(crate::dtype::RawArray {
+            dtype: array.dtype(),
+            shape: shape.to_vec(),
+            bytes: out,
+        })
+    }
+
+    /// Read a region of an array through the cache into `out` (C order, native endian, exactly
+    /// the region's size).
+    ///
+    /// # Errors
+    /// Read and decode errors naming the chunk.
+    pub fn read_region_into(
+        &self,
+        array: &ZarrArray,
+        start: &[u64],
+        shape: &[u64],
+        out: &mut [u8],
+    ) -> Result<()> {
+        let esize = array.dtype().size();
+        let total: u64 = shape.iter().product();
         let inner = array.inner();
         let subset =
             zarrs::array::ArraySubset::new_with_start_shape(start.to_vec(), shape.to_vec())
@@ -1365,23 +1511,23 @@ impl ChunkCache {
                 let cs = inner
                     .chunk_subset(&idx)
                     .map_err(|e| Error::Other(e.to_string()))?;
-                let data = self.chunk(array, &idx)?;
-                crate::zarr::copy_region(
-                    &data,
-                    cs.shape(),
-                    cs.start(),
-                    &mut out,
-                    shape,
-                    start,
-                    esize,
-                );
+                match &*self.chunk(array, &idx)? {
+                    Cached::Bytes(data) => crate::zarr::copy_region(
+                        data,
+                        cs.shape(),
+                        cs.start(),
+                        out,
+                        shape,
+                        start,
+                        esize,
+                    ),
+                    Cached::Fill(elem) => {
+                        crate::zarr::fill_region(elem, cs.shape(), cs.start(), out, shape, start);
+                    }
+                }
             }
         }
-        Ok(crate::dtype::RawArray {
-            dtype: array.dtype(),
-            shape: shape.to_vec(),
-            bytes: out,
-        })
+        Ok(())
     }
 }
 
@@ -1444,6 +1590,55 @@ mod tests {
             b.expand(&dims(&["x", "y"]), &[2, 2]),
             Data::F64(vec![1.0, 3.0, 2.0, 4.0])
         );
+    }
+
+    #[test]
+    fn scalar_operands_agree_with_broadcast_ones() {
+        let x = Data::F32(vec![1.0, f32::NAN, 3.0, -2.0]);
+        let c = Data::F32(vec![2.0]);
+        let c4 = Data::F32(vec![2.0; 4]);
+        for op in [BinOp::Add, BinOp::Div, BinOp::Lt, BinOp::Eq] {
+            let out = if op.is_comparison() {
+                VType::Bool
+            } else {
+                VType::F32
+            };
+            let (tx, tc) = (VType::F32, VType::F32);
+            // compared as text, where NaN equals NaN
+            assert_eq!(
+                format!("{:?}", binary(op, &x, &c, tx, tc, out, 4)),
+                format!("{:?}", binary(op, &x, &c4, tx, tc, out, 4))
+            );
+            assert_eq!(
+                format!("{:?}", binary(op, &c, &x, tc, tx, out, 4)),
+                format!("{:?}", binary(op, &c4, &x, tc, tx, out, 4))
+            );
+        }
+        let cond = [true, false, false, true];
+        let nan = Data::F32(vec![f32::NAN]);
+        let Data::F32(v) = select(&cond, x.clone(), &nan) else {
+            panic!("type changed")
+        };
+        assert_eq!(v[0].to_bits(), 1f32.to_bits());
+        assert!(v[1].is_nan() && v[2].is_nan());
+        assert_eq!(v[3].to_bits(), (-2f32).to_bits());
+    }
+
+    #[test]
+    fn take_copies_runs_of_positions() {
+        let b = Block {
+            dims: vec!["t".into(), "x".into()],
+            shape: vec![5, 2],
+            data: Data::F64((0..10).map(f64::from).collect()),
+        };
+        let t = take_axis(&b, 0, &[0, 1, 3, 4, 2]);
+        assert_eq!(t.shape, vec![5, 2]);
+        assert_eq!(
+            t.data,
+            Data::F64(vec![0.0, 1.0, 2.0, 3.0, 6.0, 7.0, 8.0, 9.0, 4.0, 5.0])
+        );
+        let t = take_axis(&b, 1, &[1]);
+        assert_eq!(t.data, Data::F64(vec![1.0, 3.0, 5.0, 7.0, 9.0]));
     }
 
     #[test]

@@ -730,10 +730,39 @@ impl ZarrArray {
     /// [`Error::CorruptChunk`] naming the chunk key when decoding fails, [`Error::Storage`] when
     /// reading it fails.
     pub fn read_chunk(&self, chunk: &[u64]) -> Result<Vec<u8>> {
+        match self.read_chunk_if_exists(chunk)? {
+            Some(bytes) => Ok(bytes),
+            None => {
+                let n: u64 = self
+                    .array
+                    .chunk_shape(chunk)
+                    .map_err(|e| Error::Other(e.to_string()))?
+                    .iter()
+                    .map(|x| x.get())
+                    .product();
+                Ok(self.fill_bytes().repeat(usize::try_from(n).unwrap_or(0)))
+            }
+        }
+    }
+
+    /// The fill value of the array, one element's native-endian bytes: what a missing chunk
+    /// holds everywhere.
+    #[must_use]
+    pub fn fill_bytes(&self) -> Vec<u8> {
+        self.array.fill_value().as_ne_bytes().to_vec()
+    }
+
+    /// A chunk's decoded bytes (C order, native endian), or `None` when the chunk is not stored
+    /// (it then holds the fill value everywhere).
+    ///
+    /// # Errors
+    /// A read failure, or a chunk that cannot be decoded, naming the chunk's key.
+    pub fn read_chunk_if_exists(&self, chunk: &[u64]) -> Result<Option<Vec<u8>>> {
         let key = self.array.chunk_key(chunk);
         let location = || self.store.location().join(key.as_str());
-        let bytes: ArrayBytes<'static> = match self.array.retrieve_chunk(chunk) {
-            Ok(b) => b,
+        let bytes: ArrayBytes<'static> = match self.array.retrieve_chunk_if_exists(chunk) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(None),
             Err(zarrs::array::ArrayError::StorageError(source)) => {
                 return Err(Error::Storage {
                     location: location(),
@@ -750,7 +779,7 @@ impl ZarrArray {
         let fixed = bytes
             .into_fixed()
             .map_err(|e| Error::Other(e.to_string()))?;
-        Ok(fixed.into_owned())
+        Ok(Some(fixed.into_owned()))
     }
 
     /// Some writers (z5py, the C++ z5 library) append bytes after a Blosc frame. zarr-python
@@ -914,11 +943,53 @@ pub fn copy_region(
     dst_start: &[u64],
     esize: usize,
 ) {
-    let ndim = src_shape.len();
-    if ndim == 0 {
+    if src_shape.is_empty() {
         dst[..esize].copy_from_slice(&src[..esize]);
         return;
     }
+    overlap_rows(src_shape, src_start, dst_shape, dst_start, |so, dof, n| {
+        dst[dof * esize..(dof + n) * esize].copy_from_slice(&src[so * esize..(so + n) * esize]);
+    });
+}
+
+/// Set the overlap of a block of fill values (shape `src_shape` at `src_start`, every element
+/// the `elem` bytes) with a destination block (shape `dst_shape` at `dst_start`).
+pub fn fill_region(
+    elem: &[u8],
+    src_shape: &[u64],
+    src_start: &[u64],
+    dst: &mut [u8],
+    dst_shape: &[u64],
+    dst_start: &[u64],
+) {
+    let esize = elem.len();
+    if src_shape.is_empty() {
+        dst[..esize].copy_from_slice(elem);
+        return;
+    }
+    let all_zero = elem.iter().all(|b| *b == 0);
+    overlap_rows(src_shape, src_start, dst_shape, dst_start, |_, dof, n| {
+        let row = &mut dst[dof * esize..(dof + n) * esize];
+        if all_zero {
+            row.fill(0);
+        } else {
+            for e in row.chunks_exact_mut(esize) {
+                e.copy_from_slice(elem);
+            }
+        }
+    });
+}
+
+/// Call `f(src_offset, dst_offset, len)` (in elements) for every row of the overlap of two
+/// C-ordered blocks of the same dimensionality (at least one), in order.
+fn overlap_rows(
+    src_shape: &[u64],
+    src_start: &[u64],
+    dst_shape: &[u64],
+    dst_start: &[u64],
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let ndim = src_shape.len();
     let mut lo = vec![0u64; ndim];
     let mut hi = vec![0u64; ndim];
     for d in 0..ndim {
@@ -937,7 +1008,7 @@ pub fn copy_region(
     };
     let ss = strides(src_shape);
     let ds = strides(dst_shape);
-    let row = usize::try_from(hi[ndim - 1] - lo[ndim - 1]).unwrap_or(0) * esize;
+    let row = usize::try_from(hi[ndim - 1] - lo[ndim - 1]).unwrap_or(0);
     let mut idx = lo.clone();
     loop {
         let mut so = 0usize;
@@ -946,7 +1017,7 @@ pub fn copy_region(
             so += usize::try_from(idx[d] - src_start[d]).unwrap_or(0) * ss[d];
             dof += usize::try_from(idx[d] - dst_start[d]).unwrap_or(0) * ds[d];
         }
-        dst[dof * esize..dof * esize + row].copy_from_slice(&src[so * esize..so * esize + row]);
+        f(so, dof, row);
         // advance the outer indices (all but the last)
         let mut d = ndim - 1;
         loop {
@@ -978,6 +1049,18 @@ mod tests {
         let mut win = vec![0u8; 4];
         copy_region(&src, &[2, 3], &[1, 1], &mut win, &[2, 2], &[2, 2], 1);
         assert_eq!(win, vec![5, 6, 0, 0]);
+    }
+
+    #[test]
+    fn fill_region_sets_only_the_overlap() {
+        // a 2x3 block of fill value 7 (two-byte elements) at (1,1) seen by a 2x2 window at (2,2)
+        let mut win = vec![0u8; 8];
+        fill_region(&[7, 0], &[2, 3], &[1, 1], &mut win, &[2, 2], &[2, 2]);
+        assert_eq!(win, vec![7, 0, 7, 0, 0, 0, 0, 0]);
+        // a zero fill value
+        let mut dst = vec![9u8; 4];
+        fill_region(&[0], &[1, 2], &[0, 0], &mut dst, &[2, 2], &[0, 0]);
+        assert_eq!(dst, vec![0, 0, 9, 9]);
     }
 
     #[test]
