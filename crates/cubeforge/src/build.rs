@@ -1352,6 +1352,8 @@ pub fn build(
     }
     // Order along the outermost dimension of the largest output variable (time, in a
     // time × lat × lon cube): the tasks that need the same input chunks then run together.
+    // Backwards: the reduction passes went forwards, so the input chunks still cached are the
+    // last ones.
     let first_dim = outs
         .iter()
         .max_by_key(|o| o.shape.iter().product::<u64>())
@@ -1364,8 +1366,27 @@ pub fn build(
             .iter()
             .position(|d| *d == first_dim)
             .map_or(0, |p| idx[p] * o.write_chunks[p]);
-        (t, *ai, idx.clone())
+        (std::cmp::Reverse(t), *ai, idx.clone())
     });
+    // Tell the cache which input chunks each task reads, in order, so that it keeps the ones
+    // needed soonest.
+    let needs: Vec<Vec<plan::Needed>> = tasks
+        .iter()
+        .map(|(ai, idx)| {
+            let o = &outs[*ai];
+            let mut keys = Vec::new();
+            if let OutSource::Node(n) = &o.source {
+                n.chunks_needed(&chunk_window(idx, &o.write_chunks, &o.shape), &mut keys);
+            }
+            keys
+        })
+        .collect();
+    let scheduled = cache.set_schedule(needs);
+    let tasks: Vec<(usize, usize, Vec<u64>)> = tasks
+        .into_iter()
+        .enumerate()
+        .map(|(i, (ai, idx))| (i, ai, idx))
+        .collect();
     let total = tasks.len() as u64;
     tracing::info!(chunks = total, order = %first_dim, "pass: output chunks");
     let done = AtomicU64::new(0);
@@ -1373,18 +1394,16 @@ pub fn build(
     let result = plan::for_each_in_order_with(
         &tasks,
         || (),
-        |(), (ai, idx)| -> Result<()> {
+        |(), (pos, ai, idx)| -> Result<()> {
+            if scheduled {
+                cache.started(*pos);
+            }
             let o = &outs[*ai];
             let key = o.array.chunk_key(idx);
             if opts.resume && chunk_is_good(&out_store, o, idx)? {
                 resumed.fetch_add(1, Ordering::Relaxed);
             } else {
-                let window: Window = idx
-                    .iter()
-                    .zip(&o.write_chunks)
-                    .zip(&o.shape)
-                    .map(|((i, c), n)| (i * c)..((i + 1) * c).min(*n))
-                    .collect();
+                let window = chunk_window(idx, &o.write_chunks, &o.shape);
                 let full_shape: Vec<u64> = o.write_chunks.clone();
                 let bytes = match &o.source {
                     OutSource::Values(b) => b.clone(),
@@ -1432,6 +1451,9 @@ pub fn build(
         },
         |()| {},
     );
+    if scheduled {
+        cache.clear_schedule();
+    }
     result?;
 
     tracing::info!(
@@ -1485,6 +1507,15 @@ pub fn build(
         input_chunks_decoded: cache.decoded(),
     };
     Ok((summary, Some(report)))
+}
+
+/// The window of output chunk `idx` for chunks of `chunks` in an array of `shape`.
+fn chunk_window(idx: &[u64], chunks: &[u64], shape: &[u64]) -> Window {
+    idx.iter()
+        .zip(chunks)
+        .zip(shape)
+        .map(|((i, c), n)| (i * c)..((i + 1) * c).min(*n))
+        .collect()
 }
 
 fn materialise_all(n: &NodeRef) -> Result<()> {

@@ -491,6 +491,72 @@ impl Node {
         }
     }
 
+    /// The stored input chunks that evaluating `window` reads, as the cache names them: what
+    /// [`Node::eval`] will ask the cache for (reductions are materialised apart and not included).
+    pub fn chunks_needed(&self, window: &Window, out: &mut Vec<Needed>) {
+        match &self.op {
+            Op::Source { array, .. } => {
+                let start: Vec<u64> = window.iter().map(|r| r.start).collect();
+                let shape: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
+                if shape.contains(&0) {
+                    return;
+                }
+                let Ok(subset) = zarrs::array::ArraySubset::new_with_start_shape(start, shape)
+                else {
+                    return;
+                };
+                if let Ok(Some(chunks)) = array.inner().chunks_in_array_subset(&subset) {
+                    let location = array.location();
+                    for idx in &chunks.indices() {
+                        let path = array.chunk_path(&idx);
+                        out.push(((location.clone(), idx.to_vec()), path));
+                    }
+                }
+            }
+            Op::Take { child, dim, index } => {
+                let axis = self.dims.iter().position(|d| d == dim).unwrap_or(0);
+                let r = &window[axis];
+                let sel = &index
+                    [usize::try_from(r.start).unwrap_or(0)..usize::try_from(r.end).unwrap_or(0)];
+                let lo = sel.iter().copied().min().unwrap_or(0);
+                let hi = sel.iter().copied().max().map_or(0, |m| m + 1);
+                let mut cw = window.clone();
+                cw[axis] = lo..hi;
+                child.chunks_needed(&cw, out);
+            }
+            Op::Unary(_, c) | Op::Cast(c) | Op::Transpose(c) => {
+                c.chunks_needed(&self.window_of(c, window), out);
+            }
+            Op::Binary(_, a, b) => {
+                a.chunks_needed(&self.window_of(a, window), out);
+                b.chunks_needed(&self.window_of(b, window), out);
+            }
+            Op::Where(a, b, c) | Op::Clip(a, b, c) => {
+                a.chunks_needed(&self.window_of(a, window), out);
+                b.chunks_needed(&self.window_of(b, window), out);
+                c.chunks_needed(&self.window_of(c, window), out);
+            }
+            Op::Reduce { .. } | Op::Const(_) | Op::Along { .. } => {}
+        }
+    }
+
+    /// The chunk cache the sources below this node read through (the first one found).
+    fn cache(&self) -> Option<Arc<ChunkCache>> {
+        match &self.op {
+            Op::Source { cache, .. } => Some(cache.clone()),
+            Op::Take { child, .. }
+            | Op::Unary(_, child)
+            | Op::Cast(child)
+            | Op::Transpose(child)
+            | Op::Reduce { child, .. } => child.cache(),
+            Op::Binary(_, a, b) => a.cache().or_else(|| b.cache()),
+            Op::Where(a, b, c) | Op::Clip(a, b, c) => {
+                a.cache().or_else(|| b.cache()).or_else(|| c.cache())
+            }
+            Op::Const(_) | Op::Along { .. } => None,
+        }
+    }
+
     fn window_of(&self, child: &Node, window: &Window) -> Window {
         child
             .dims
@@ -708,13 +774,37 @@ impl Node {
             .collect();
         // Blocks in order, one accumulator per worker: the workers read neighbouring input
         // chunks, which the chunk cache then serves once.
+        let window = |s: u64| -> Window {
+            let mut w: Window = child.shape.iter().map(|n| 0..*n).collect();
+            w[axis] = s..(s + step).min(len);
+            w
+        };
+        // The pass's reads, for the cache's eviction and read-ahead.
+        let cache = self.cache();
+        let scheduled = cache.as_ref().is_some_and(|c| {
+            c.set_schedule(
+                starts
+                    .iter()
+                    .map(|s| {
+                        let mut keys = Vec::new();
+                        child.chunks_needed(&window(*s), &mut keys);
+                        keys
+                    })
+                    .collect(),
+            )
+        });
+        let blocks: Vec<(usize, u64)> = starts.iter().copied().enumerate().collect();
         let partials: Mutex<Vec<Acc>> = Mutex::new(Vec::new());
-        for_each_in_order_with(
-            &starts,
+        let result = for_each_in_order_with(
+            &blocks,
             || Acc::new(n_out),
-            |acc, &s| {
-                let mut w: Window = child.shape.iter().map(|n| 0..*n).collect();
-                w[axis] = s..(s + step).min(len);
+            |acc, &(i, s)| {
+                if scheduled {
+                    if let Some(c) = &cache {
+                        c.started(i);
+                    }
+                }
+                let w = window(s);
                 let b = child.eval(&w)?;
                 acc.add(
                     &b,
@@ -730,7 +820,13 @@ impl Node {
                     p.push(acc);
                 }
             },
-        )?;
+        );
+        if scheduled {
+            if let Some(c) = &cache {
+                c.clear_schedule();
+            }
+        }
+        result?;
         let partials = partials
             .into_inner()
             .map_err(|_| Error::Other("reduction state poisoned".into()))?;
@@ -1343,6 +1439,22 @@ pub fn for_each_in_order_with<T: Sync, S>(
     }
 }
 
+/// Ask the kernel to start reading a file into the page cache (a hint: failures are ignored,
+/// a missing file is a chunk that is not stored).
+fn advise_will_need(path: &std::path::Path) {
+    #[cfg(target_os = "linux")]
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = nix::fcntl::posix_fadvise(
+            &f,
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = path;
+}
+
 /// A bounded cache of decoded chunks shared by all nodes of a build, so that each input chunk
 /// is decoded once while the output chunks that need it are computed.
 pub struct ChunkCache {
@@ -1350,6 +1462,16 @@ pub struct ChunkCache {
     state: Mutex<CacheState>,
     decoded: std::sync::atomic::AtomicU64,
 }
+
+/// A stored chunk: the array's location and the chunk's grid indices.
+pub type ChunkKey = (String, Vec<u64>);
+
+/// A chunk a task reads, with its file when the store is local.
+pub type Needed = (ChunkKey, Option<std::path::PathBuf>);
+
+/// How many tasks ahead of the latest one started the cache asks the kernel to read the files of
+/// the chunks they need.
+const PREFETCH_TASKS: usize = 48;
 
 /// A decoded chunk in the cache.
 #[derive(Debug)]
@@ -1373,9 +1495,28 @@ type ChunkSlot = Arc<OnceLock<std::result::Result<Arc<Cached>, String>>>;
 
 #[derive(Default)]
 struct CacheState {
-    map: HashMap<(String, Vec<u64>), (ChunkSlot, u64)>,
+    /// Slot, last use (tick), expected decoded size.
+    map: HashMap<ChunkKey, (ChunkSlot, u64, usize)>,
     bytes: usize,
     tick: u64,
+    /// For the pass under way: the (sorted) positions of the tasks that read each chunk.
+    uses: HashMap<ChunkKey, Vec<usize>>,
+    /// The position of the latest task started.
+    position: usize,
+    /// For the pass under way: the chunks each task reads, with their files.
+    needs: Vec<Vec<Needed>>,
+    /// Tasks below this position have had their files announced to the kernel.
+    prefetched: usize,
+}
+
+impl CacheState {
+    /// The position of the next task that reads `key`, if any (`usize::MAX` when none).
+    fn next_use(&self, key: &ChunkKey) -> usize {
+        self.uses.get(key).map_or(usize::MAX, |u| {
+            let i = u.partition_point(|p| *p < self.position);
+            u.get(i).copied().unwrap_or(usize::MAX)
+        })
+    }
 }
 
 impl std::fmt::Debug for ChunkCache {
@@ -1397,6 +1538,73 @@ impl ChunkCache {
         }
     }
 
+    /// Announce the pass to come: task `i` of it reads the chunks `needs[i]`. Eviction then
+    /// drops the cached chunk whose next use is farthest away (or that no task will read again),
+    /// instead of the least recently used one. Clears any earlier schedule.
+    ///
+    /// Local chunk files of the next tasks are announced to the kernel (`posix_fadvise`
+    /// `WILLNEED`) as the pass goes, so that reading them from disk overlaps computing.
+    ///
+    /// Returns `false`, changing nothing, when a schedule is already set (a pass nested in
+    /// another keeps the outer one's).
+    pub fn set_schedule(&self, needs: Vec<Vec<Needed>>) -> bool {
+        let mut uses: HashMap<ChunkKey, Vec<usize>> = HashMap::new();
+        for (i, keys) in needs.iter().enumerate() {
+            for (k, _) in keys {
+                let list = uses.entry(k.clone()).or_default();
+                if list.last() != Some(&i) {
+                    list.push(i);
+                }
+            }
+        }
+        let Ok(mut st) = self.state.lock() else {
+            return false;
+        };
+        if !st.needs.is_empty() {
+            return false;
+        }
+        st.uses = uses;
+        st.needs = needs;
+        st.position = 0;
+        st.prefetched = 0;
+        true
+    }
+
+    /// Task `i` of the scheduled pass has started.
+    pub fn started(&self, i: usize) {
+        let files: Vec<std::path::PathBuf> = {
+            let Ok(mut st) = self.state.lock() else {
+                return;
+            };
+            st.position = st.position.max(i);
+            let from = st.prefetched.max(i);
+            let to = (i + PREFETCH_TASKS).min(st.needs.len());
+            if from >= to {
+                return;
+            }
+            st.prefetched = to;
+            st.needs[from..to]
+                .iter()
+                .flatten()
+                .filter(|(k, _)| !st.map.contains_key(k))
+                .filter_map(|(_, p)| p.clone())
+                .collect()
+        };
+        for f in files {
+            advise_will_need(&f);
+        }
+    }
+
+    /// Forget the schedule (eviction is least recently used again).
+    pub fn clear_schedule(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.uses.clear();
+            st.needs.clear();
+            st.position = 0;
+            st.prefetched = 0;
+        }
+    }
+
     /// How many chunks have been decoded (a chunk decoded twice, after eviction, counts twice).
     #[must_use]
     pub fn decoded(&self) -> u64 {
@@ -1405,19 +1613,30 @@ impl ChunkCache {
 
     fn chunk(&self, array: &ZarrArray, idx: &[u64]) -> Result<Arc<Cached>> {
         let key = (array.location(), idx.to_vec());
+        let poisoned = || Error::Other("chunk cache poisoned".into());
         let cell = {
-            let mut st = self
-                .state
-                .lock()
-                .map_err(|_| Error::Other("chunk cache poisoned".into()))?;
+            let mut st = self.state.lock().map_err(|_| poisoned())?;
             st.tick += 1;
             let tick = st.tick;
-            let entry = st
-                .map
-                .entry(key.clone())
-                .or_insert_with(|| (Arc::new(OnceLock::new()), tick));
+            let fresh = !st.map.contains_key(&key);
+            let entry = st.map.entry(key.clone()).or_insert_with(|| {
+                // Room for the decoded chunk is made before decoding it, so that the cache and
+                // the chunks being decoded stay within the limit together.
+                let expected = array
+                    .inner()
+                    .chunk_shape(idx)
+                    .map(|s| s.iter().map(|n| n.get()).product::<u64>())
+                    .unwrap_or(0);
+                let expected =
+                    usize::try_from(expected).unwrap_or(usize::MAX) * array.dtype().size();
+                (Arc::new(OnceLock::new()), tick, expected)
+            });
             entry.1 = tick;
-            entry.0.clone()
+            let cell = entry.0.clone();
+            if fresh {
+                self.evict(&mut st, &key);
+            }
+            cell
         };
         let value = cell
             .get_or_init(|| {
@@ -1434,31 +1653,35 @@ impl ChunkCache {
             })
             .clone()
             .map_err(Error::Other)?;
-        // Account and evict least recently used entries beyond the limit.
-        let mut st = self
-            .state
-            .lock()
-            .map_err(|_| Error::Other("chunk cache poisoned".into()))?;
-        st.bytes = st
-            .map
-            .values()
-            .filter_map(|(c, _)| c.get().and_then(|r| r.as_ref().ok()).map(|v| v.len()))
-            .sum();
+        let mut st = self.state.lock().map_err(|_| poisoned())?;
+        self.evict(&mut st, &key);
+        Ok(value)
+    }
+
+    /// Evict decoded chunks other than `keep` until the cache (decoded chunks, plus the expected
+    /// size of those being decoded) is within the limit: first the chunk needed again last (or
+    /// never) by the scheduled pass, then the least recently used.
+    fn evict(&self, st: &mut CacheState, keep: &ChunkKey) {
+        let size = |(c, _, expected): &(ChunkSlot, u64, usize)| match c.get() {
+            Some(Ok(v)) => v.len(),
+            Some(Err(_)) => 0,
+            None => *expected,
+        };
+        st.bytes = st.map.values().map(size).sum();
         while st.bytes > self.limit && st.map.len() > 1 {
-            let Some(oldest) = st
+            let victim = st
                 .map
                 .iter()
-                .filter(|(k, _)| **k != key)
-                .min_by_key(|(_, (_, t))| *t)
-                .map(|(k, _)| k.clone())
-            else {
+                .filter(|(k, (c, _, _))| *k != keep && c.get().is_some())
+                .max_by_key(|(k, (_, t, _))| (st.next_use(k), std::cmp::Reverse(*t)))
+                .map(|(k, _)| k.clone());
+            let Some(victim) = victim else {
                 break;
             };
-            if let Some((c, _)) = st.map.remove(&oldest) {
-                st.bytes -= c.get().and_then(|r| r.as_ref().ok()).map_or(0, |v| v.len());
+            if let Some(entry) = st.map.remove(&victim) {
+                st.bytes -= size(&entry);
             }
         }
-        Ok(value)
     }
 
     /// Read a region of an array through the cache.
@@ -1622,6 +1845,56 @@ mod tests {
         assert_eq!(v[0].to_bits(), 1f32.to_bits());
         assert!(v[1].is_nan() && v[2].is_nan());
         assert_eq!(v[3].to_bits(), (-2f32).to_bits());
+    }
+
+    /// A memory store holding a float32 array `a` of shape [n] in chunks of 1 (chunk `n - 1`
+    /// not stored), uncompressed.
+    fn memory_array(name: &str, n: u64) -> ZarrArray {
+        use crate::store::Store;
+        let store = Store::open_str(&format!("memory://{name}")).expect("memory store");
+        let put = |key: &str, bytes: Vec<u8>| {
+            let k = zarrs_storage::StoreKey::new(key).expect("key");
+            store.storage().set(&k, bytes.into()).expect("set");
+        };
+        put(".zgroup", br#"{"zarr_format": 2}"#.to_vec());
+        let zarray = format!(
+            r#"{{"zarr_format": 2, "shape": [{n}], "chunks": [1], "dtype": "<f4",
+               "compressor": null, "filters": null, "fill_value": "NaN", "order": "C"}}"#
+        );
+        put("a/.zarray", zarray.into_bytes());
+        for i in 0..n - 1 {
+            #[allow(clippy::cast_precision_loss)]
+            put(&format!("a/{i}"), (i as f32).to_le_bytes().to_vec());
+        }
+        let listing = crate::zarr::list_group(&store, "").expect("listing");
+        ZarrArray::open(&store, &listing.arrays[0]).expect("array")
+    }
+
+    #[test]
+    fn cache_keeps_the_chunk_needed_soonest_and_fills_missing_chunks() {
+        let array = memory_array("plan-cache-schedule", 4);
+        let key = |i: u64| -> Needed { ((array.location(), vec![i]), None) };
+        // Room for two chunks; tasks read chunks 0, 1, 2, then 0 again.
+        let cache = ChunkCache::new(8);
+        let order = [0u64, 1, 2, 0];
+        assert!(cache.set_schedule(order.iter().map(|i| vec![key(*i)]).collect()));
+        let mut got = Vec::new();
+        for (task, i) in order.iter().enumerate() {
+            cache.started(task);
+            let raw = cache.read_region(&array, &[*i], &[1]).expect("read");
+            got.push(f32::from_le_bytes(
+                raw.bytes[..4].try_into().expect("4 bytes"),
+            ));
+        }
+        assert_eq!(got, vec![0.0, 1.0, 2.0, 0.0]);
+        // Least recently used eviction would have dropped chunk 0 for chunk 2 and decoded it
+        // again; the schedule drops chunk 1, which no later task reads.
+        assert_eq!(cache.decoded(), 3);
+        cache.clear_schedule();
+        // The chunk that is not stored reads as the fill value.
+        let raw = cache.read_region(&array, &[2], &[2]).expect("read");
+        let last = f32::from_le_bytes(raw.bytes[4..8].try_into().expect("4 bytes"));
+        assert!(last.is_nan());
     }
 
     #[test]

@@ -700,6 +700,13 @@ impl ZarrArray {
         self.store.location().join(&self.entry.path)
     }
 
+    /// The file holding a chunk, when the store is a local directory.
+    #[must_use]
+    pub fn chunk_path(&self, chunk: &[u64]) -> Option<std::path::PathBuf> {
+        let root = self.store.location().local_path()?;
+        Some(root.join(self.array.chunk_key(chunk).as_str()))
+    }
+
     /// The fill value as `f64` (from `zarrs`'s parsed fill value).
     #[must_use]
     pub fn fill_value_f64(&self) -> f64 {
