@@ -99,8 +99,14 @@ impl Location {
                 // of its prefix is refused instead, so no command acts on something else.
                 let raw_path = rest.split(['?', '#']).next().unwrap_or_default();
                 if let Some(bad) = raw_path.split('/').skip(1).find(|s| is_dot_segment(s)) {
+                    let kind = if decode_dots(bad).contains("..") {
+                        ".."
+                    } else {
+                        "."
+                    };
                     return Err(invalid(&format!(
-                        "key has a '{bad}' segment; object keys cannot climb out of their prefix"
+                        "key has a '{kind}' segment ('{bad}'); object keys cannot climb out of \
+                         their prefix"
                     )));
                 }
                 let url = url::Url::parse(text).map_err(|e| invalid(&e.to_string()))?;
@@ -148,12 +154,16 @@ impl Location {
 /// Whether a key segment is `.` or `..` (also percent-encoded), which object keys must not have.
 #[must_use]
 pub fn is_dot_segment(segment: &str) -> bool {
-    let decoded = segment
+    let decoded = decode_dots(segment);
+    decoded == "." || decoded == ".." || decoded.split('/').any(|s| s == "..")
+}
+
+fn decode_dots(segment: &str) -> String {
+    segment
         .replace("%2e", ".")
         .replace("%2E", ".")
         .replace("%2f", "/")
-        .replace("%2F", "/");
-    decoded == "." || decoded == ".." || decoded.split('/').any(|s| s == "..")
+        .replace("%2F", "/")
 }
 
 impl fmt::Display for Location {

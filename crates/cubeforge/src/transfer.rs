@@ -787,7 +787,8 @@ fn transfer(
                         )?;
                         return Ok((i, a != b));
                     }
-                    Ok((i, s.last_modified > d.last_modified))
+                    // Whole seconds: S3 and HTTP dates have no finer resolution.
+                    Ok((i, s.last_modified.timestamp() > d.last_modified.timestamp()))
                 }
             };
             let decisions: Vec<(usize, bool)> = futures::stream::iter(0..pairs.len())
