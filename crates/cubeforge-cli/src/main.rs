@@ -509,7 +509,10 @@ fn transfer_bar(global: GlobalArgs, verb: &'static str) -> (ProgressBar, impl Fn
     let update = move |p: Progress| {
         b.set_length(p.bytes_total);
         b.set_position(p.bytes_done);
-        b.set_message(format!("{verb} {}/{} objects", p.objects_done, p.objects_total));
+        b.set_message(format!(
+            "{verb} {}/{} objects",
+            p.objects_done, p.objects_total
+        ));
     };
     (bar, update)
 }
@@ -518,7 +521,11 @@ fn rate(bytes: u64, seconds: f64) -> String {
     if seconds <= 0.0 {
         return String::new();
     }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let per_second = (bytes as f64 / seconds) as u64;
     format!(", {}/s", human_bytes(per_second))
 }
@@ -581,7 +588,11 @@ fn transfer(
     if sync {
         text.push_str(&format!("; {} already up to date", report.skipped));
         if delete {
-            let verb = if report.dry_run { "would remove" } else { "removed" };
+            let verb = if report.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            };
             text.push_str(&format!("; {verb} {} extra", report.deleted));
         }
     }
@@ -636,7 +647,11 @@ fn rm(global: GlobalArgs, args: &RmArgs) -> Result<()> {
         return print_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     }
     if !global.quiet {
-        let verb = if report.dry_run { "would remove" } else { "removed" };
+        let verb = if report.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
         print_stdout(&format!(
             "{verb} {} objects ({}) at {}\n",
             report.deleted,

@@ -33,12 +33,18 @@ impl std::fmt::Debug for Profile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Profile")
             .field("name", &self.name)
-            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "<set>"))
+            .field(
+                "access_key_id",
+                &self.access_key_id.as_ref().map(|_| "<set>"),
+            )
             .field(
                 "secret_access_key",
                 &self.secret_access_key.as_ref().map(|_| "<set>"),
             )
-            .field("session_token", &self.session_token.as_ref().map(|_| "<set>"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<set>"),
+            )
             .field("region", &self.region)
             .field("endpoint_url", &self.endpoint_url)
             .finish()
@@ -73,12 +79,14 @@ pub fn from_env_and_files() -> Result<Option<Profile>> {
     let config = env_path("AWS_CONFIG_FILE", ".aws/config");
     let read = |p: &Option<PathBuf>| -> Result<Option<String>> {
         match p {
-            Some(p) if p.is_file() => std::fs::read_to_string(p).map(Some).map_err(|e| {
-                Error::Credentials {
-                    location: p.display().to_string(),
-                    reason: format!("cannot read the AWS configuration file: {e}"),
-                }
-            }),
+            Some(p) if p.is_file() => {
+                std::fs::read_to_string(p)
+                    .map(Some)
+                    .map_err(|e| Error::Credentials {
+                        location: p.display().to_string(),
+                        reason: format!("cannot read the AWS configuration file: {e}"),
+                    })
+            }
             _ => Ok(None),
         }
     };
@@ -217,7 +225,10 @@ aws_secret_access_key = secretconf
     fn debug_output_hides_secrets() {
         let w = resolve("work", Some(CREDENTIALS), Some(CONFIG)).unwrap();
         let text = format!("{w:?}");
-        assert!(!text.contains("secretwork") && !text.contains("tokenwork"), "{text}");
+        assert!(
+            !text.contains("secretwork") && !text.contains("tokenwork"),
+            "{text}"
+        );
         assert!(!text.contains("AKIDWORK"), "{text}");
     }
 }

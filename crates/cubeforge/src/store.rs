@@ -19,10 +19,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use object_store::ObjectStore;
 use zarrs_storage::storage_adapter::async_to_sync::{
     AsyncToSyncBlockOn, AsyncToSyncStorageAdapter,
 };
-use object_store::ObjectStore;
 use zarrs_storage::store::MemoryStore;
 use zarrs_storage::{ListableStorageTraits, ReadableWritableListableStorage, StorageError};
 

@@ -487,7 +487,12 @@ async fn copy_one(
             .acquire_many(kib(part * (PARTS_IN_FLIGHT as u64 + 1), budget_kib))
             .await
             .map_err(|e| (src.display(&job.from), e.to_string()))?;
-        let mut stream = src.store.get(&job.from).await.map_err(src_err)?.into_stream();
+        let mut stream = src
+            .store
+            .get(&job.from)
+            .await
+            .map_err(src_err)?
+            .into_stream();
         let upload = dst.store.put_multipart(&job.to).await.map_err(dst_err)?;
         let part = usize::try_from(part).unwrap_or(usize::MAX);
         let mut writer = WriteMultipart::new_with_chunk_size(upload, part);
@@ -567,8 +572,7 @@ fn remove_stale_staging_files(dir: &Path) {
             };
             if kind.is_dir() {
                 walk(&path);
-            } else if let Some((_, suffix)) = entry.file_name().to_string_lossy().rsplit_once('#')
-            {
+            } else if let Some((_, suffix)) = entry.file_name().to_string_lossy().rsplit_once('#') {
                 if !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()) {
                     tracing::debug!("removing staging file {}", path.display());
                     let _ = std::fs::remove_file(&path);
@@ -776,7 +780,9 @@ fn transfer(
                 let (s, to) = &pairs_ref[i];
                 let d = existing_ref.get(to.as_ref());
                 async move {
-                    let Some(d) = d else { return Ok::<_, Error>((i, true)) };
+                    let Some(d) = d else {
+                        return Ok::<_, Error>((i, true));
+                    };
                     if d.size != s.size {
                         return Ok((i, true));
                     }
