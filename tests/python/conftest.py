@@ -109,3 +109,13 @@ def cubeforge() -> Cubeforge:
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         pytest.fail(f"CUBEFORGE_BIN={value} is not an executable file; build cubeforge first", pytrace=False)
     return Cubeforge(binary)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on 127.0.0.1 with a free port, started once per session and stopped after."""
+    from s3_support import MotoServer
+
+    server = MotoServer()
+    yield server
+    server.stop()

@@ -9,7 +9,9 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use cubeforge::dataset::Dataset;
 use cubeforge::example::{write_example, ExampleOptions};
-use cubeforge::store::{Location, Store};
+use cubeforge::info::human_bytes;
+use cubeforge::store::{Location, Store, StoreOptions};
+use cubeforge::transfer::{Progress, TransferOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -39,6 +41,13 @@ struct GlobalArgs {
     /// More logging on standard error (-v info, -vv debug, -vvv trace).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Object stores: send unsigned requests (public buckets); no credentials are looked up.
+    #[arg(long, global = true)]
+    anon: bool,
+    /// Object stores: retries of a request that failed with a transient error (5xx, 429,
+    /// timeouts, dropped connections), with exponential backoff.
+    #[arg(long, global = true, default_value_t = 10)]
+    retries: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +60,89 @@ enum Command {
     /// Write example data.
     #[command(subcommand)]
     Example(ExampleCommand),
+    /// List objects, prefixes and Zarr stores (a Zarr store is one entry with its variables).
+    Ls(LsArgs),
+    /// Bytes and objects below a location; per variable for a Zarr store.
+    Du(DuArgs),
+    /// Copy an object or a whole store (local, bucket, bucket to bucket).
+    Cp(CopyArgs),
+    /// Copy only missing or changed objects (size and modification time, or --checksum);
+    /// rerun to resume after an interruption.
+    Sync(SyncArgs),
+    /// Remove an object, or with -r everything below a prefix (a whole store).
+    Rm(RmArgs),
+}
+
+#[derive(Debug, Args)]
+struct LsArgs {
+    /// Path or URL (file://, s3://, gs://, az://, http(s)://).
+    url: String,
+    /// Sizes and times; total size and object count of Zarr stores.
+    #[arg(short, long)]
+    long: bool,
+    /// Every object below, recursively.
+    #[arg(short, long)]
+    recursive: bool,
+}
+
+#[derive(Debug, Args)]
+struct DuArgs {
+    /// Path or URL.
+    url: String,
+}
+
+#[derive(Debug, Args)]
+struct TransferArgs {
+    /// Source path or URL: an object, or a prefix (such as a Zarr store) copied whole.
+    src: String,
+    /// Destination path or URL. A single object goes into it when it ends with '/' or is an
+    /// existing directory; a prefix's objects go below it.
+    dst: String,
+    /// Show what would be copied; copy nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+struct CopyArgs {
+    #[command(flatten)]
+    common: TransferArgs,
+}
+
+#[derive(Debug, Args)]
+struct SyncArgs {
+    #[command(flatten)]
+    common: TransferArgs,
+    /// Compare contents (MD5, from S3 ETags where they are one) instead of modification times.
+    #[arg(long)]
+    checksum: bool,
+    /// Also remove destination objects that the source does not have.
+    #[arg(long)]
+    delete: bool,
+}
+
+#[derive(Debug, Args)]
+struct RmArgs {
+    /// Path or URL of an object, or with -r of a prefix.
+    url: String,
+    /// Remove everything below the prefix.
+    #[arg(short, long)]
+    recursive: bool,
+    /// Do not ask for confirmation (needed when standard input is not a terminal).
+    #[arg(short, long)]
+    yes: bool,
+    /// Allow removing a whole bucket, container or file-system root with -r.
+    #[arg(long)]
+    force_root: bool,
+    /// Show what would be removed; remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
 }
 
 #[derive(Debug, Args)]
@@ -164,11 +256,25 @@ fn init_logging(global: GlobalArgs) {
         .try_init();
 }
 
+fn store_options(global: GlobalArgs) -> StoreOptions {
+    StoreOptions {
+        anon: global.anon,
+        max_retries: global.retries,
+        ..StoreOptions::default()
+    }
+}
+
 fn run(cli: &Cli) -> Result<()> {
+    cubeforge::store::set_default_options(store_options(cli.global));
     match &cli.command {
         Command::Info(args) => info(cli.global, args),
         Command::Build(args) => build(cli.global, args),
         Command::Example(ExampleCommand::Io(args)) => example_io(cli.global, args),
+        Command::Ls(args) => ls(cli.global, args),
+        Command::Du(args) => du(cli.global, args),
+        Command::Cp(args) => transfer(cli.global, &args.common, false, false, false),
+        Command::Sync(args) => transfer(cli.global, &args.common, true, args.checksum, args.delete),
+        Command::Rm(args) => rm(cli.global, args),
     }
 }
 
@@ -388,4 +494,246 @@ fn zarrs_erase_all(store: &Store) -> Result<()> {
     use cubeforge::zarr::erase_prefix;
     erase_prefix(store, "")?;
     Ok(())
+}
+
+fn transfer_bar(global: GlobalArgs, verb: &'static str) -> (ProgressBar, impl Fn(Progress) + Sync) {
+    let bar = if global.quiet || global.json {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:25}] {bytes}/{total_bytes}, {binary_bytes_per_sec}, ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    };
+    let b = bar.clone();
+    let update = move |p: Progress| {
+        b.set_length(p.bytes_total);
+        b.set_position(p.bytes_done);
+        b.set_message(format!(
+            "{verb} {}/{} objects",
+            p.objects_done, p.objects_total
+        ));
+    };
+    (bar, update)
+}
+
+fn rate(bytes: u64, seconds: f64) -> String {
+    if seconds <= 0.0 {
+        return String::new();
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let per_second = (bytes as f64 / seconds) as u64;
+    format!(", {}/s", human_bytes(per_second))
+}
+
+fn transfer(
+    global: GlobalArgs,
+    args: &TransferArgs,
+    sync: bool,
+    checksum: bool,
+    delete: bool,
+) -> Result<()> {
+    let options = TransferOptions {
+        concurrency: usize::from(args.concurrency),
+        dry_run: args.dry_run,
+        checksum,
+        delete,
+        ..TransferOptions::default()
+    };
+    let started = Instant::now();
+    let (bar, update) = transfer_bar(global, "copying");
+    let store_options = store_options(global);
+    let result = if sync {
+        cubeforge::transfer::sync(&args.src, &args.dst, &store_options, &options, &update)
+    } else {
+        cubeforge::transfer::copy(&args.src, &args.dst, &store_options, &options, &update)
+    };
+    bar.finish_and_clear();
+    let report = result?;
+    let seconds = started.elapsed().as_secs_f64();
+    if global.json {
+        let mut doc = serde_json::to_value(&report)?;
+        if let Some(o) = doc.as_object_mut() {
+            o.insert("seconds".into(), json!(seconds));
+        }
+        return print_stdout(&format!("{}\n", serde_json::to_string_pretty(&doc)?));
+    }
+    if global.quiet {
+        return Ok(());
+    }
+    let mut text = if report.dry_run {
+        format!(
+            "would copy {} of {} objects ({}) from {} to {}",
+            report.copied,
+            report.objects,
+            human_bytes(report.copied_bytes),
+            report.source,
+            report.destination
+        )
+    } else {
+        format!(
+            "copied {} of {} objects ({}) from {} to {} in {seconds:.1} s{}",
+            report.copied,
+            report.objects,
+            human_bytes(report.copied_bytes),
+            report.source,
+            report.destination,
+            rate(report.copied_bytes, seconds)
+        )
+    };
+    if sync {
+        text.push_str(&format!("; {} already up to date", report.skipped));
+        if delete {
+            let verb = if report.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            };
+            text.push_str(&format!("; {verb} {} extra", report.deleted));
+        }
+    }
+    text.push('\n');
+    if report.dry_run {
+        for k in &report.copied_keys {
+            text.push_str(&format!("  {k}\n"));
+        }
+    }
+    print_stdout(&text)
+}
+
+fn rm(global: GlobalArgs, args: &RmArgs) -> Result<()> {
+    use std::io::IsTerminal as _;
+    let store_options = store_options(global);
+    let plan = cubeforge::transfer::plan_remove(
+        &args.url,
+        args.recursive,
+        args.force_root,
+        &store_options,
+    )?;
+    let what = format!(
+        "{} object{} ({})",
+        plan.objects,
+        if plan.objects == 1 { "" } else { "s" },
+        human_bytes(plan.bytes),
+    );
+    if args.recursive && !args.dry_run && !args.yes {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "{}: refusing to remove {what} without confirmation; pass --yes",
+                plan.location()
+            );
+        }
+        eprint!("remove {what} at {}? [y/N] ", plan.location());
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
+            anyhow::bail!("{}: not confirmed; nothing removed", plan.location());
+        }
+    }
+    let options = TransferOptions {
+        concurrency: usize::from(args.concurrency),
+        dry_run: args.dry_run,
+        ..TransferOptions::default()
+    };
+    let (bar, update) = transfer_bar(global, "removing");
+    let result = cubeforge::transfer::remove(plan, &options, &update);
+    bar.finish_and_clear();
+    let report = result?;
+    if global.json {
+        return print_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?));
+    }
+    if !global.quiet {
+        let verb = if report.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        print_stdout(&format!(
+            "{verb} {} objects ({}) at {}\n",
+            report.deleted,
+            human_bytes(report.bytes),
+            report.location
+        ))?;
+    }
+    Ok(())
+}
+
+fn ls(global: GlobalArgs, args: &LsArgs) -> Result<()> {
+    let entries =
+        cubeforge::transfer::list(&args.url, args.long, args.recursive, &store_options(global))?;
+    if global.json {
+        let doc = json!({"location": args.url, "entries": entries});
+        return print_stdout(&format!("{}\n", serde_json::to_string_pretty(&doc)?));
+    }
+    let mut text = String::new();
+    for e in &entries {
+        let zarr = match e.zarr_format {
+            Some(f) => format!("  [zarr v{f}: {}]", e.variables.join(", ")),
+            None => String::new(),
+        };
+        if args.long {
+            let size = e.size.map(human_bytes).unwrap_or_default();
+            let detail = match (&e.last_modified, e.objects) {
+                (Some(t), _) => t.clone(),
+                (None, Some(n)) => format!("{n} objects"),
+                (None, None) => String::new(),
+            };
+            text.push_str(&format!("{size:>10}  {detail:<25}  {}{zarr}\n", e.name));
+        } else {
+            text.push_str(&format!("{}{zarr}\n", e.name));
+        }
+    }
+    print_stdout(&text)
+}
+
+fn du(global: GlobalArgs, args: &DuArgs) -> Result<()> {
+    let spinner = if global.quiet || global.json {
+        ProgressBar::hidden()
+    } else {
+        let s = ProgressBar::new_spinner();
+        s.set_style(
+            ProgressStyle::with_template("{spinner} listing: {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        s
+    };
+    let sp = spinner.clone();
+    let result = cubeforge::transfer::usage(&args.url, &store_options(global), &|n, bytes| {
+        sp.set_message(format!("{n} objects, {}", human_bytes(bytes)));
+        sp.tick();
+    });
+    spinner.finish_and_clear();
+    let usage = result?;
+    if global.json {
+        return print_stdout(&format!("{}\n", serde_json::to_string_pretty(&usage)?));
+    }
+    let mut text = format!(
+        "{:>10}  {:>8} objects  {}{}\n",
+        human_bytes(usage.bytes),
+        usage.objects,
+        usage.location,
+        usage
+            .zarr_format
+            .map(|f| format!("  [zarr v{f}]"))
+            .unwrap_or_default()
+    );
+    if usage.parts.len() > 1 || usage.zarr_format.is_some() {
+        for (name, p) in &usage.parts {
+            text.push_str(&format!(
+                "{:>10}  {:>8} objects    {name}\n",
+                human_bytes(p.bytes),
+                p.objects
+            ));
+        }
+    }
+    print_stdout(&text)
 }

@@ -96,6 +96,32 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Credentials or configuration that cannot be used (the values themselves are never shown).
+    #[error("{location}: {reason}")]
+    Credentials {
+        /// The file or variable involved.
+        location: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An operation refused for safety (removing a bucket root, writing to a read-only store).
+    #[error("{location}: refused: {reason}")]
+    Refused {
+        /// The URL or path.
+        location: String,
+        /// Why, and how to do it anyway where that is possible.
+        reason: String,
+    },
+    /// A transfer that stopped on an error; `done` says what was completed before it.
+    #[error("{location}: {reason} ({done})")]
+    Transfer {
+        /// The object that failed (full URL or path).
+        location: String,
+        /// The backend's error.
+        reason: String,
+        /// What had completed, e.g. `12 of 40 objects copied before the failure`.
+        done: String,
+    },
     /// Anything else, already phrased for the user.
     #[error("{0}")]
     Other(String),

@@ -27,6 +27,7 @@
 //! # Ok::<(), cubeforge::Error>(())
 //! ```
 
+pub mod aws_profile;
 pub mod build;
 pub mod cf;
 pub mod dataset;
@@ -38,6 +39,7 @@ pub mod info;
 pub mod plan;
 pub mod recipe;
 pub mod store;
+pub mod transfer;
 pub mod zarr;
 
 pub use error::{Error, Result};

@@ -19,6 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use object_store::ObjectStore;
 use zarrs_storage::storage_adapter::async_to_sync::{
     AsyncToSyncBlockOn, AsyncToSyncStorageAdapter,
 };
@@ -94,6 +95,20 @@ impl Location {
             }
             "s3" | "s3a" | "gs" | "gcs" | "az" | "abfs" | "abfss" | "azure" | "adl" | "http"
             | "https" => {
+                // The `url` crate would resolve `a/../b` to `b` silently; a key that climbs out
+                // of its prefix is refused instead, so no command acts on something else.
+                let raw_path = rest.split(['?', '#']).next().unwrap_or_default();
+                if let Some(bad) = raw_path.split('/').skip(1).find(|s| is_dot_segment(s)) {
+                    let kind = if decode_dots(bad).contains("..") {
+                        ".."
+                    } else {
+                        "."
+                    };
+                    return Err(invalid(&format!(
+                        "key has a '{kind}' segment ('{bad}'); object keys cannot climb out of \
+                         their prefix"
+                    )));
+                }
                 let url = url::Url::parse(text).map_err(|e| invalid(&e.to_string()))?;
                 if url.host_str().is_none_or(str::is_empty) {
                     return Err(invalid("missing bucket or host name"));
@@ -136,6 +151,21 @@ impl Location {
     }
 }
 
+/// Whether a key segment is `.` or `..` (also percent-encoded), which object keys must not have.
+#[must_use]
+pub fn is_dot_segment(segment: &str) -> bool {
+    let decoded = decode_dots(segment);
+    decoded == "." || decoded == ".." || decoded.split('/').any(|s| s == "..")
+}
+
+fn decode_dots(segment: &str) -> String {
+    segment
+        .replace("%2e", ".")
+        .replace("%2E", ".")
+        .replace("%2f", "/")
+        .replace("%2F", "/")
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -144,6 +174,58 @@ impl fmt::Display for Location {
             Location::Object(o) => write!(f, "{}", o.url.as_str().trim_end_matches('/')),
         }
     }
+}
+
+/// How object stores are reached: anonymous access, retries and timeouts.
+///
+/// The CLI sets the process-wide default once ([`set_default_options`]) from its global flags;
+/// [`Store::open`] and the [`crate::transfer`] commands use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Send unsigned requests (public buckets): no credentials are looked up.
+    pub anon: bool,
+    /// Retries of a request that failed with a transient error (5xx, 429, timeouts, dropped
+    /// connections), with exponential backoff.
+    pub max_retries: usize,
+    /// Give up retrying a request after this long.
+    pub retry_timeout: std::time::Duration,
+    /// Time limit of one request, from sending to the end of the response body.
+    pub request_timeout: std::time::Duration,
+    /// Time limit of opening a connection.
+    pub connect_timeout: std::time::Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            anon: false,
+            max_retries: 10,
+            retry_timeout: std::time::Duration::from_secs(180),
+            request_timeout: std::time::Duration::from_secs(120),
+            connect_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+fn default_options_cell() -> &'static Mutex<StoreOptions> {
+    static OPTIONS: OnceLock<Mutex<StoreOptions>> = OnceLock::new();
+    OPTIONS.get_or_init(Mutex::default)
+}
+
+/// Set the options every later [`Store::open`] uses.
+pub fn set_default_options(options: StoreOptions) {
+    if let Ok(mut o) = default_options_cell().lock() {
+        *o = options;
+    }
+}
+
+/// The options [`Store::open`] uses.
+#[must_use]
+pub fn default_options() -> StoreOptions {
+    default_options_cell()
+        .lock()
+        .map(|o| o.clone())
+        .unwrap_or_default()
 }
 
 /// An opened store: a location plus the synchronous storage handle `zarrs` reads and writes.
@@ -366,56 +448,136 @@ fn open_object_store(
     obj: &ObjectUrl,
 ) -> Result<ReadableWritableListableStorage> {
     use object_store::prefix::PrefixStore;
-    use object_store::ObjectStore;
 
-    let url = &obj.url;
-    let config_err = |e: object_store::Error| Error::Storage {
-        location: location.to_string(),
-        source: StorageError::Other(format!("cannot configure object store: {e}")),
-    };
-    let (store, prefix): (Arc<dyn ObjectStore>, String) = match obj.service {
-        ObjectService::S3 => {
-            let s = object_store::aws::AmazonS3Builder::from_env()
-                .with_url(url.as_str())
-                .build()
-                .map_err(config_err)?;
-            (Arc::new(s), url.path().to_string())
-        }
-        ObjectService::Gcs => {
-            let s = object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                .with_url(url.as_str())
-                .build()
-                .map_err(config_err)?;
-            (Arc::new(s), url.path().to_string())
-        }
-        ObjectService::Azure => {
-            let s = object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_url(url.as_str())
-                .build()
-                .map_err(config_err)?;
-            (Arc::new(s), url.path().to_string())
-        }
-        ObjectService::Http => {
-            let mut root = url.clone();
-            root.set_path("/");
-            let s = object_store::http::HttpBuilder::new()
-                .with_url(root.as_str())
-                .build()
-                .map_err(config_err)?;
-            (Arc::new(s), url.path().to_string())
-        }
-    };
-    let prefix = prefix.trim_matches('/').to_string();
-    let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+    let (store, prefix) = object_store_for(location, obj, &default_options())?;
+    let store: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
         store
     } else {
-        Arc::new(PrefixStore::new(store, prefix.as_str()))
+        Arc::new(PrefixStore::new(store, prefix))
     };
     let async_store = Arc::new(zarrs_object_store::AsyncObjectStore::new(store));
     Ok(Arc::new(AsyncToSyncStorageAdapter::new(
         async_store,
         TokioBlockOn,
     )))
+}
+
+/// The `object_store` client of an object URL's bucket (or HTTP host) and the key prefix inside
+/// it.
+///
+/// Credentials and endpoints come from the conventional variables (`AWS_*`, `GOOGLE_*`,
+/// `AZURE_*`, read by `object_store`'s `from_env` builders) and, for S3, from the AWS shared
+/// configuration files ([`crate::aws_profile`]) where the variables leave them unset. Retries and
+/// timeouts come from `options`; `options.anon` sends unsigned requests.
+///
+/// # Errors
+/// [`Error::Storage`] when the client cannot be configured, [`Error::InvalidUrl`] for a key that
+/// `object_store` refuses, [`Error::Credentials`] for an unreadable AWS profile.
+pub fn object_store_for(
+    location: &Location,
+    obj: &ObjectUrl,
+    options: &StoreOptions,
+) -> Result<(Arc<dyn ObjectStore>, object_store::path::Path)> {
+    use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+
+    let url = &obj.url;
+    let config_err = |e: object_store::Error| Error::Storage {
+        location: location.to_string(),
+        source: StorageError::Other(format!("cannot configure object store: {e}")),
+    };
+    let retry = RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: std::time::Duration::from_millis(100),
+            max_backoff: std::time::Duration::from_secs(15),
+            base: 2.0,
+        },
+        max_retries: options.max_retries,
+        retry_timeout: options.retry_timeout,
+    };
+    let client = |allow_http: bool| {
+        ClientOptions::new()
+            .with_timeout(options.request_timeout)
+            .with_connect_timeout(options.connect_timeout)
+            .with_pool_idle_timeout(std::time::Duration::from_secs(50))
+            .with_allow_http(allow_http)
+    };
+    let store: Arc<dyn ObjectStore> = match obj.service {
+        ObjectService::S3 => {
+            let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(url.as_str());
+            let profile = crate::aws_profile::from_env_and_files()?;
+            let env_set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+            if !options.anon && !env_set("AWS_ACCESS_KEY_ID") {
+                if let Some(p) = &profile {
+                    if let (Some(id), Some(secret)) = (&p.access_key_id, &p.secret_access_key) {
+                        b = b.with_access_key_id(id).with_secret_access_key(secret);
+                        if let Some(token) = &p.session_token {
+                            b = b.with_token(token);
+                        }
+                    }
+                }
+            }
+            if !env_set("AWS_REGION") && !env_set("AWS_DEFAULT_REGION") {
+                if let Some(region) = profile.as_ref().and_then(|p| p.region.as_ref()) {
+                    b = b.with_region(region);
+                }
+            }
+            let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
+                .ok()
+                .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+                .filter(|e| !e.is_empty())
+                .or_else(|| profile.as_ref().and_then(|p| p.endpoint_url.clone()));
+            let mut allow_http = false;
+            if let Some(endpoint) = endpoint {
+                allow_http = endpoint.starts_with("http://");
+                b = b.with_endpoint(endpoint);
+            }
+            let s = b
+                .with_skip_signature(options.anon)
+                .with_retry(retry)
+                .with_client_options(client(allow_http || env_set("AWS_ALLOW_HTTP")))
+                .build()
+                .map_err(config_err)?;
+            Arc::new(s)
+        }
+        ObjectService::Gcs => {
+            let s = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(url.as_str())
+                .with_skip_signature(options.anon)
+                .with_retry(retry)
+                .with_client_options(client(false))
+                .build()
+                .map_err(config_err)?;
+            Arc::new(s)
+        }
+        ObjectService::Azure => {
+            let s = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .with_skip_signature(options.anon)
+                .with_retry(retry)
+                .with_client_options(client(false))
+                .build()
+                .map_err(config_err)?;
+            Arc::new(s)
+        }
+        ObjectService::Http => {
+            let mut root = url.clone();
+            root.set_path("/");
+            root.set_query(None);
+            let s = object_store::http::HttpBuilder::new()
+                .with_url(root.as_str())
+                .with_retry(retry)
+                .with_client_options(client(url.scheme() == "http"))
+                .build()
+                .map_err(config_err)?;
+            Arc::new(s)
+        }
+    };
+    let raw = url.path().trim_matches('/');
+    let prefix = object_store::path::Path::from_url_path(raw).map_err(|e| Error::InvalidUrl {
+        url: location.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok((store, prefix))
 }
 
 #[cfg(test)]
@@ -456,6 +618,26 @@ mod tests {
             let err = Location::parse(bad).unwrap_err();
             assert!(matches!(err, Error::InvalidUrl { .. }), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn refuses_dot_segments_in_object_keys() {
+        for bad in [
+            "s3://bucket/a/../b",
+            "s3://bucket/..",
+            "s3://bucket/a/./b",
+            "gs://bucket/a/%2e%2e/b",
+            "s3://bucket/a/..%2Fb",
+        ] {
+            let err = Location::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("segment"), "{bad}: {err}");
+        }
+        // Local paths may climb: that is how relative paths work.
+        assert!(matches!(
+            Location::parse("../x.zarr").unwrap(),
+            Location::Local(_)
+        ));
+        assert!(Location::parse("s3://bucket/a..b/c").is_ok());
     }
 
     #[test]
