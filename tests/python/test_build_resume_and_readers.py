@@ -33,11 +33,18 @@ def source(cubeforge, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference_build(cubeforge, source, tmp_path_factory) -> Path:
-    """An uninterrupted build of the tutorial recipe."""
+def reference_timed(cubeforge, source, tmp_path_factory) -> tuple[Path, float]:
+    """An uninterrupted one-worker build of the tutorial recipe, and how long it took."""
     out = tmp_path_factory.mktemp("resume-reference") / "cube.zarr"
-    cubeforge.run("build", RECIPE, "--input", source, "--output", out, "--quiet")
-    return out
+    start = time.monotonic()
+    cubeforge.run("build", RECIPE, "--input", source, "--output", out, "--quiet", "--jobs", "1")
+    return out, time.monotonic() - start
+
+
+@pytest.fixture(scope="module")
+def reference_build(reference_timed) -> Path:
+    """An uninterrupted build of the tutorial recipe."""
+    return reference_timed[0]
 
 
 def chunk_files(root: Path) -> list[Path]:
@@ -50,27 +57,35 @@ def chunk_files(root: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_killed_build_resumes_to_identical_chunks(cubeforge, source, reference_build, tmp_path, seed):
+def test_killed_build_resumes_to_identical_chunks(cubeforge, source, reference_timed, tmp_path, seed):
+    reference_build, seconds = reference_timed
     out = tmp_path / "cube.zarr"
     rng = random.Random(seed)
     args = [str(cubeforge.binary), "build", str(RECIPE), "--input", str(source), "--output", str(out), "--quiet", "--jobs", "1"]
     kills = 0
-    for attempt in range(3):
-        cmd = args + (["--resume"] if attempt else [])
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.05, 0.6))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            # An interrupted build has no group or consolidated metadata: readers refuse it.
-            if out.exists():
-                with pytest.raises(Exception):
-                    xr.open_zarr(out).load()
-        else:
-            assert proc.returncode == 0, proc.stderr.read().decode()
+    # Kill at a random moment of a whole build's time (process start and planning included),
+    # whatever the machine's speed; when a build finishes first, start again with shorter delays.
+    for round_ in range(6):
+        shutil.rmtree(out, ignore_errors=True)
+        scale = seconds * 0.5**round_
+        for attempt in range(3):
+            cmd = args + (["--resume"] if attempt else [])
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(rng.uniform(0.02, 0.9) * scale)
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                # An interrupted build has no group or consolidated metadata: readers refuse it.
+                if out.exists():
+                    with pytest.raises(Exception):
+                        xr.open_zarr(out).load()
+            else:
+                assert proc.returncode == 0, proc.stderr.read().decode()
+                break
+        if kills:
             break
-    assert kills >= 1, "the build finished before it could be interrupted; lower the delay"
+    assert kills >= 1, "the build finished before it could be interrupted"
     done = subprocess.run(args + ["--resume"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
