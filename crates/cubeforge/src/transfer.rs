@@ -540,11 +540,47 @@ async fn run_jobs(
     progress(counters.snapshot());
     let budget_kib = u32::try_from((options.memory_budget / 1024).max(1)).unwrap_or(u32::MAX);
     let budget = Semaphore::new(budget_kib as usize);
-    let result = futures::stream::iter(jobs.iter().map(Ok))
-        .try_for_each_concurrent(options.concurrency.max(1), |job| {
-            copy_one(src, dst, job, &budget, budget_kib, &counters, progress)
-        })
-        .await;
+    // The request futures do CPU work when polled (payload hashing for signatures, checksums,
+    // local file reads' completion): one thread polling them all was the bottleneck of uploads.
+    // Several threads each drive a share of the in-flight requests, taking jobs from one queue.
+    let threads = std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .clamp(1, 8)
+        .min(jobs.len().max(1));
+    let per_thread = options.concurrency.max(1).div_ceil(threads);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let first_error: std::sync::Mutex<Option<(String, String)>> = std::sync::Mutex::new(None);
+    let drive = || {
+        let pending = std::iter::from_fn(|| {
+            if failed.load(Ordering::Relaxed) {
+                return None;
+            }
+            jobs.get(next.fetch_add(1, Ordering::Relaxed)).map(Ok)
+        });
+        let result = runtime().block_on(futures::stream::iter(pending).try_for_each_concurrent(
+            per_thread,
+            |job| copy_one(src, dst, job, &budget, budget_kib, &counters, progress),
+        ));
+        if let Err(e) = result {
+            failed.store(true, Ordering::Relaxed);
+            if let Ok(mut slot) = first_error.lock() {
+                slot.get_or_insert(e);
+            }
+        }
+    };
+    // The calling task only waits: the work runs on plain threads that enter the runtime.
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(&drive);
+            }
+        });
+    });
+    let result = match first_error.into_inner() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(()),
+    };
     let done = counters.objects.load(Ordering::Relaxed);
     match result {
         Ok(()) => Ok(counters.bytes.load(Ordering::Relaxed)),
