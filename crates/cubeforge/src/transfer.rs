@@ -36,7 +36,7 @@ use crate::store::{
 
 /// Objects larger than this are streamed through multipart uploads; smaller ones are copied
 /// with one read and one write.
-pub const MULTIPART_THRESHOLD: u64 = 8 << 20;
+pub const MULTIPART_THRESHOLD: u64 = 32 << 20;
 
 /// Multipart part size (grown for very large objects, so that no object needs more than
 /// 9,000 parts; S3 allows 10,000).
@@ -112,7 +112,7 @@ impl Default for TransferOptions {
     fn default() -> Self {
         TransferOptions {
             concurrency: 32,
-            memory_budget: 512 << 20,
+            memory_budget: 256 << 20,
             dry_run: false,
             checksum: false,
             delete: false,
@@ -558,10 +558,11 @@ async fn run_jobs(
             }
             jobs.get(next.fetch_add(1, Ordering::Relaxed)).map(Ok)
         });
-        let result = runtime().block_on(futures::stream::iter(pending).try_for_each_concurrent(
-            per_thread,
-            |job| copy_one(src, dst, job, &budget, budget_kib, &counters, progress),
-        ));
+        let result = runtime().block_on(
+            futures::stream::iter(pending).try_for_each_concurrent(per_thread, |job| {
+                copy_one(src, dst, job, &budget, budget_kib, &counters, progress)
+            }),
+        );
         if let Err(e) = result {
             failed.store(true, Ordering::Relaxed);
             if let Ok(mut slot) = first_error.lock() {
