@@ -574,7 +574,7 @@ async fn run_jobs(
     tokio::task::block_in_place(|| {
         std::thread::scope(|scope| {
             for _ in 0..threads {
-                scope.spawn(&drive);
+                scope.spawn(drive);
             }
         });
     });
