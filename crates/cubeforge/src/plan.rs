@@ -514,14 +514,7 @@ impl Node {
                 }
             }
             Op::Take { child, dim, index } => {
-                let axis = self.dims.iter().position(|d| d == dim).unwrap_or(0);
-                let r = &window[axis];
-                let sel = &index
-                    [usize::try_from(r.start).unwrap_or(0)..usize::try_from(r.end).unwrap_or(0)];
-                let lo = sel.iter().copied().min().unwrap_or(0);
-                let hi = sel.iter().copied().max().map_or(0, |m| m + 1);
-                let mut cw = window.clone();
-                cw[axis] = lo..hi;
+                let (_, _, _, cw) = self.take_window(dim, index, window);
                 child.chunks_needed(&cw, out);
             }
             Op::Unary(_, c) | Op::Cast(c) | Op::Transpose(c) => {
@@ -538,6 +531,25 @@ impl Node {
             }
             Op::Reduce { .. } | Op::Const(_) | Op::Along { .. } => {}
         }
+    }
+
+    /// For a `Take` along `dim`: the axis, the positions `window` selects, the lowest of them,
+    /// and the child's window (their bounding range along the axis).
+    fn take_window<'a>(
+        &self,
+        dim: &str,
+        index: &'a [u64],
+        window: &Window,
+    ) -> (usize, &'a [u64], u64, Window) {
+        let axis = self.dims.iter().position(|d| d == dim).unwrap_or(0);
+        let r = &window[axis];
+        let sel =
+            &index[usize::try_from(r.start).unwrap_or(0)..usize::try_from(r.end).unwrap_or(0)];
+        let lo = sel.iter().copied().min().unwrap_or(0);
+        let hi = sel.iter().copied().max().map_or(0, |m| m + 1);
+        let mut cw = window.clone();
+        cw[axis] = lo..hi;
+        (axis, sel, lo, cw)
     }
 
     /// The chunk cache the sources below this node read through (the first one found).
@@ -620,14 +632,7 @@ impl Node {
                 }
             }
             Op::Take { child, dim, index } => {
-                let axis = self.dims.iter().position(|d| d == dim).unwrap_or(0);
-                let r = &window[axis];
-                let sel = &index
-                    [usize::try_from(r.start).unwrap_or(0)..usize::try_from(r.end).unwrap_or(0)];
-                let lo = sel.iter().copied().min().unwrap_or(0);
-                let hi = sel.iter().copied().max().map_or(0, |m| m + 1);
-                let mut cw = window.clone();
-                cw[axis] = lo..hi;
+                let (axis, sel, lo, cw) = self.take_window(dim, index, window);
                 let inner = child.eval(&cw)?;
                 // A run of consecutive positions is the child's window itself.
                 if sel.windows(2).all(|w| w[1] == w[0] + 1) {
