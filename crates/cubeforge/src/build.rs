@@ -1105,7 +1105,7 @@ pub fn build(
         };
         let node = Node::new(
             Op::Source {
-                array: Box::new(array.clone()),
+                array: Arc::new(array.clone()),
                 decoding: Box::new(decoding),
                 cache: cache.clone(),
             },

@@ -347,7 +347,7 @@ pub enum Op {
     /// A source variable, decoded with its CF encoding.
     Source {
         /// The array.
-        array: Box<ZarrArray>,
+        array: Arc<ZarrArray>,
         /// CF decoding.
         decoding: Box<CfDecoding>,
         /// Shared cache of decoded chunks.
@@ -508,8 +508,11 @@ impl Node {
                 if let Ok(Some(chunks)) = array.inner().chunks_in_array_subset(&subset) {
                     let location = array.location();
                     for idx in &chunks.indices() {
-                        let path = array.chunk_path(&idx);
-                        out.push(((location.clone(), idx.to_vec()), path));
+                        out.push(Needed {
+                            key: (location.clone(), idx.to_vec()),
+                            path: array.chunk_path(&idx),
+                            array: Some(array.clone()),
+                        });
                     }
                 }
             }
@@ -1471,8 +1474,16 @@ pub struct ChunkCache {
 /// A stored chunk: the array's location and the chunk's grid indices.
 pub type ChunkKey = (String, Vec<u64>);
 
-/// A chunk a task reads, with its file when the store is local.
-pub type Needed = (ChunkKey, Option<std::path::PathBuf>);
+/// A chunk a task reads.
+#[derive(Debug, Clone)]
+pub struct Needed {
+    /// The chunk, as the cache names it.
+    pub key: ChunkKey,
+    /// Its file, when the store is local (for read-ahead).
+    pub path: Option<std::path::PathBuf>,
+    /// The array it belongs to, so that a worker with nothing else to do can decode it ahead.
+    pub array: Option<Arc<ZarrArray>>,
+}
 
 /// How many tasks ahead of the latest one started the cache asks the kernel to read the files of
 /// the chunks they need.
@@ -1495,8 +1506,27 @@ impl Cached {
     }
 }
 
-/// A decoded chunk, or why it could not be decoded, computed once however many ask at once.
-type ChunkSlot = Arc<OnceLock<std::result::Result<Arc<Cached>, String>>>;
+/// A decoded chunk, or why it could not be decoded, computed once however many ask at once:
+/// the first worker to claim the slot decodes; the others wait for it, or decode a chunk needed
+/// soon meanwhile.
+#[derive(Default)]
+struct Slot {
+    claimed: std::sync::atomic::AtomicBool,
+    value: OnceLock<std::result::Result<Arc<Cached>, String>>,
+}
+
+type ChunkSlot = Arc<Slot>;
+
+impl Slot {
+    /// Claim the decoding of this chunk: `true` for the one caller that gets it.
+    fn claim(&self) -> bool {
+        !self.claimed.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+}
+
+/// How many tasks ahead of the latest one started a worker may look for a chunk to decode while
+/// the chunk it needs is being decoded by another.
+const AHEAD_TASKS: usize = 64;
 
 #[derive(Default)]
 struct CacheState {
@@ -1508,10 +1538,19 @@ struct CacheState {
     uses: HashMap<ChunkKey, Vec<usize>>,
     /// The position of the latest task started.
     position: usize,
-    /// For the pass under way: the chunks each task reads, with their files.
+    /// For the pass under way: the chunks each task reads.
     needs: Vec<Vec<Needed>>,
     /// Tasks below this position have had their files announced to the kernel.
     prefetched: usize,
+}
+
+/// The bytes an entry holds, or will hold once decoded.
+fn entry_size((slot, _, expected): &(ChunkSlot, u64, usize)) -> usize {
+    match slot.value.get() {
+        Some(Ok(v)) => v.len(),
+        Some(Err(_)) => 0,
+        None => *expected,
+    }
 }
 
 impl CacheState {
@@ -1522,6 +1561,57 @@ impl CacheState {
             u.get(i).copied().unwrap_or(usize::MAX)
         })
     }
+
+    /// Insert an empty slot for `key` (a chunk of `array`), counting its expected size.
+    fn insert(&mut self, key: &ChunkKey, array: &ZarrArray) -> ChunkSlot {
+        self.tick += 1;
+        let tick = self.tick;
+        let entry = self.map.entry(key.clone()).or_insert_with(|| {
+            let expected = expected_size(array, &key.1);
+            (Arc::new(Slot::default()), tick, expected)
+        });
+        entry.1 = tick;
+        entry.0.clone()
+    }
+
+    /// A chunk of the scheduled tasks just ahead that is neither cached nor being decoded, and
+    /// that fits in `limit` without evicting a chunk needed before it.
+    fn next_to_decode_ahead(&mut self, limit: usize) -> Option<(ChunkKey, Arc<ZarrArray>)> {
+        let from = self.position;
+        let to = (from + AHEAD_TASKS).min(self.needs.len());
+        let (key, array) = self
+            .needs
+            .get(from..to)?
+            .iter()
+            .flatten()
+            .find(|n| n.array.is_some() && !self.map.contains_key(&n.key))
+            .and_then(|n| Some((n.key.clone(), n.array.clone()?)))?;
+        self.bytes = self.map.values().map(entry_size).sum();
+        let wanted = (self.bytes + expected_size(&array, &key.1)).saturating_sub(limit);
+        if wanted > 0 {
+            let soon = self.next_use(&key);
+            let freeable: usize = self
+                .map
+                .iter()
+                .filter(|(k, e)| e.0.value.get().is_some() && self.next_use(k) > soon)
+                .map(|(_, e)| entry_size(e))
+                .sum();
+            if freeable < wanted {
+                return None;
+            }
+        }
+        Some((key, array))
+    }
+}
+
+/// The decoded size of chunk `idx` of `array`, in bytes.
+fn expected_size(array: &ZarrArray, idx: &[u64]) -> usize {
+    let n = array
+        .inner()
+        .chunk_shape(idx)
+        .map(|s| s.iter().map(|n| n.get()).product::<u64>())
+        .unwrap_or(0);
+    usize::try_from(n).unwrap_or(usize::MAX) * array.dtype().size()
 }
 
 impl std::fmt::Debug for ChunkCache {
@@ -1548,15 +1638,17 @@ impl ChunkCache {
     /// instead of the least recently used one. Clears any earlier schedule.
     ///
     /// Local chunk files of the next tasks are announced to the kernel (`posix_fadvise`
-    /// `WILLNEED`) as the pass goes, so that reading them from disk overlaps computing.
+    /// `WILLNEED`) as the pass goes, so that reading them from disk overlaps computing; and a
+    /// worker whose chunk is being decoded by another decodes one the next tasks need instead of
+    /// waiting idle.
     ///
     /// Returns `false`, changing nothing, when a schedule is already set (a pass nested in
     /// another keeps the outer one's).
     pub fn set_schedule(&self, needs: Vec<Vec<Needed>>) -> bool {
         let mut uses: HashMap<ChunkKey, Vec<usize>> = HashMap::new();
         for (i, keys) in needs.iter().enumerate() {
-            for (k, _) in keys {
-                let list = uses.entry(k.clone()).or_default();
+            for n in keys {
+                let list = uses.entry(n.key.clone()).or_default();
                 if list.last() != Some(&i) {
                     list.push(i);
                 }
@@ -1591,8 +1683,8 @@ impl ChunkCache {
             st.needs[from..to]
                 .iter()
                 .flatten()
-                .filter(|(k, _)| !st.map.contains_key(k))
-                .filter_map(|(_, p)| p.clone())
+                .filter(|n| !st.map.contains_key(&n.key))
+                .filter_map(|n| n.path.clone())
                 .collect()
         };
         for f in files {
@@ -1616,75 +1708,99 @@ impl ChunkCache {
         self.decoded.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    fn poisoned() -> Error {
+        Error::Other("chunk cache poisoned".into())
+    }
+
     fn chunk(&self, array: &ZarrArray, idx: &[u64]) -> Result<Arc<Cached>> {
         let key = (array.location(), idx.to_vec());
-        let poisoned = || Error::Other("chunk cache poisoned".into());
-        let cell = {
-            let mut st = self.state.lock().map_err(|_| poisoned())?;
-            st.tick += 1;
-            let tick = st.tick;
+        let slot = {
+            let mut st = self.state.lock().map_err(|_| Self::poisoned())?;
             let fresh = !st.map.contains_key(&key);
-            let entry = st.map.entry(key.clone()).or_insert_with(|| {
+            let slot = st.insert(&key, array);
+            if fresh {
                 // Room for the decoded chunk is made before decoding it, so that the cache and
                 // the chunks being decoded stay within the limit together.
-                let expected = array
-                    .inner()
-                    .chunk_shape(idx)
-                    .map(|s| s.iter().map(|n| n.get()).product::<u64>())
-                    .unwrap_or(0);
-                let expected =
-                    usize::try_from(expected).unwrap_or(usize::MAX) * array.dtype().size();
-                (Arc::new(OnceLock::new()), tick, expected)
-            });
-            entry.1 = tick;
-            let cell = entry.0.clone();
-            if fresh {
                 self.evict(&mut st, &key);
             }
-            cell
+            slot
         };
-        let value = cell
-            .get_or_init(|| {
-                self.decoded
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if std::env::var_os("CUBEFORGE_TRACE_CHUNKS").is_some() {
-                    eprintln!("decode {} {:?}", key.0, key.1);
-                }
-                match array.read_chunk_if_exists(idx) {
-                    Ok(Some(bytes)) => Ok(Arc::new(Cached::Bytes(bytes))),
-                    Ok(None) => Ok(Arc::new(Cached::Fill(array.fill_bytes()))),
-                    Err(e) => Err(e.to_string()),
-                }
-            })
-            .clone()
-            .map_err(Error::Other)?;
-        let mut st = self.state.lock().map_err(|_| poisoned())?;
+        let value = loop {
+            if let Some(v) = slot.value.get() {
+                break v.clone();
+            }
+            if slot.claim() {
+                break self.decode(&slot, array, &key).clone();
+            }
+            // Another worker is decoding this chunk: decode one needed soon meanwhile, or wait
+            // (`get_or_init` blocks while another thread initialises the slot).
+            if !self.decode_ahead()? {
+                break self.decode(&slot, array, &key).clone();
+            }
+        }
+        .map_err(Error::Other)?;
+        let mut st = self.state.lock().map_err(|_| Self::poisoned())?;
         self.evict(&mut st, &key);
         Ok(value)
+    }
+
+    /// Decode chunk `key` of `array` into `slot`, which the caller has claimed.
+    fn decode<'a>(
+        &self,
+        slot: &'a Slot,
+        array: &ZarrArray,
+        key: &ChunkKey,
+    ) -> &'a std::result::Result<Arc<Cached>, String> {
+        slot.value.get_or_init(|| {
+            self.decoded
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if std::env::var_os("CUBEFORGE_TRACE_CHUNKS").is_some() {
+                eprintln!("decode {} {:?}", key.0, key.1);
+            }
+            match array.read_chunk_if_exists(&key.1) {
+                Ok(Some(bytes)) => Ok(Arc::new(Cached::Bytes(bytes))),
+                Ok(None) => Ok(Arc::new(Cached::Fill(array.fill_bytes()))),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    /// Decode a chunk that the next scheduled tasks read and that is neither cached nor being
+    /// decoded, if there is one and room for it. Returns whether one was decoded.
+    fn decode_ahead(&self) -> Result<bool> {
+        let (slot, array, key) = {
+            let mut st = self.state.lock().map_err(|_| Self::poisoned())?;
+            let Some((key, array)) = st.next_to_decode_ahead(self.limit) else {
+                return Ok(false);
+            };
+            let slot = st.insert(&key, &array);
+            self.evict(&mut st, &key);
+            (slot, array, key)
+        };
+        if slot.claim() {
+            // A failure is kept in the slot and reported to the task that reads the chunk.
+            let _ = self.decode(&slot, &array, &key);
+        }
+        Ok(true)
     }
 
     /// Evict decoded chunks other than `keep` until the cache (decoded chunks, plus the expected
     /// size of those being decoded) is within the limit: first the chunk needed again last (or
     /// never) by the scheduled pass, then the least recently used.
     fn evict(&self, st: &mut CacheState, keep: &ChunkKey) {
-        let size = |(c, _, expected): &(ChunkSlot, u64, usize)| match c.get() {
-            Some(Ok(v)) => v.len(),
-            Some(Err(_)) => 0,
-            None => *expected,
-        };
-        st.bytes = st.map.values().map(size).sum();
+        st.bytes = st.map.values().map(entry_size).sum();
         while st.bytes > self.limit && st.map.len() > 1 {
             let victim = st
                 .map
                 .iter()
-                .filter(|(k, (c, _, _))| *k != keep && c.get().is_some())
+                .filter(|(k, (c, _, _))| *k != keep && c.value.get().is_some())
                 .max_by_key(|(k, (_, t, _))| (st.next_use(k), std::cmp::Reverse(*t)))
                 .map(|(k, _)| k.clone());
             let Some(victim) = victim else {
                 break;
             };
             if let Some(entry) = st.map.remove(&victim) {
-                st.bytes -= size(&entry);
+                st.bytes -= entry_size(&entry);
             }
         }
     }
@@ -1878,7 +1994,13 @@ mod tests {
     #[test]
     fn cache_keeps_the_chunk_needed_soonest_and_fills_missing_chunks() {
         let array = memory_array("plan-cache-schedule", 4);
-        let key = |i: u64| -> Needed { ((array.location(), vec![i]), None) };
+        let key = |i: u64| -> Needed {
+            Needed {
+                key: (array.location(), vec![i]),
+                path: None,
+                array: None,
+            }
+        };
         // Room for two chunks; tasks read chunks 0, 1, 2, then 0 again.
         let cache = ChunkCache::new(8);
         let order = [0u64, 1, 2, 0];
@@ -1900,6 +2022,49 @@ mod tests {
         let raw = cache.read_region(&array, &[2], &[2]).expect("read");
         let last = f32::from_le_bytes(raw.bytes[4..8].try_into().expect("4 bytes"));
         assert!(last.is_nan());
+    }
+
+    #[test]
+    fn decoding_ahead_takes_the_next_chunk_only_when_it_fits_before_later_needs() {
+        let array = Arc::new(memory_array("plan-cache-ahead", 4));
+        let need = |i: u64| -> Needed {
+            Needed {
+                key: (array.location(), vec![i]),
+                path: None,
+                array: Some(array.clone()),
+            }
+        };
+        let read = |cache: &ChunkCache, i: u64| -> f32 {
+            let raw = cache.read_region(&array, &[i], &[1]).expect("read");
+            f32::from_le_bytes(raw.bytes[..4].try_into().expect("4 bytes"))
+        };
+        // Room for two chunks; tasks read chunks 0, 1, 2, then 0 again.
+        let cache = ChunkCache::new(8);
+        assert!(cache.set_schedule([0u64, 1, 2, 0].iter().map(|i| vec![need(*i)]).collect()));
+        cache.started(0);
+        // Ahead of task 0: chunks 0 and 1 fit.
+        assert!(cache.decode_ahead().expect("ahead"));
+        assert!(cache.decode_ahead().expect("ahead"));
+        assert_eq!(cache.decoded(), 2);
+        // Chunk 2 would have to evict chunk 0 or 1, both needed before it: not decoded.
+        assert!(!cache.decode_ahead().expect("ahead"));
+        assert_eq!(cache.decoded(), 2);
+        // Tasks 0 and 1 find their chunks decoded.
+        assert_eq!(read(&cache, 0), 0.0);
+        cache.started(1);
+        assert_eq!(read(&cache, 1), 1.0);
+        assert_eq!(cache.decoded(), 2);
+        // At task 2, chunk 1 is never needed again and chunk 0 only after chunk 2: chunk 2 is
+        // decoded ahead in place of chunk 1.
+        cache.started(2);
+        assert!(cache.decode_ahead().expect("ahead"));
+        assert_eq!(cache.decoded(), 3);
+        assert_eq!(read(&cache, 2), 2.0);
+        cache.started(3);
+        assert_eq!(read(&cache, 0), 0.0);
+        // Nothing left to decode ahead; nothing decoded twice.
+        assert!(!cache.decode_ahead().expect("ahead"));
+        assert_eq!(cache.decoded(), 3);
     }
 
     #[test]
