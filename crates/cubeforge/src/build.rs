@@ -981,7 +981,8 @@ fn out_array(
     })
 }
 
-fn encode(data: &plan::Data, dtype: DType) -> Vec<u8> {
+/// `data` as stored values of `dtype` (native endian): borrowed when the block already holds them.
+fn encode(data: &plan::Data, dtype: DType) -> std::borrow::Cow<'_, [u8]> {
     let vals = |i: usize| -> f64 {
         match data {
             plan::Data::Bool(v) => f64::from(u8::from(v[i])),
@@ -995,8 +996,12 @@ fn encode(data: &plan::Data, dtype: DType) -> Vec<u8> {
         plan::Data::F64(v) => v.len(),
     };
     match (data, dtype) {
-        (plan::Data::F32(v), DType::Float32) => return bytemuck::cast_slice(v).to_vec(),
-        (plan::Data::F64(v), DType::Float64) => return bytemuck::cast_slice(v).to_vec(),
+        (plan::Data::F32(v), DType::Float32) => {
+            return std::borrow::Cow::Borrowed(bytemuck::cast_slice(v))
+        }
+        (plan::Data::F64(v), DType::Float64) => {
+            return std::borrow::Cow::Borrowed(bytemuck::cast_slice(v))
+        }
         _ => {}
     }
     let mut out = Vec::with_capacity(n * dtype.size());
@@ -1018,7 +1023,7 @@ fn encode(data: &plan::Data, dtype: DType) -> Vec<u8> {
             DType::Float64 => out.extend(x.to_ne_bytes()),
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Plan (and unless `dry_run`, execute) a recipe.
@@ -1405,22 +1410,23 @@ pub fn build(
             } else {
                 let window = chunk_window(idx, &o.write_chunks, &o.shape);
                 let full_shape: Vec<u64> = o.write_chunks.clone();
-                let bytes = match &o.source {
-                    OutSource::Values(b) => b.clone(),
+                let block;
+                let bytes: std::borrow::Cow<[u8]> = match &o.source {
+                    OutSource::Values(b) => std::borrow::Cow::Borrowed(b),
                     OutSource::Node(n) => {
-                        let block = n.eval(&window)?;
-                        let mut bytes = encode(&block.data, o.dtype);
+                        block = n.eval(&window)?;
+                        let bytes = encode(&block.data, o.dtype);
                         // Edge chunks are padded with the fill value to the full chunk shape.
                         let got: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
-                        if got != full_shape {
-                            let fill = encode(
-                                &plan::Data::F64(vec![if o.dtype.is_float() {
-                                    f64::NAN
-                                } else {
-                                    0.0
-                                }]),
-                                o.dtype,
-                            );
+                        if got == full_shape {
+                            bytes
+                        } else {
+                            let fill_value = plan::Data::F64(vec![if o.dtype.is_float() {
+                                f64::NAN
+                            } else {
+                                0.0
+                            }]);
+                            let fill = encode(&fill_value, o.dtype);
                             let n_full: u64 = full_shape.iter().product();
                             let mut padded = fill.repeat(usize::try_from(n_full).unwrap_or(0));
                             crate::zarr::copy_region(
@@ -1432,9 +1438,8 @@ pub fn build(
                                 &vec![0; got.len()],
                                 o.dtype.size(),
                             );
-                            bytes = padded;
+                            std::borrow::Cow::Owned(padded)
                         }
-                        bytes
                     }
                 };
                 o.array
