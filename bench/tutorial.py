@@ -4,22 +4,27 @@
 For each ``--days N``:
 
 1. writes the synthetic input with ``cubeforge example io --days N`` once, cached in ``--workdir``;
-2. runs, each in a fresh process whose wall time, CPU time and peak RSS are taken from ``wait4``
-   (the same numbers ``/usr/bin/time -v`` prints):
+2. runs ``--repeat`` times (default 3), each in a fresh process whose wall time, CPU time and
+   peak RSS are taken from ``wait4`` (the same numbers ``/usr/bin/time -v`` prints), and reports
+   the run of median wall time (peak RSS: the highest of the runs):
 
    a. the tutorial's xarray + dask code, ``tests/python/tutorial_reference.py SRC DST``;
    b. ``cubeforge build recipes/tutorial.yaml --input SRC --output DST --overwrite --quiet``;
-   c. the codec floor: one Python process that decodes once every input chunk the pipeline needs
+   c. the floor: one Python process that decodes once every input chunk the pipeline needs
       (all of ``CHL_cmes-gapfree`` and ``sst``, the ``so`` chunks holding kept days, ``topo`` and
-      ``CHL_cmes-land``) and encodes once every output chunk with Blosc(lz4, 5, shuffle), using
-      numcodecs' C-blosc on one thread. Only the codec calls are timed, not file reads, NaN tests
-      or array arithmetic: no implementation can do less work than this on one core. Half of it
-      is the estimate for 2 cores.
+      ``CHL_cmes-land``), encodes once every output chunk with Blosc(lz4, 5, shuffle), using
+      numcodecs' C-blosc on one thread, and writes each encoded chunk to its own file. Only the
+      codec calls and the file writes are timed, not file reads, NaN tests or array arithmetic:
+      no implementation can do less work than this on one core. Half of it is the estimate for
+      2 cores.
 
-then prints one table for all sizes. A failing run (e.g. a cubeforge without ``build``) is shown in
-its row and the benchmark goes on. Usage::
+then prints one table for all sizes. Every run writes to a new directory and the outputs are
+deleted only at the end: creating thousands of files right after deleting thousands is slower on
+some file systems (ext4 without a journal will not reuse an inode freed in the last 30 s), and
+that cost would fall on whichever tool ran next. A failing run (e.g. a cubeforge without
+``build``) is shown in its row and the benchmark goes on. Usage::
 
-    .venv/bin/python bench/tutorial.py --days 3000 9000 [--bin PATH] [--workdir bench/work] [--json out.json]
+    .venv/bin/python bench/tutorial.py --days 3000 9000 [--repeat 3] [--bin PATH] [--workdir bench/work] [--json out.json]
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ DEFAULT_BIN = Path(os.environ.get("CUBEFORGE_BIN", "~/.cache/cubeforge/target/re
 #: The tutorial's region, ``.sel(lat=slice(35, -5), lon=slice(45,90))``, and output chunks.
 LAT, LON = (35.0, -5.0), (45.0, 90.0)
 OUT_CHUNKS = {"time": 100, "lat": 64, "lon": 64}
+#: Seconds to wait after deleting old outputs, before the first measured run (see the docstring).
+SETTLE_S = 31
 
 
 # --------------------------------------------------------------------------------------------------
@@ -105,19 +112,22 @@ def measure(cmd: list[str], log_dir: Path, name: str) -> Run:
 
 
 class CodecClock:
-    """Sums the time spent inside codec calls only."""
+    """Sums the time spent inside codec calls and output file writes only."""
 
-    def __init__(self) -> None:
-        self.decode_s = self.encode_s = 0.0
+    def __init__(self, out_dir: Path) -> None:
+        self.decode_s = self.encode_s = self.write_s = 0.0
         self.decoded_chunks = self.encoded_chunks = 0
-        self.decoded_bytes = self.encoded_bytes = 0
+        self.decoded_bytes = self.encoded_bytes = self.written_bytes = 0
+        self.out_dir = out_dir
 
-    def decode(self, codec, raw: bytes):
+    def decode(self, codec, raw: bytes, out):
+        """Decode into ``out``, a buffer reused from chunk to chunk: a fresh chunk-sized buffer
+        each time would add the kernel's page faults to the floor."""
         start = time.perf_counter()
-        buf = codec.decode(raw)
+        buf = codec.decode(raw, out=out)
         self.decode_s += time.perf_counter() - start
         self.decoded_chunks += 1
-        self.decoded_bytes += len(buf)
+        self.decoded_bytes += out.nbytes
         return buf
 
     def encode(self, codec, array) -> bytes:
@@ -128,9 +138,19 @@ class CodecClock:
         self.encoded_bytes += array.nbytes
         return raw
 
+    def write(self, raw: bytes) -> None:
+        """Write one encoded chunk to a new file, as a store writes a chunk."""
+        path = self.out_dir / str(self.encoded_chunks)
+        start = time.perf_counter()
+        with open(path, "wb") as f:
+            f.write(raw)
+        self.write_s += time.perf_counter() - start
+        self.written_bytes += len(raw)
 
-def floor_worker(src: Path) -> dict:
-    """Decode every needed input chunk once and encode every output chunk once; time the codec calls."""
+
+def floor_worker(src: Path, out_dir: Path) -> dict:
+    """Decode every needed input chunk once, encode every output chunk once and write it to a file
+    under ``out_dir``; time the codec calls and the writes."""
     import numpy as np
     import numcodecs
     import numcodecs.blosc
@@ -139,9 +159,12 @@ def floor_worker(src: Path) -> dict:
     numcodecs.blosc.use_threads = False  # one core: C-blosc never spawns its threads
     numcodecs.blosc.set_nthreads(1)
     out_codec = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
-    clock = CodecClock()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clock = CodecClock(out_dir)
 
     meta = json.loads((src / ".zmetadata").read_text())["metadata"]
+
+    buffers: dict = {}  # (shape, dtype) -> a decode buffer, reused (callers copy what they keep)
 
     def zarray(name: str) -> dict:
         return meta[f"{name}/.zarray"]
@@ -157,14 +180,16 @@ def floor_worker(src: Path) -> dict:
             return np.full(shape, np.nan if fill == "NaN" else (fill or 0), dtype=dtype)
         raw = path.read_bytes()  # file I/O is not timed
         codec = numcodecs.get_codec(za["compressor"])
-        return np.frombuffer(clock.decode(codec, raw), dtype=dtype).reshape(shape)
+        out = buffers.setdefault((shape, dtype.str), np.empty(shape, dtype=dtype))
+        clock.decode(codec, raw, out)
+        return out
 
     def whole(name: str):
         """A small array that is one chunk (coordinates, topo, the land mask), decoded and trimmed."""
         za = zarray(name)
         assert za["shape"] == za["chunks"] or len(za["shape"]) == 1, name
         index = (0,) * len(za["shape"])
-        return chunk(name, index)[tuple(slice(0, n) for n in za["shape"])]
+        return chunk(name, index)[tuple(slice(0, n) for n in za["shape"])].copy()
 
     # The region, as .sel(lat=slice(35, -5), lon=slice(45, 90)) picks it (label slices, both ends in).
     lat, lon = whole("lat"), whole("lon")
@@ -235,7 +260,7 @@ def floor_worker(src: Path) -> dict:
                 padded = np.full(chunk_shape, np.nan, dtype=np.float32)
                 padded[tuple(slice(0, n) for n in part.shape)] = part
                 part = padded
-            clock.encode(out_codec, np.ascontiguousarray(part))
+            clock.write(clock.encode(out_codec, np.ascontiguousarray(part)))
 
     step = OUT_CHUNKS["time"]
     tile = (OUT_CHUNKS["lat"], OUT_CHUNKS["lon"])
@@ -256,18 +281,20 @@ def floor_worker(src: Path) -> dict:
     encode_tiles(masked(topo).astype(np.float32), tile)
     encode_tiles(ocean.astype(np.float32), tile)
     for coord in (time_values.astype(np.int64), lat[lat_idx], lon[lon_idx]):
-        clock.encode(out_codec, np.ascontiguousarray(coord))
+        clock.write(clock.encode(out_codec, np.ascontiguousarray(coord)))
 
     return {
         "days_in": int(n_time),
         "days_kept": int(n_days),
         "decode_s": clock.decode_s,
         "encode_s": clock.encode_s,
-        "floor_1core_s": clock.decode_s + clock.encode_s,
+        "write_s": clock.write_s,
+        "floor_1core_s": clock.decode_s + clock.encode_s + clock.write_s,
         "decoded_chunks": clock.decoded_chunks,
         "decoded_mb": clock.decoded_bytes / 1e6,
         "encoded_chunks": clock.encoded_chunks,
         "encoded_mb": clock.encoded_bytes / 1e6,
+        "written_mb": clock.written_bytes / 1e6,
     }
 
 
@@ -302,48 +329,70 @@ def example_input(binary: Path, workdir: Path, days: int) -> Path:
     return path
 
 
-def run_one(binary: Path, recipe: Path, workdir: Path, days: int, tools: list[str]) -> Row:
+def run_one(binary: Path, recipe: Path, workdir: Path, days: int, tools: list[str], repeat: int) -> Row:
     src = example_input(binary, workdir, days)
     row = Row(days=days, input_path=str(src))
     out_dir, logs = workdir / "out", workdir / "logs"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    def step(tool: str, cmd: list[str], dst: Path | None = None) -> Run:
-        if dst is not None:
-            shutil.rmtree(dst, ignore_errors=True)  # neither tool pays for deleting an old output
+    def step(tool: str, rep: int, cmd: list[str]) -> Run:
         # Neither tool pays for flushing what an earlier run wrote: the kernel throttles a writer
         # while other dirty pages are written back.
         os.sync()
-        print(f"[{days} days] {tool} ...", file=sys.stderr, flush=True)
-        run = measure(cmd, logs, f"{tool}-{days}d")
+        label = f"{tool} (run {rep + 1} of {repeat})"
+        print(f"[{days} days] {label} ...", file=sys.stderr, flush=True)
+        run = measure(cmd, logs, f"{tool}-{days}d-{rep}")
         status = "ok" if run.ok else run.error_line()
         print(
-            f"[{days} days] {tool}: {run.wall_s:.2f} s, {run.peak_rss_mb:.0f} MB peak RSS ({status})",
+            f"[{days} days] {label}: {run.wall_s:.2f} s, {run.peak_rss_mb:.0f} MB peak RSS ({status})",
             file=sys.stderr,
             flush=True,
         )
         return run
 
-    if "xarray" in tools:
-        dst = out_dir / f"xarray-{days}d.zarr"
-        run = step("xarray", [sys.executable, str(REFERENCE), str(src), str(dst)], dst)
-        row.xarray = summary(run)
-        if not run.ok:
-            row.errors["xarray"] = run.error_line()
-    if "cubeforge" in tools:
-        dst = out_dir / f"cubeforge-{days}d.zarr"
-        cmd = [str(binary), "build", str(recipe), "--input", str(src), "--output", str(dst), "--overwrite", "--quiet"]
-        run = step("cubeforge", cmd, dst)
-        row.cubeforge = summary(run)
-        if not run.ok:
-            row.errors["cubeforge"] = run.error_line()
-    if "floor" in tools:
-        run = step("floor", [sys.executable, str(Path(__file__).resolve()), "--floor-worker", str(src)])
-        if run.ok:
-            row.floor = {**json.loads(run.stdout), "process_wall_s": run.wall_s, "process_peak_rss_mb": run.peak_rss_mb}
+    runs: dict[str, list[Run]] = {tool: [] for tool in tools}
+    floors: list[dict] = []
+    # The tools take turns, so that a slow spell of the machine does not fall on one tool only.
+    for rep in range(repeat):
+        if "xarray" in tools:
+            dst = out_dir / f"xarray-{days}d-{rep}.zarr"
+            runs["xarray"].append(step("xarray", rep, [sys.executable, str(REFERENCE), str(src), str(dst)]))
+        if "cubeforge" in tools:
+            dst = out_dir / f"cubeforge-{days}d-{rep}.zarr"
+            cmd = [str(binary), "build", str(recipe), "--input", str(src), "--output", str(dst), "--quiet"]
+            runs["cubeforge"].append(step("cubeforge", rep, cmd))
+        if "floor" in tools:
+            dst = out_dir / f"floor-{days}d-{rep}"
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--floor-worker", str(src), "--floor-out", str(dst)]
+            run = step("floor", rep, cmd)
+            runs["floor"].append(run)
+            if run.ok:
+                floors.append({**json.loads(run.stdout), "process_wall_s": run.wall_s, "process_peak_rss_mb": run.peak_rss_mb})
+    for tool in ("xarray", "cubeforge"):
+        if tool not in tools:
+            continue
+        failed = [run for run in runs[tool] if not run.ok]
+        if failed:
+            row.errors[tool] = failed[0].error_line()
+            setattr(row, tool, summary(failed[0]))
         else:
-            row.errors["floor"] = run.error_line()
+            setattr(row, tool, summary_of(runs[tool]))
+    if "floor" in tools:
+        if floors:
+            floors.sort(key=lambda f: f["floor_1core_s"])
+            row.floor = {**floors[len(floors) // 2], "floor_1core_s_all": [f["floor_1core_s"] for f in floors]}
+        else:
+            row.errors["floor"] = runs["floor"][0].error_line()
     return row
+
+
+def summary_of(runs: list[Run]) -> dict:
+    """The run of median wall time, with the highest peak RSS of all runs and every wall time."""
+    ordered = sorted(runs, key=lambda r: r.wall_s)
+    median = summary(ordered[len(ordered) // 2])
+    median["peak_rss_mb"] = max(r.peak_rss_mb for r in runs)
+    median["wall_s_all"] = [r.wall_s for r in runs]
+    return median
 
 
 def summary(run: Run) -> dict:
@@ -426,8 +475,9 @@ def print_table(rows: list[Row], cores_estimate: int) -> None:
             parts.append(f"{tool} {(b / a - 1) * 100:+.0f}%" if a and b else f"{tool} -")
         print(f"\nPeak RSS growth {first.days} -> {last.days} days: " + ", ".join(parts))
     print(
-        "\nspeed-up = xarray s / cubeforge s; RSS ratio = xarray RSS / cubeforge RSS; floor = numcodecs C-blosc "
-        f"decode of every needed input chunk + encode of every output chunk on 1 core, /{cores_estimate} for the "
+        "\nTimes are medians of the runs, RSS the highest. speed-up = xarray s / cubeforge s; RSS ratio = xarray RSS / "
+        "cubeforge RSS; floor = numcodecs C-blosc decode of every needed input chunk + encode of every output chunk "
+        f"+ writing each encoded chunk to a file, on 1 core, /{cores_estimate} for the "
         f"{cores_estimate}-core estimate; cf/floor = cubeforge s / floor {cores_estimate}c s."
     )
 
@@ -441,18 +491,32 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tools", nargs="+", choices=["xarray", "cubeforge", "floor"], default=["xarray", "cubeforge", "floor"])
     parser.add_argument("--cores", type=int, default=2, help="core count of the floor estimate (default 2)")
     parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each tool per size; the median is reported (default 3)")
     parser.add_argument("--floor-worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--floor-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.floor_worker:
-        print(json.dumps(floor_worker(args.floor_worker)))
+        print(json.dumps(floor_worker(args.floor_worker, args.floor_out)))
         return 0
 
     binary = args.bin.expanduser()
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         parser.error(f"--bin {binary} is not an executable file; build cubeforge first")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    rows = [run_one(binary, args.recipe.resolve(), args.workdir.resolve(), days, args.tools) for days in sorted(args.days)]
+    out_dir = args.workdir / "out"
+    if out_dir.exists():
+        print(f"deleting {out_dir} and waiting {SETTLE_S} s before the first run ...", file=sys.stderr, flush=True)
+        shutil.rmtree(out_dir)
+        os.sync()
+        time.sleep(SETTLE_S)
+    try:
+        rows = [
+            run_one(binary, args.recipe.resolve(), args.workdir.resolve(), days, args.tools, max(1, args.repeat))
+            for days in sorted(args.days)
+        ]
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
     print()
     print_table(rows, args.cores)
     if args.json:
