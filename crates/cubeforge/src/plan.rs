@@ -1660,11 +1660,43 @@ impl ChunkCache {
         if !st.needs.is_empty() {
             return false;
         }
+        let largest = Self::largest_task_bytes(&needs);
+        if largest > self.limit {
+            tracing::warn!(
+                "the memory limit ({} MiB) is below the {} MiB of decoded input chunks one task \
+                 reads: chunks will be decoded again and again; raise --memory-limit",
+                self.limit >> 20,
+                largest.div_ceil(1 << 20)
+            );
+        }
         st.uses = uses;
         st.needs = needs;
         st.position = 0;
         st.prefetched = 0;
         true
+    }
+
+    /// The most bytes of decoded chunks any one task of `needs` reads (chunks whose array is
+    /// known): the least cache in which no task evicts its own chunks.
+    #[must_use]
+    pub fn largest_task_bytes(needs: &[Vec<Needed>]) -> usize {
+        needs
+            .iter()
+            .map(|task| {
+                let mut seen: Vec<&ChunkKey> = Vec::new();
+                task.iter()
+                    .filter_map(|n| {
+                        let array = n.array.as_ref()?;
+                        if seen.contains(&&n.key) {
+                            return None;
+                        }
+                        seen.push(&n.key);
+                        Some(expected_size(array, &n.key.1))
+                    })
+                    .sum::<usize>()
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Task `i` of the scheduled pass has started.
@@ -2065,6 +2097,22 @@ mod tests {
         // Nothing left to decode ahead; nothing decoded twice.
         assert!(!cache.decode_ahead().expect("ahead"));
         assert_eq!(cache.decoded(), 3);
+    }
+
+    #[test]
+    fn largest_task_bytes_counts_each_chunk_of_a_task_once() {
+        let array = Arc::new(memory_array("plan-cache-largest", 4));
+        let need = |i: u64| -> Needed {
+            Needed {
+                key: (array.location(), vec![i]),
+                path: None,
+                array: Some(array.clone()),
+            }
+        };
+        // Chunks hold one float32: 4 bytes each.
+        let needs = vec![vec![need(0)], vec![need(1), need(2), need(1)], vec![]];
+        assert_eq!(ChunkCache::largest_task_bytes(&needs), 8);
+        assert_eq!(ChunkCache::largest_task_bytes(&[]), 0);
     }
 
     #[test]
