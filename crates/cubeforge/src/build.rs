@@ -129,6 +129,8 @@ pub struct BuildReport {
     pub chunks_resumed: u64,
     /// Input chunks decoded (each once, ideally).
     pub input_chunks_decoded: u64,
+    /// Buffers for decoded chunks newly mapped rather than reused from the cache's pool.
+    pub decode_buffers_mapped: u64,
 }
 
 fn op_err(doc: &RecipeDoc, i: usize, op: &Operation, msg: impl Into<String>) -> Error {
@@ -1224,12 +1226,20 @@ pub fn build(
         .iter()
         .filter(|o| matches!(o, Operation::DropAllNan(_)))
         .count();
-    let bytes_to_read: u64 = ds
-        .variables
-        .iter()
-        .filter(|v| sources.contains(&ds.store.location().join(&v.name)))
+    let source_vars = || {
+        ds.variables
+            .iter()
+            .filter(|v| sources.contains(&ds.store.location().join(&v.name)))
+    };
+    let bytes_to_read: u64 = source_vars()
         .map(|v| v.meta.len() * v.meta.dtype.map_or(0, |d| d.size() as u64))
         .sum();
+    let max_input_chunk_bytes = source_vars()
+        .map(|v| {
+            v.meta.chunks.iter().product::<u64>() * v.meta.dtype.map_or(0, |d| d.size() as u64)
+        })
+        .max()
+        .unwrap_or(0);
     let workers = rayon::current_num_threads() as u64;
     let max_chunk_bytes = summary_vars
         .iter()
@@ -1258,7 +1268,10 @@ pub fn build(
         bytes_to_read,
         bytes_to_write,
         passes,
+        // The cache, the one chunk of slack its buffer pool keeps (`ChunkCache`), each
+        // worker's blocks, and the program itself.
         estimated_peak_memory: opts.memory_limit as u64
+            + max_input_chunk_bytes
             + workers * max_chunk_bytes * 4
             + 64 * 1024 * 1024,
     };
@@ -1510,6 +1523,7 @@ pub fn build(
         chunks_computed: total - resumed.load(Ordering::Relaxed),
         chunks_resumed: resumed.load(Ordering::Relaxed),
         input_chunks_decoded: cache.decoded(),
+        decode_buffers_mapped: cache.buffers_mapped(),
     };
     Ok((summary, Some(report)))
 }

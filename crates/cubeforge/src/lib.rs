@@ -7,7 +7,7 @@
 //! | module | layer |
 //! |---|---|
 //! | [`store`] | paths and URLs to one synchronous byte store (local, memory, S3, GCS, Azure, HTTP) |
-//! | [`zarr`] | Zarr v2/v3 hierarchies and arrays, read through `zarrs` |
+//! | [`zarr`], [`blosc`] | Zarr v2/v3 hierarchies and arrays, read through `zarrs` (Blosc chunks straight into the executor's buffers) |
 //! | [`dtype`], [`cf`], [`dataset`] | the dataset model: dimensions, coordinates, variables, CF decoding |
 //! | [`info`] | dataset summaries (`cubeforge info`) |
 //! | [`recipe`], [`expr`] | recipes (YAML) and the expression language of `assign` |
@@ -28,6 +28,7 @@
 //! ```
 
 pub mod aws_profile;
+pub mod blosc;
 pub mod build;
 pub mod cf;
 pub mod dataset;

@@ -1469,6 +1469,7 @@ pub struct ChunkCache {
     limit: usize,
     state: Mutex<CacheState>,
     decoded: std::sync::atomic::AtomicU64,
+    mapped: std::sync::atomic::AtomicU64,
 }
 
 /// A stored chunk: the array's location and the chunk's grid indices.
@@ -1492,8 +1493,10 @@ const PREFETCH_TASKS: usize = 48;
 /// A decoded chunk in the cache.
 #[derive(Debug)]
 enum Cached {
-    /// The chunk's bytes.
+    /// The chunk's bytes, as `zarrs` decoded them.
     Bytes(Vec<u8>),
+    /// The chunk's bytes in a buffer of the cache's pool (see [`ChunkCache`]).
+    Pooled(memmap2::MmapMut),
     /// A chunk that is not stored: the fill value (one element's bytes) everywhere.
     Fill(Vec<u8>),
 }
@@ -1502,6 +1505,7 @@ impl Cached {
     fn len(&self) -> usize {
         match self {
             Cached::Bytes(b) | Cached::Fill(b) => b.len(),
+            Cached::Pooled(b) => b.len(),
         }
     }
 }
@@ -1542,6 +1546,10 @@ struct CacheState {
     needs: Vec<Vec<Needed>>,
     /// Tasks below this position have had their files announced to the kernel.
     prefetched: usize,
+    /// Buffers of evicted chunks, oldest first, for the next chunks of the same size.
+    idle: Vec<memmap2::MmapMut>,
+    /// The size of the largest buffer taken so far.
+    largest: usize,
 }
 
 /// The bytes an entry holds, or will hold once decoded.
@@ -1560,6 +1568,32 @@ impl CacheState {
             let i = u.partition_point(|p| *p < self.position);
             u.get(i).copied().unwrap_or(usize::MAX)
         })
+    }
+
+    /// Take out of the pool the oldest idle buffers until they and the decoded chunks fit in
+    /// `limit` plus the largest chunk decoded so far. Chunks being decoded are not counted:
+    /// each has taken an idle buffer or will.
+    ///
+    /// The one chunk of slack lets chunks of different sizes take turns (a 500-day chunk of one
+    /// variable among 100-day chunks of others) in memory already faulted in: without it, the
+    /// small buffers freed for a large chunk would be released just before the next small
+    /// chunks need them, and the large one just before the next large chunk.
+    fn trim_idle(&mut self, limit: usize) -> Vec<memmap2::MmapMut> {
+        let limit = limit.saturating_add(self.largest);
+        let decoded: usize = self
+            .map
+            .values()
+            .filter(|e| e.0.value.get().is_some())
+            .map(entry_size)
+            .sum();
+        let mut idle: usize = self.idle.iter().map(|b| b.len()).sum();
+        let mut released = Vec::new();
+        while !self.idle.is_empty() && decoded + idle > limit {
+            let buf = self.idle.remove(0);
+            idle -= buf.len();
+            released.push(buf);
+        }
+        released
     }
 
     /// Insert an empty slot for `key` (a chunk of `array`), counting its expected size.
@@ -1604,6 +1638,15 @@ impl CacheState {
     }
 }
 
+/// The pooled buffer of an evicted entry, when nothing else holds the chunk any more.
+fn pooled_buffer(slot: ChunkSlot) -> Option<memmap2::MmapMut> {
+    let value = Arc::try_unwrap(slot).ok()?.value.into_inner()?.ok()?;
+    match Arc::try_unwrap(value).ok()? {
+        Cached::Pooled(buf) => Some(buf),
+        _ => None,
+    }
+}
+
 /// The decoded size of chunk `idx` of `array`, in bytes.
 fn expected_size(array: &ZarrArray, idx: &[u64]) -> usize {
     let n = array
@@ -1630,6 +1673,7 @@ impl ChunkCache {
             limit,
             state: Mutex::default(),
             decoded: std::sync::atomic::AtomicU64::new(0),
+            mapped: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -1701,7 +1745,7 @@ impl ChunkCache {
 
     /// Task `i` of the scheduled pass has started.
     pub fn started(&self, i: usize) {
-        let files: Vec<std::path::PathBuf> = {
+        let mut files: Vec<std::path::PathBuf> = {
             let Ok(mut st) = self.state.lock() else {
                 return;
             };
@@ -1719,6 +1763,9 @@ impl ChunkCache {
                 .filter_map(|n| n.path.clone())
                 .collect()
         };
+        // Neighbouring tasks read the same chunks: announce each file once.
+        files.sort_unstable();
+        files.dedup();
         for f in files {
             advise_will_need(&f);
         }
@@ -1740,6 +1787,13 @@ impl ChunkCache {
         self.decoded.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// How many buffers for decoded chunks have been newly mapped rather than taken from the
+    /// pool.
+    #[must_use]
+    pub fn buffers_mapped(&self) -> u64 {
+        self.mapped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn poisoned() -> Error {
         Error::Other("chunk cache poisoned".into())
     }
@@ -1750,11 +1804,15 @@ impl ChunkCache {
             let mut st = self.state.lock().map_err(|_| Self::poisoned())?;
             let fresh = !st.map.contains_key(&key);
             let slot = st.insert(&key, array);
-            if fresh {
+            let released = if fresh {
                 // Room for the decoded chunk is made before decoding it, so that the cache and
                 // the chunks being decoded stay within the limit together.
-                self.evict(&mut st, &key);
-            }
+                self.evict(&mut st, &key)
+            } else {
+                Vec::new()
+            };
+            drop(st);
+            drop(released);
             slot
         };
         let value = loop {
@@ -1772,7 +1830,9 @@ impl ChunkCache {
         }
         .map_err(Error::Other)?;
         let mut st = self.state.lock().map_err(|_| Self::poisoned())?;
-        self.evict(&mut st, &key);
+        let released = self.evict(&mut st, &key);
+        drop(st);
+        drop(released);
         Ok(value)
     }
 
@@ -1789,12 +1849,64 @@ impl ChunkCache {
             if std::env::var_os("CUBEFORGE_TRACE_CHUNKS").is_some() {
                 eprintln!("decode {} {:?}", key.0, key.1);
             }
+            if let Some(len) = array.direct_chunk_len() {
+                let mut buf = self.take_buffer(len)?;
+                let read = array.read_chunk_into(&key.1, &mut buf);
+                return match read {
+                    Ok(true) => Ok(Arc::new(Cached::Pooled(buf))),
+                    Ok(false) => {
+                        self.give_back(buf);
+                        Ok(Arc::new(Cached::Fill(array.fill_bytes())))
+                    }
+                    Err(e) => {
+                        self.give_back(buf);
+                        Err(e.to_string())
+                    }
+                };
+            }
             match array.read_chunk_if_exists(&key.1) {
                 Ok(Some(bytes)) => Ok(Arc::new(Cached::Bytes(bytes))),
                 Ok(None) => Ok(Arc::new(Cached::Fill(array.fill_bytes()))),
                 Err(e) => Err(e.to_string()),
             }
         })
+    }
+
+    /// A buffer of `len` bytes for a chunk about to be decoded: an idle one of that size from
+    /// the pool, else a new anonymous mapping. Idle buffers beyond what the limit leaves room
+    /// for, the decoded chunks counted, are released.
+    fn take_buffer(&self, len: usize) -> std::result::Result<memmap2::MmapMut, String> {
+        let (found, released) = {
+            let mut st = self
+                .state
+                .lock()
+                .map_err(|_| "chunk cache poisoned".to_string())?;
+            st.largest = st.largest.max(len);
+            let found = st
+                .idle
+                .iter()
+                .position(|b| b.len() == len)
+                .map(|i| st.idle.remove(i));
+            let released = st.trim_idle(self.limit);
+            (found, released)
+        };
+        drop(released);
+        match found {
+            Some(buf) => Ok(buf),
+            None => {
+                self.mapped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                memmap2::MmapMut::map_anon(len)
+            }
+            .map_err(|e| format!("cannot allocate {len} bytes for a decoded chunk: {e}")),
+        }
+    }
+
+    /// Return an unused buffer to the pool.
+    fn give_back(&self, buf: memmap2::MmapMut) {
+        if let Ok(mut st) = self.state.lock() {
+            st.idle.push(buf);
+        }
     }
 
     /// Decode a chunk that the next scheduled tasks read and that is neither cached nor being
@@ -1806,7 +1918,9 @@ impl ChunkCache {
                 return Ok(false);
             };
             let slot = st.insert(&key, &array);
-            self.evict(&mut st, &key);
+            let released = self.evict(&mut st, &key);
+            drop(st);
+            drop(released);
             (slot, array, key)
         };
         if slot.claim() {
@@ -1819,7 +1933,11 @@ impl ChunkCache {
     /// Evict decoded chunks other than `keep` until the cache (decoded chunks, plus the expected
     /// size of those being decoded) is within the limit: first the chunk needed again last (or
     /// never) by the scheduled pass, then the least recently used.
-    fn evict(&self, st: &mut CacheState, keep: &ChunkKey) {
+    ///
+    /// The buffers of evicted chunks go to the pool; returned are those the pool cannot keep
+    /// within the limit, to be released once the lock is let go.
+    #[must_use]
+    fn evict(&self, st: &mut CacheState, keep: &ChunkKey) -> Vec<memmap2::MmapMut> {
         st.bytes = st.map.values().map(entry_size).sum();
         while st.bytes > self.limit && st.map.len() > 1 {
             let victim = st
@@ -1833,8 +1951,12 @@ impl ChunkCache {
             };
             if let Some(entry) = st.map.remove(&victim) {
                 st.bytes -= entry_size(&entry);
+                if let Some(buf) = pooled_buffer(entry.0) {
+                    st.idle.push(buf);
+                }
             }
         }
+        st.trim_idle(self.limit)
     }
 
     /// Read a region of an array through the cache.
@@ -1888,6 +2010,15 @@ impl ChunkCache {
                     .chunk_subset(&idx)
                     .map_err(|e| Error::Other(e.to_string()))?;
                 match &*self.chunk(array, &idx)? {
+                    Cached::Pooled(data) => crate::zarr::copy_region(
+                        data,
+                        cs.shape(),
+                        cs.start(),
+                        out,
+                        shape,
+                        start,
+                        esize,
+                    ),
                     Cached::Bytes(data) => crate::zarr::copy_region(
                         data,
                         cs.shape(),
@@ -2097,6 +2228,85 @@ mod tests {
         // Nothing left to decode ahead; nothing decoded twice.
         assert!(!cache.decode_ahead().expect("ahead"));
         assert_eq!(cache.decoded(), 3);
+    }
+
+    #[test]
+    fn blosc_chunks_are_decoded_into_reused_buffers() {
+        use crate::store::Store;
+        use zarrs::array::codec::{
+            BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode,
+        };
+        use zarrs::array::BytesToBytesCodecTraits as _;
+        const N: u32 = 1024;
+        let store = Store::open_str("memory://plan-cache-pool").expect("memory store");
+        let put = |key: &str, bytes: Vec<u8>| {
+            let k = zarrs_storage::StoreKey::new(key).expect("key");
+            store.storage().set(&k, bytes.into()).expect("set");
+        };
+        put(".zgroup", br#"{"zarr_format": 2}"#.to_vec());
+        put(
+            "a/.zarray",
+            format!(
+                r#"{{"zarr_format": 2, "shape": [{}], "chunks": [{N}], "dtype": "<f4",
+                   "compressor": {{"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1,
+                   "blocksize": 0}}, "filters": null, "fill_value": "NaN", "order": "C"}}"#,
+                4 * N
+            )
+            .into_bytes(),
+        );
+        let codec = BloscCodec::new(
+            BloscCompressor::LZ4,
+            BloscCompressionLevel::try_from(5u8).expect("level"),
+            None,
+            BloscShuffleMode::Shuffle,
+            Some(4),
+        )
+        .expect("codec");
+        for c in 0..3u32 {
+            #[allow(clippy::cast_precision_loss)]
+            let raw: Vec<u8> = (c * N..(c + 1) * N)
+                .flat_map(|i| (i as f32).to_le_bytes())
+                .collect();
+            let mut frame = codec
+                .encode(
+                    std::borrow::Cow::Owned(raw),
+                    &zarrs::array::CodecOptions::default(),
+                )
+                .expect("encode")
+                .into_owned();
+            if c == 2 {
+                // Bytes after the frame, as z5py writes them: decoded by `zarrs`, then copied.
+                frame.extend_from_slice(&[0; 8]);
+            }
+            put(&format!("a/{c}"), frame);
+        }
+        let listing = crate::zarr::list_group(&store, "").expect("listing");
+        let array = ZarrArray::open(&store, &listing.arrays[0]).expect("array");
+        assert_eq!(array.direct_chunk_len(), Some(4 * N as usize));
+
+        // Room for two chunks (plus the pool's one chunk of slack).
+        let cache = ChunkCache::new(8 * N as usize);
+        for c in [0u64, 1, 2, 3, 0, 1] {
+            let start = c * u64::from(N) + 5;
+            let raw = cache.read_region(&array, &[start], &[2]).expect("read");
+            let v: Vec<f32> = raw
+                .bytes
+                .chunks(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .collect();
+            if c == 3 {
+                // Not stored: the fill value.
+                assert!(v.iter().all(|x| x.is_nan()), "{v:?}");
+            } else {
+                #[allow(clippy::cast_precision_loss)]
+                let want = vec![start as f32, (start + 1) as f32];
+                assert_eq!(v, want);
+            }
+        }
+        // Chunks 0, 1, 2, 0, 1 decoded (the missing chunk 3 is the fill value), each after the
+        // first two into the buffer of a chunk evicted for it.
+        assert_eq!(cache.decoded(), 6);
+        assert_eq!(cache.buffers_mapped(), 2);
     }
 
     #[test]

@@ -605,6 +605,27 @@ fn has_metadata_below(store: &Store, prefix: &StorePrefix) -> Result<bool> {
     Ok(keys.iter().any(|k| k.as_str().ends_with("zarr.json")))
 }
 
+/// The decoded size of a chunk when the array's chunks are single Blosc frames of C-order,
+/// native-endian elements (see [`ZarrArray::direct_chunk_len`]).
+fn direct_blosc_chunk_len(meta: &ArrayMeta, dtype: DType) -> Option<usize> {
+    let native = if cfg!(target_endian = "little") {
+        '<'
+    } else {
+        '>'
+    };
+    let byte_order_ok = meta.dtype_text.starts_with(native)
+        || (meta.dtype_text.starts_with('|') && dtype.size() == 1);
+    let blosc_alone = meta.codecs.len() == 1 && meta.codecs[0].starts_with("blosc(");
+    if meta.zarr_format != 2 || meta.shards.is_some() || !byte_order_ok || !blosc_alone {
+        return None;
+    }
+    let n = meta
+        .chunks
+        .iter()
+        .try_fold(1u64, |acc, c| acc.checked_mul(*c))?;
+    usize::try_from(n).ok()?.checked_mul(dtype.size())
+}
+
 /// An array opened for reading through `zarrs`.
 #[derive(Clone)]
 pub struct ZarrArray {
@@ -612,6 +633,7 @@ pub struct ZarrArray {
     entry: ArrayEntry,
     array: Arc<ZArray>,
     dtype: DType,
+    direct_len: Option<usize>,
 }
 
 impl std::fmt::Debug for ZarrArray {
@@ -662,11 +684,13 @@ impl ZarrArray {
                 "cubeforge reads boolean, integer and floating-point arrays only".into(),
             ));
         };
+        let direct_len = direct_blosc_chunk_len(&entry.meta, dtype);
         Ok(ZarrArray {
             store: store.clone(),
             entry: entry.clone(),
             array: Arc::new(array),
             dtype,
+            direct_len,
         })
     }
 
@@ -765,36 +789,121 @@ impl ZarrArray {
     /// # Errors
     /// A read failure, or a chunk that cannot be decoded, naming the chunk's key.
     pub fn read_chunk_if_exists(&self, chunk: &[u64]) -> Result<Option<Vec<u8>>> {
-        let key = self.array.chunk_key(chunk);
-        let location = || self.store.location().join(key.as_str());
-        let bytes: ArrayBytes<'static> = match self.array.retrieve_chunk_if_exists(chunk) {
-            Ok(Some(b)) => b,
-            Ok(None) => return Ok(None),
-            Err(zarrs::array::ArrayError::StorageError(source)) => {
-                return Err(Error::Storage {
-                    location: location(),
-                    source,
-                })
-            }
-            Err(e) => self
-                .decode_trimmed_blosc(chunk)
-                .ok_or_else(|| Error::CorruptChunk {
-                    location: location(),
-                    reason: e.to_string(),
-                })?,
+        match self.read_encoded(chunk)? {
+            Some(encoded) => self.decode_encoded(chunk, &encoded).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The decoded size in bytes of every chunk, when chunks can be decoded straight into a
+    /// caller's buffer by [`ZarrArray::read_chunk_into`]: Zarr v2 arrays compressed with Blosc
+    /// alone (no filters, C order, little-endian or single-byte elements), the layout
+    /// zarr-python, xarray and the netCDF-to-Zarr converters write by default.
+    #[must_use]
+    pub fn direct_chunk_len(&self) -> Option<usize> {
+        self.direct_len
+    }
+
+    /// Decode chunk `chunk` into `out`, which must be [`ZarrArray::direct_chunk_len`] bytes long.
+    /// Returns `false`, leaving `out` as it was, when the chunk is not stored.
+    ///
+    /// Blosc frames are decompressed by C-Blosc (the library `zarrs` calls) straight into `out`;
+    /// anything else (a frame with trailing bytes, a frame whose header disagrees with the
+    /// array) goes through `zarrs` and is copied.
+    ///
+    /// # Errors
+    /// As [`ZarrArray::read_chunk_if_exists`]; [`Error::Other`] when `out` has the wrong size.
+    pub fn read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
+        if self.direct_len != Some(out.len()) {
+            return Err(Error::Other(format!(
+                "{}: a {}-byte buffer for a chunk of {:?} bytes",
+                self.location(),
+                out.len(),
+                self.direct_len
+            )));
+        }
+        let Some(encoded) = self.read_encoded(chunk)? else {
+            return Ok(false);
         };
-        let fixed = bytes
+        if crate::blosc::decompress_into(&encoded, out) {
+            return Ok(true);
+        }
+        let decoded = self.decode_encoded(chunk, &encoded)?;
+        if decoded.len() != out.len() {
+            return Err(self.corrupt(
+                chunk,
+                format!("{} decoded bytes, expected {}", decoded.len(), out.len()),
+            ));
+        }
+        out.copy_from_slice(&decoded);
+        Ok(true)
+    }
+
+    fn corrupt(&self, chunk: &[u64], reason: String) -> Error {
+        Error::CorruptChunk {
+            location: self
+                .store
+                .location()
+                .join(self.array.chunk_key(chunk).as_str()),
+            reason,
+        }
+    }
+
+    /// A chunk's stored bytes, as the store holds them (a mapped local file, or the buffer an
+    /// object store filled): not copied into a `Vec` first as `Array::retrieve_chunk` does.
+    fn read_encoded(&self, chunk: &[u64]) -> Result<Option<zarrs_storage::Bytes>> {
+        let key = self.array.chunk_key(chunk);
+        let storage_error = |source| Error::Storage {
+            location: self.store.location().join(key.as_str()),
+            source,
+        };
+        let storage = self
+            .array
+            .storage_transformers()
+            .create_readable_transformer(Arc::new(zarrs_storage::StorageHandle::new(
+                self.store.storage().clone(),
+            )))
+            .map_err(storage_error)?;
+        storage.get(&key).map_err(storage_error)
+    }
+
+    /// Decode a chunk's stored bytes through `zarrs`.
+    fn decode_encoded(&self, chunk: &[u64], encoded: &[u8]) -> Result<Vec<u8>> {
+        use zarrs::array::ArrayToBytesCodecTraits as _;
+        let shape = self
+            .array
+            .chunk_shape(chunk)
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let decode = |bytes: &[u8]| {
+            self.array
+                .codecs()
+                .decode(
+                    std::borrow::Cow::Borrowed(bytes),
+                    &shape,
+                    self.array.data_type(),
+                    self.array.fill_value(),
+                    &zarrs::array::CodecOptions::default(),
+                )
+                .map(ArrayBytes::into_owned)
+        };
+        let decoded = match decode(encoded) {
+            Ok(b) => b,
+            Err(e) => self
+                .trimmed_blosc_frame(encoded)
+                .and_then(|frame| decode(frame).ok())
+                .ok_or_else(|| self.corrupt(chunk, e.to_string()))?,
+        };
+        let fixed = decoded
             .into_fixed()
             .map_err(|e| Error::Other(e.to_string()))?;
-        Ok(Some(fixed.into_owned()))
+        Ok(fixed.into_owned())
     }
 
     /// Some writers (z5py, the C++ z5 library) append bytes after a Blosc frame. zarr-python
     /// ignores them; C-Blosc's validation, which `zarrs` applies, refuses the chunk. When the
-    /// compressor is Blosc and the frame header says it is shorter than the stored object, decode
-    /// the frame alone.
-    fn decode_trimmed_blosc(&self, chunk: &[u64]) -> Option<ArrayBytes<'static>> {
-        use zarrs::array::ArrayToBytesCodecTraits as _;
+    /// compressor is Blosc and the frame header says it is shorter than the stored object, the
+    /// frame alone.
+    fn trimmed_blosc_frame<'a>(&self, encoded: &'a [u8]) -> Option<&'a [u8]> {
         if !self
             .entry
             .meta
@@ -804,25 +913,12 @@ impl ZarrArray {
         {
             return None;
         }
-        let encoded = self.array.retrieve_encoded_chunk(chunk).ok()??;
         let cbytes =
             usize::try_from(u32::from_le_bytes(encoded.get(12..16)?.try_into().ok()?)).ok()?;
         if cbytes < 16 || cbytes >= encoded.len() {
             return None;
         }
-        let shape = self.array.chunk_shape(chunk).ok()?;
-        let trimmed = std::borrow::Cow::Owned(encoded[..cbytes].to_vec());
-        self.array
-            .codecs()
-            .decode(
-                trimmed,
-                &shape,
-                self.array.data_type(),
-                self.array.fill_value(),
-                &zarrs::array::CodecOptions::default(),
-            )
-            .ok()
-            .map(ArrayBytes::into_owned)
+        Some(&encoded[..cbytes])
     }
 
     /// Read the region `start .. start + shape` chunk by chunk.

@@ -1,0 +1,98 @@
+//! Blosc frames decompressed straight into a caller's buffer.
+//!
+//! `zarrs` decodes a Blosc chunk into a `Vec` it allocates. The executor's chunk cache keeps a
+//! pool of decoded-chunk buffers instead, so that the pages of a chunk that is evicted are
+//! reused for the next one rather than returned and faulted in again; for that it calls the
+//! same C-Blosc library (`blosc-src`, which `zarrs` links) directly. This is the library's only
+//! foreign call; anything it does not accept falls back to `zarrs`.
+
+use std::ffi::c_void;
+
+/// Decompress the Blosc frame `src` into `dest` when the frame is valid and holds exactly
+/// `dest.len()` bytes. Returns whether it did; `false` leaves the decoding (and the error
+/// message, for a corrupt frame) to `zarrs`.
+#[must_use]
+pub fn decompress_into(src: &[u8], dest: &mut [u8]) -> bool {
+    let mut nbytes: usize = 0;
+    #[allow(unsafe_code)]
+    // SAFETY: `blosc_cbuffer_validate` reads at most `src.len()` bytes of `src` (it checks
+    // that the header's compressed size equals `src.len()`) and writes one `usize`.
+    let valid = unsafe {
+        blosc_src::blosc_cbuffer_validate(src.as_ptr().cast::<c_void>(), src.len(), &raw mut nbytes)
+    } == 0;
+    if !valid || nbytes != dest.len() || i32::try_from(nbytes).is_err() {
+        return false;
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: the frame was validated above ("safe to attempt decompression" per C-Blosc's
+    // documentation of `blosc_cbuffer_validate`); `dest` is writable for `dest.len()` bytes,
+    // which C-Blosc never exceeds (it refuses frames larger than `destsize`); one thread, so
+    // no global state is touched.
+    let written = unsafe {
+        blosc_src::blosc_decompress_ctx(
+            src.as_ptr().cast::<c_void>(),
+            dest.as_mut_ptr().cast::<c_void>(),
+            dest.len(),
+            1,
+        )
+    };
+    usize::try_from(written).is_ok_and(|w| w == dest.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zarrs::array::codec::{
+        BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode,
+    };
+    use zarrs::array::BytesToBytesCodecTraits as _;
+
+    fn frame(data: &[u8]) -> Vec<u8> {
+        let codec = BloscCodec::new(
+            BloscCompressor::LZ4,
+            BloscCompressionLevel::try_from(5u8).unwrap(),
+            None,
+            BloscShuffleMode::Shuffle,
+            Some(4),
+        )
+        .unwrap();
+        codec
+            .encode(
+                std::borrow::Cow::Borrowed(data),
+                &zarrs::array::CodecOptions::default(),
+            )
+            .unwrap()
+            .into_owned()
+    }
+
+    fn data() -> Vec<u8> {
+        (0..50_000u32)
+            .flat_map(|i| (i as f32 * 0.25).to_le_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn decompresses_a_frame_into_a_buffer_of_its_size() {
+        let data = data();
+        let encoded = frame(&data);
+        assert!(encoded.len() < data.len());
+        let mut out = vec![7u8; data.len()];
+        assert!(decompress_into(&encoded, &mut out));
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn leaves_other_sizes_trailing_bytes_and_garbage_to_zarrs() {
+        let data = data();
+        let encoded = frame(&data);
+        let mut small = vec![0u8; data.len() - 4];
+        assert!(!decompress_into(&encoded, &mut small));
+        let mut out = vec![0u8; data.len()];
+        let mut trailing = encoded.clone();
+        trailing.extend_from_slice(&[0, 1, 2, 3]);
+        assert!(!decompress_into(&trailing, &mut out));
+        assert!(!decompress_into(&encoded[..encoded.len() / 2], &mut out));
+        assert!(!decompress_into(&[1, 2, 3], &mut out));
+        assert!(!decompress_into(&[], &mut out));
+    }
+}
