@@ -555,6 +555,63 @@ impl Node {
         (axis, sel, lo, cw)
     }
 
+    /// Whether [`Node::visit_rows`] can read this node's values where the chunk cache holds
+    /// them: a float source without decoding, possibly below selections.
+    fn visitable(&self) -> bool {
+        match &self.op {
+            Op::Source {
+                array, decoding, ..
+            } => {
+                (decoding.is_identity() || decoding.is_nan_mask_only())
+                    && matches!(
+                        (array.dtype(), self.vtype),
+                        (DType::Float32, VType::F32) | (DType::Float64, VType::F64)
+                    )
+            }
+            Op::Take { child, .. } => child.dims == self.dims && child.visitable(),
+            _ => false,
+        }
+    }
+
+    /// Call `f(offset, row)` for every run of values of `window` along its last dimension,
+    /// `offset` being where the run starts in the window (C order), without copying the values
+    /// out of the chunk cache. Only for nodes that are [`Node::visitable`].
+    fn visit_rows(&self, window: &Window, f: &mut dyn FnMut(usize, Row<'_>)) -> Result<()> {
+        match &self.op {
+            Op::Source { array, cache, .. } => cache.visit_rows(array, window, f),
+            Op::Take { child, dim, index } => {
+                let axis = self.dims.iter().position(|d| d == dim).unwrap_or(0);
+                let r = &window[axis];
+                let sel = &index
+                    [usize::try_from(r.start).unwrap_or(0)..usize::try_from(r.end).unwrap_or(0)];
+                let inner: usize = window[axis + 1..]
+                    .iter()
+                    .map(|r| usize::try_from(r.end - r.start).unwrap_or(0))
+                    .product();
+                let block = sel.len() * inner;
+                // Each run of consecutive positions is one window of the child.
+                let mut j = 0;
+                while j < sel.len() {
+                    let mut k = j + 1;
+                    while k < sel.len() && sel[k] == sel[k - 1] + 1 {
+                        k += 1;
+                    }
+                    let mut cw = window.clone();
+                    cw[axis] = sel[j]..sel[j] + (k - j) as u64;
+                    let run_block = (k - j) * inner;
+                    child.visit_rows(&cw, &mut |off, row| {
+                        f(off / run_block * block + j * inner + off % run_block, row);
+                    })?;
+                    j = k;
+                }
+                Ok(())
+            }
+            _ => Err(Error::Other(
+                "internal: visiting the rows of a computed node".into(),
+            )),
+        }
+    }
+
     /// The chunk cache the sources below this node read through (the first one found).
     fn cache(&self) -> Option<Arc<ChunkCache>> {
         match &self.op {
@@ -803,6 +860,16 @@ impl Node {
         });
         let blocks: Vec<(usize, u64)> = starts.iter().copied().enumerate().collect();
         let partials: Mutex<Vec<Acc>> = Mutex::new(Vec::new());
+        // all/any of isnan/notnull over a float source: NaN-ness is read where the chunk cache
+        // holds the values, without copying them or building a boolean block.
+        let nan_scan = match (&child.op, kind) {
+            (Op::Unary(op @ (UnOp::IsNan | UnOp::NotNull), x), Reduction::All | Reduction::Any)
+                if x.dims == child.dims && x.visitable() =>
+            {
+                Some((*op == UnOp::IsNan, x))
+            }
+            _ => None,
+        };
         let result = for_each_in_order_with(
             &blocks,
             || Acc::new(n_out),
@@ -813,6 +880,10 @@ impl Node {
                     }
                 }
                 let w = window(s);
+                if let Some((nan, x)) = &nan_scan {
+                    let all = *kind == Reduction::All;
+                    return acc.add_nan_rows(x, &w, *nan, all, &self.dims, &out_shape);
+                }
                 let b = child.eval(&w)?;
                 acc.add(
                     &b,
@@ -861,6 +932,20 @@ impl Block {
     }
 }
 
+/// Fold the NaN-ness of consecutive values into consecutive output elements: `all` keeps
+/// those whose value's NaN-ness is `nan` every time, else `any` marks them.
+fn fold_nan(target: &mut [bool], is_nan: impl Iterator<Item = bool>, nan: bool, all: bool) {
+    if all {
+        for (t, v) in target.iter_mut().zip(is_nan) {
+            *t &= v == nan;
+        }
+    } else {
+        for (t, v) in target.iter_mut().zip(is_nan) {
+            *t |= v == nan;
+        }
+    }
+}
+
 /// Partial reduction state per output element.
 struct Acc {
     count: Vec<u64>,
@@ -873,6 +958,83 @@ struct Acc {
 }
 
 impl Acc {
+    /// Reduce `window` of the visitable node `x` into `all` (`all_of`) or `any`: of "value is
+    /// NaN" when `nan`, else of "value is not NaN". A row whose output element is already
+    /// decided is skipped, and a row is read only until its answer is known.
+    fn add_nan_rows(
+        &mut self,
+        x: &Node,
+        window: &Window,
+        nan: bool,
+        all_of: bool,
+        out_dims: &[String],
+        out_shape: &[usize],
+    ) -> Result<()> {
+        let nd = x.dims.len();
+        let mut own = vec![1usize; out_dims.len()];
+        for d in (0..out_dims.len().saturating_sub(1)).rev() {
+            own[d] = own[d + 1] * out_shape[d + 1];
+        }
+        let out_stride: Vec<usize> = x
+            .dims
+            .iter()
+            .map(|d| out_dims.iter().position(|o| o == d).map_or(0, |p| own[p]))
+            .collect();
+        let wshape: Vec<usize> = window
+            .iter()
+            .map(|r| usize::try_from(r.end - r.start).unwrap_or(0))
+            .collect();
+        let wstart: Vec<usize> = window
+            .iter()
+            .map(|r| usize::try_from(r.start).unwrap_or(0))
+            .collect();
+        let step = out_stride.last().copied().unwrap_or(0);
+        let (all, any) = (&mut self.all, &mut self.any);
+        x.visit_rows(window, &mut |off, row| {
+            // The output element of the row's first value.
+            let mut rest = off;
+            let mut o = 0usize;
+            for d in (0..nd).rev() {
+                let i = rest % wshape[d].max(1);
+                rest /= wshape[d].max(1);
+                o += (wstart[d] + i) * out_stride[d];
+            }
+            if step == 0 {
+                if all_of {
+                    if all[o] && row.any_nan_is(!nan) {
+                        all[o] = false;
+                    }
+                } else if !any[o] && row.any_nan_is(nan) {
+                    any[o] = true;
+                }
+            } else if step == 1 {
+                let n = row.len();
+                let target = if all_of {
+                    &mut all[o..o + n]
+                } else {
+                    &mut any[o..o + n]
+                };
+                match row {
+                    Row::F32(v) => fold_nan(target, v.iter().map(|x| x.is_nan()), nan, all_of),
+                    Row::F64(v) => fold_nan(target, v.iter().map(|x| x.is_nan()), nan, all_of),
+                    Row::Fill(x, n) => {
+                        fold_nan(target, std::iter::repeat_n(x.is_nan(), n), nan, all_of);
+                    }
+                }
+            } else {
+                for i in 0..row.len() {
+                    let hit = row.is_nan(i) == nan;
+                    let e = o + i * step;
+                    if all_of {
+                        all[e] &= hit;
+                    } else {
+                        any[e] |= hit;
+                    }
+                }
+            }
+        })
+    }
+
     fn new(n: usize) -> Acc {
         Acc {
             count: vec![0; n],
@@ -1510,6 +1672,43 @@ impl Cached {
     }
 }
 
+/// A run of values along the last dimension, where the chunk cache holds them.
+#[derive(Debug, Clone, Copy)]
+enum Row<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+    /// `n` times one value (a chunk that is not stored).
+    Fill(f64, usize),
+}
+
+impl Row<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Row::F32(v) => v.len(),
+            Row::F64(v) => v.len(),
+            Row::Fill(_, n) => *n,
+        }
+    }
+
+    /// Whether any value's NaN-ness is `nan`.
+    fn any_nan_is(&self, nan: bool) -> bool {
+        match self {
+            Row::F32(v) => v.iter().any(|x| x.is_nan() == nan),
+            Row::F64(v) => v.iter().any(|x| x.is_nan() == nan),
+            Row::Fill(x, n) => *n > 0 && x.is_nan() == nan,
+        }
+    }
+
+    /// Whether value `i` is NaN.
+    fn is_nan(&self, i: usize) -> bool {
+        match self {
+            Row::F32(v) => v[i].is_nan(),
+            Row::F64(v) => v[i].is_nan(),
+            Row::Fill(x, _) => x.is_nan(),
+        }
+    }
+}
+
 /// A decoded chunk, or why it could not be decoded, computed once however many ask at once:
 /// the first worker to claim the slot decodes; the others wait for it, or decode a chunk needed
 /// soon meanwhile.
@@ -1959,6 +2158,68 @@ impl ChunkCache {
         st.trim_idle(self.limit)
     }
 
+    /// Call `f(offset, row)` for every run along the last dimension of the region `window` of
+    /// a float array, read where the cache holds it (see [`Node::visit_rows`]).
+    fn visit_rows(
+        &self,
+        array: &ZarrArray,
+        window: &Window,
+        f: &mut dyn FnMut(usize, Row<'_>),
+    ) -> Result<()> {
+        let start: Vec<u64> = window.iter().map(|r| r.start).collect();
+        let shape: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
+        if shape.contains(&0) {
+            return Ok(());
+        }
+        let inner = array.inner();
+        let subset = zarrs::array::ArraySubset::new_with_start_shape(start.clone(), shape.clone())
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let chunks = inner
+            .chunks_in_array_subset(&subset)
+            .map_err(|e| Error::Other(e.to_string()))?
+            .ok_or_else(|| Error::Other(format!("{}: irregular chunk grid", array.location())))?;
+        let f32s = array.dtype() == DType::Float32;
+        for idx in &chunks.indices() {
+            let cs = inner
+                .chunk_subset(&idx)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            let cached = self.chunk(array, &idx)?;
+            let bytes: &[u8] = match &*cached {
+                Cached::Pooled(b) => b,
+                Cached::Bytes(b) => b,
+                Cached::Fill(elem) => {
+                    let v = array.dtype().element_to_f64(elem);
+                    crate::zarr::overlap_rows(cs.shape(), cs.start(), &shape, &start, |_, o, n| {
+                        f(o, Row::Fill(v, n));
+                    });
+                    continue;
+                }
+            };
+            crate::zarr::overlap_rows(cs.shape(), cs.start(), &shape, &start, |so, o, n| {
+                if f32s {
+                    let b = &bytes[so * 4..(so + n) * 4];
+                    match bytemuck::try_cast_slice::<u8, f32>(b) {
+                        Ok(v) => f(o, Row::F32(v)),
+                        Err(_) => {
+                            let v: Vec<f32> = bytemuck::pod_collect_to_vec(b);
+                            f(o, Row::F32(&v));
+                        }
+                    }
+                } else {
+                    let b = &bytes[so * 8..(so + n) * 8];
+                    match bytemuck::try_cast_slice::<u8, f64>(b) {
+                        Ok(v) => f(o, Row::F64(v)),
+                        Err(_) => {
+                            let v: Vec<f64> = bytemuck::pod_collect_to_vec(b);
+                            f(o, Row::F64(&v));
+                        }
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
     /// Read a region of an array through the cache.
     ///
     /// # Errors
@@ -2307,6 +2568,144 @@ mod tests {
         // first two into the buffer of a chunk evicted for it.
         assert_eq!(cache.decoded(), 6);
         assert_eq!(cache.buffers_mapped(), 2);
+    }
+
+    #[test]
+    fn nan_scans_read_in_place_agree_with_evaluated_blocks() {
+        use crate::store::Store;
+        let (nt, ny, nx) = (6u64, 4u64, 5u64);
+        let (ct, cy, cx) = (4u64, 3u64, 2u64);
+        let store = Store::open_str("memory://plan-nan-scan").expect("memory store");
+        let put = |key: &str, bytes: Vec<u8>| {
+            let k = zarrs_storage::StoreKey::new(key).expect("key");
+            store.storage().set(&k, bytes.into()).expect("set");
+        };
+        put(".zgroup", br#"{"zarr_format": 2}"#.to_vec());
+        put(
+            "a/.zarray",
+            format!(
+                r#"{{"zarr_format": 2, "shape": [{nt}, {ny}, {nx}], "chunks": [{ct}, {cy}, {cx}],
+                   "dtype": "<f4", "compressor": null, "filters": null, "fill_value": "NaN",
+                   "order": "C"}}"#
+            )
+            .into_bytes(),
+        );
+        #[allow(clippy::cast_precision_loss)]
+        let value = |t: u64, y: u64, x: u64| -> f32 {
+            // Day 3 and every fourth value NaN; day 4 holds values only in row 3.
+            if t == 3 || (t * 7 + y * 3 + x) % 4 == 0 || (t == 4 && y != 3) {
+                f32::NAN
+            } else {
+                (t * 100 + y * 10 + x) as f32
+            }
+        };
+        for (i, j, k) in (0..nt.div_ceil(ct)).flat_map(|i| {
+            (0..ny.div_ceil(cy)).flat_map(move |j| (0..nx.div_ceil(cx)).map(move |k| (i, j, k)))
+        }) {
+            if (i, j, k) == (1, 0, 0) {
+                continue; // not stored: NaN
+            }
+            let mut bytes = Vec::new();
+            for t in i * ct..(i + 1) * ct {
+                for y in j * cy..(j + 1) * cy {
+                    for x in k * cx..(k + 1) * cx {
+                        bytes.extend_from_slice(&value(t, y, x).to_le_bytes());
+                    }
+                }
+            }
+            put(&format!("a/{i}.{j}.{k}"), bytes);
+        }
+        let listing = crate::zarr::list_group(&store, "").expect("listing");
+        let array = Arc::new(ZarrArray::open(&store, &listing.arrays[0]).expect("array"));
+        let decoding =
+            CfDecoding::from_attrs(&serde_json::Map::new(), DType::Float32, Some(f64::NAN))
+                .expect("decoding");
+        let dims: Vec<String> = ["t", "y", "x"].iter().map(|d| (*d).to_string()).collect();
+        let source = Node::new(
+            Op::Source {
+                array,
+                decoding: Box::new(decoding),
+                cache: Arc::new(ChunkCache::new(1 << 20)),
+            },
+            dims.clone(),
+            vec![nt, ny, nx],
+            VType::F32,
+        );
+        // Selections: days out of order of runs, rows reversed, columns with a gap.
+        let take = |child: NodeRef, dim: &str, index: Vec<u64>| -> NodeRef {
+            let mut shape = child.shape.clone();
+            let axis = dims.iter().position(|d| d == dim).expect("dim");
+            shape[axis] = index.len() as u64;
+            Node::new(
+                Op::Take {
+                    child,
+                    dim: dim.to_string(),
+                    index: Arc::new(index),
+                },
+                dims.clone(),
+                shape,
+                VType::F32,
+            )
+        };
+        let x = take(source, "t", vec![0, 1, 3, 4, 5]);
+        let x = take(x, "y", vec![3, 2, 0]);
+        let x = take(x, "x", vec![0, 1, 3, 4]);
+        assert!(x.visitable());
+        // The same values through a cast: evaluated as blocks.
+        let evaluated = Node::new(
+            Op::Cast(x.clone()),
+            dims.clone(),
+            x.shape.clone(),
+            VType::F32,
+        );
+        assert!(!evaluated.visitable());
+        let reduce = |child: &NodeRef, op: UnOp, kind: Reduction, over: &[&str]| -> Block {
+            let unary = Node::new(
+                Op::Unary(op, child.clone()),
+                dims.clone(),
+                child.shape.clone(),
+                VType::Bool,
+            );
+            let kept: Vec<usize> = (0..3)
+                .filter(|i| !over.contains(&dims[*i].as_str()))
+                .collect();
+            let node = Node::new(
+                Op::Reduce {
+                    child: unary,
+                    dims: over.iter().map(|d| (*d).to_string()).collect(),
+                    kind,
+                    result: OnceLock::new(),
+                },
+                kept.iter().map(|i| dims[*i].clone()).collect(),
+                kept.iter().map(|i| child.shape[*i]).collect(),
+                VType::Bool,
+            );
+            let window: Window = node.shape.iter().map(|n| 0..*n).collect();
+            node.eval(&window).expect("eval")
+        };
+        let mut decided = 0;
+        for op in [UnOp::IsNan, UnOp::NotNull] {
+            for kind in [Reduction::All, Reduction::Any] {
+                for over in [&["y", "x"][..], &["t"], &["t", "x"], &["t", "y", "x"]] {
+                    let fast = reduce(&x, op, kind, over);
+                    let slow = reduce(&evaluated, op, kind, over);
+                    let (Data::Bool(f), Data::Bool(s)) = (&fast.data, &slow.data) else {
+                        panic!("not boolean");
+                    };
+                    assert_eq!(f, s, "{op:?} {kind:?} over {over:?}");
+                    decided += f.iter().filter(|v| **v).count();
+                }
+            }
+        }
+        // Not all answers the same: the data has both outcomes.
+        assert!(decided > 0);
+        let all_nan_days = reduce(&x, UnOp::IsNan, Reduction::All, &["y", "x"]);
+        // Of the kept days 0, 1, 3, 4, 5, day 3 is NaN everywhere; day 4 has values in row 3,
+        // which is kept.
+        let Data::Bool(days) = all_nan_days.data else {
+            panic!("not boolean")
+        };
+        assert_eq!(days, vec![false, false, true, false, false]);
     }
 
     #[test]

@@ -1085,7 +1085,7 @@ pub fn fill_region(
 
 /// Call `f(src_offset, dst_offset, len)` (in elements) for every row of the overlap of two
 /// C-ordered blocks of the same dimensionality (at least one), in order.
-fn overlap_rows(
+pub(crate) fn overlap_rows(
     src_shape: &[u64],
     src_start: &[u64],
     dst_shape: &[u64],
