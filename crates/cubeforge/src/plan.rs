@@ -740,10 +740,17 @@ impl Node {
                 binary(*op, &x, &y, a.vtype, b.vtype, self.vtype, n)
             }
             Op::Where(c, a, b) => {
-                let cond = c
-                    .eval(&self.window_of(c, window))?
-                    .into_expanded(&self.dims, &shape)
-                    .into_bool();
+                let cond = c.eval(&self.window_of(c, window))?;
+                // A condition over the trailing dimensions is applied slab by slab.
+                let k = cond.dims.len();
+                let trailing = k > 0
+                    && k <= self.dims.len()
+                    && self.dims[self.dims.len() - k..] == cond.dims[..];
+                let cond = if trailing {
+                    cond.data.into_bool()
+                } else {
+                    cond.into_expanded(&self.dims, &shape).into_bool()
+                };
                 let x = a
                     .eval(&self.window_of(a, window))?
                     .into_expanded(&self.dims, &shape)
@@ -1399,7 +1406,12 @@ fn unary(op: UnOp, d: Data, out: VType) -> Data {
         UnOp::NotNull => Data::Bool(nan_test(&d, false)),
         UnOp::Neg => map(d, |x| -x, |x| -x),
         UnOp::Abs => map(d, f32::abs, f64::abs),
-        UnOp::Log => map(d, f32::ln, f64::ln),
+        // NaN passes through as it is (libm's special-case path for it is a slow call).
+        UnOp::Log => map(
+            d,
+            |x| if x.is_nan() { x } else { x.ln() },
+            |x| if x.is_nan() { x } else { x.ln() },
+        ),
         UnOp::Exp => map(d, f32::exp, f64::exp),
         UnOp::Sqrt => map(d, f32::sqrt, f64::sqrt),
         UnOp::Log10 => map(d, |x| f64::from(x).log10() as f32, f64::log10),
@@ -1504,19 +1516,24 @@ fn binary(op: BinOp, x: &Data, y: &Data, tx: VType, ty: VType, out: VType, n: us
 }
 
 /// `cond ? x : y`, elementwise; `y` may be a single value.
+///
+/// A condition shorter than `x` covers its trailing dimensions: it applies to each slab of
+/// `cond.len()` values in turn (a mask over lat × lon for every time step), without being
+/// repeated first.
 fn select(cond: &[bool], x: Data, y: &Data) -> Data {
     fn pick<T: Copy>(cond: &[bool], mut a: Vec<T>, b: &[T]) -> Vec<T> {
+        let slab = cond.len().max(1);
         if b.len() == 1 && a.len() != 1 {
             let v = b[0];
-            for (slot, c) in a.iter_mut().zip(cond) {
-                if !c {
-                    *slot = v;
+            for part in a.chunks_mut(slab) {
+                for (slot, c) in part.iter_mut().zip(cond) {
+                    *slot = if *c { *slot } else { v };
                 }
             }
         } else {
-            for ((slot, c), v) in a.iter_mut().zip(cond).zip(b) {
-                if !c {
-                    *slot = *v;
+            for (part, bs) in a.chunks_mut(slab).zip(b.chunks(slab)) {
+                for ((slot, c), v) in part.iter_mut().zip(cond).zip(bs) {
+                    *slot = if *c { *slot } else { *v };
                 }
             }
         }
@@ -2568,6 +2585,27 @@ mod tests {
         // first two into the buffer of a chunk evicted for it.
         assert_eq!(cache.decoded(), 6);
         assert_eq!(cache.buffers_mapped(), 2);
+    }
+
+    #[test]
+    fn a_condition_over_trailing_dimensions_applies_to_every_slab() {
+        // cond over (lat, lon) = 2 values, x over (time, lat, lon) = 3 x 2 values.
+        let cond = [true, false];
+        let x = Data::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let Data::F32(v) = select(&cond, x.clone(), &Data::F32(vec![f32::NAN])) else {
+            panic!("type changed")
+        };
+        assert_eq!(v[0], 1.0);
+        assert!(v[1].is_nan());
+        assert_eq!(v[2], 3.0);
+        assert!(v[3].is_nan());
+        assert_eq!(v[4], 5.0);
+        assert!(v[5].is_nan());
+        let other = Data::F32(vec![-1.0, -2.0, -3.0, -4.0, -5.0, -6.0]);
+        let Data::F32(v) = select(&cond, x, &other) else {
+            panic!("type changed")
+        };
+        assert_eq!(v, vec![1.0, -2.0, 3.0, -4.0, 5.0, -6.0]);
     }
 
     #[test]
