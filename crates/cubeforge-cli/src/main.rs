@@ -183,7 +183,8 @@ struct BuildArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Bytes of decoded input chunks to keep in memory (default 192 MiB); accepts K, M, G suffixes.
+    /// Bytes of decoded input chunks to keep in memory (default 192 MiB; the cache's buffer pool
+    /// may hold one more input chunk); accepts K, M, G suffixes.
     #[arg(long, default_value = "192M")]
     memory_limit: String,
 }

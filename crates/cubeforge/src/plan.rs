@@ -2112,7 +2112,7 @@ impl ChunkCache {
             None => {
                 self.mapped
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                memmap2::MmapMut::map_anon(len)
+                memmap2::MmapOptions::new().len(len).populate().map_anon()
             }
             .map_err(|e| format!("cannot allocate {len} bytes for a decoded chunk: {e}")),
         }
