@@ -573,6 +573,21 @@ impl Node {
         }
     }
 
+    /// Whether visiting the rows of `window` stays cheap: no selection below picks scattered
+    /// positions along the last dimension, which would make every value a row of its own.
+    fn runs_are_long(&self, window: &Window) -> bool {
+        match &self.op {
+            Op::Source { .. } => true,
+            Op::Take { child, dim, index } => {
+                let (axis, sel, _, cw) = self.take_window(dim, index, window);
+                let runs = 1 + sel.windows(2).filter(|w| w[1] != w[0] + 1).count();
+                (axis + 1 < self.dims.len() || runs * 4 <= sel.len() + 4)
+                    && child.runs_are_long(&cw)
+            }
+            _ => false,
+        }
+    }
+
     /// Call `f(offset, row)` for every run of values of `window` along its last dimension,
     /// `offset` being where the run starts in the window (C order), without copying the values
     /// out of the chunk cache. Only for nodes that are [`Node::visitable`].
@@ -688,6 +703,47 @@ impl Node {
                     _ => {
                         let raw = cache.read_region(array, &start, &sizes)?;
                         decode_raw(&raw, decoding, self.vtype)
+                    }
+                }
+            }
+            // Selections over a plain float source: each run of selected positions is copied
+            // from the cached chunks straight into the block.
+            Op::Take { .. } if self.visitable() && self.runs_are_long(window) => {
+                let n: usize = shape.iter().product();
+                match self.vtype {
+                    VType::F32 => {
+                        let mut out = vec![0f32; n];
+                        self.visit_rows(window, &mut |off, row| {
+                            let dst = &mut out[off..off + row.len()];
+                            match row {
+                                Row::F32(v) => dst.copy_from_slice(v),
+                                #[allow(clippy::cast_possible_truncation)]
+                                Row::F64(v) => {
+                                    for (d, x) in dst.iter_mut().zip(v) {
+                                        *d = *x as f32;
+                                    }
+                                }
+                                #[allow(clippy::cast_possible_truncation)]
+                                Row::Fill(x, _) => dst.fill(x as f32),
+                            }
+                        })?;
+                        Data::F32(out)
+                    }
+                    _ => {
+                        let mut out = vec![0f64; n];
+                        self.visit_rows(window, &mut |off, row| {
+                            let dst = &mut out[off..off + row.len()];
+                            match row {
+                                Row::F64(v) => dst.copy_from_slice(v),
+                                Row::F32(v) => {
+                                    for (d, x) in dst.iter_mut().zip(v) {
+                                        *d = f64::from(*x);
+                                    }
+                                }
+                                Row::Fill(x, _) => dst.fill(x),
+                            }
+                        })?;
+                        Data::F64(out)
                     }
                 }
             }
@@ -887,9 +943,9 @@ impl Node {
                     }
                 }
                 let w = window(s);
-                if let Some((nan, x)) = &nan_scan {
+                if let Some((nan, x)) = nan_scan.filter(|(_, x)| x.runs_are_long(&w)) {
                     let all = *kind == Reduction::All;
-                    return acc.add_nan_rows(x, &w, *nan, all, &self.dims, &out_shape);
+                    return acc.add_nan_rows(x, &w, nan, all, &self.dims, &out_shape);
                 }
                 let b = child.eval(&w)?;
                 acc.add(
@@ -2744,6 +2800,35 @@ mod tests {
             panic!("not boolean")
         };
         assert_eq!(days, vec![false, false, true, false, false]);
+
+        // Evaluated selections (copied run by run from the cache, or gathered when the last
+        // dimension's positions are scattered) hold the selected values.
+        let (ts, ys) = ([0u64, 1, 3, 4, 5], [3u64, 2, 0]);
+        let scattered = take(x.clone(), "x", vec![3, 0, 2]);
+        assert!(!scattered.runs_are_long(&scattered.shape.iter().map(|n| 0..*n).collect()));
+        for (node, xs) in [(&x, vec![0u64, 1, 3, 4]), (&scattered, vec![4, 0, 3])] {
+            let window: Window = node.shape.iter().map(|n| 0..*n).collect();
+            let Data::F32(got) = node.eval(&window).expect("eval").data else {
+                panic!("not float32")
+            };
+            let mut want = Vec::new();
+            for t in ts {
+                for y in ys {
+                    for x in &xs {
+                        // Chunk (1, 0, 0), days 4.., rows ..3, columns ..2, is not stored.
+                        let missing = t >= 4 && y < 3 && *x < 2;
+                        want.push(if missing { f32::NAN } else { value(t, y, *x) });
+                    }
+                }
+            }
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                    "{got:?} {want:?}"
+                );
+            }
+        }
     }
 
     #[test]
