@@ -614,9 +614,17 @@ impl Node {
                     let mut cw = window.clone();
                     cw[axis] = sel[j]..sel[j] + (k - j) as u64;
                     let run_block = (k - j) * inner;
-                    child.visit_rows(&cw, &mut |off, row| {
-                        f(off / run_block * block + j * inner + off % run_block, row);
-                    })?;
+                    if run_block == block {
+                        // One run: the child's window has this one's shape.
+                        child.visit_rows(&cw, f)?;
+                    } else if axis == 0 {
+                        let shift = j * inner;
+                        child.visit_rows(&cw, &mut |off, row| f(off + shift, row))?;
+                    } else {
+                        child.visit_rows(&cw, &mut |off, row| {
+                            f(off / run_block * block + j * inner + off % run_block, row);
+                        })?;
+                    }
                     j = k;
                 }
                 Ok(())
@@ -703,47 +711,6 @@ impl Node {
                     _ => {
                         let raw = cache.read_region(array, &start, &sizes)?;
                         decode_raw(&raw, decoding, self.vtype)
-                    }
-                }
-            }
-            // Selections over a plain float source: each run of selected positions is copied
-            // from the cached chunks straight into the block.
-            Op::Take { .. } if self.visitable() && self.runs_are_long(window) => {
-                let n: usize = shape.iter().product();
-                match self.vtype {
-                    VType::F32 => {
-                        let mut out = vec![0f32; n];
-                        self.visit_rows(window, &mut |off, row| {
-                            let dst = &mut out[off..off + row.len()];
-                            match row {
-                                Row::F32(v) => dst.copy_from_slice(v),
-                                #[allow(clippy::cast_possible_truncation)]
-                                Row::F64(v) => {
-                                    for (d, x) in dst.iter_mut().zip(v) {
-                                        *d = *x as f32;
-                                    }
-                                }
-                                #[allow(clippy::cast_possible_truncation)]
-                                Row::Fill(x, _) => dst.fill(x as f32),
-                            }
-                        })?;
-                        Data::F32(out)
-                    }
-                    _ => {
-                        let mut out = vec![0f64; n];
-                        self.visit_rows(window, &mut |off, row| {
-                            let dst = &mut out[off..off + row.len()];
-                            match row {
-                                Row::F64(v) => dst.copy_from_slice(v),
-                                Row::F32(v) => {
-                                    for (d, x) in dst.iter_mut().zip(v) {
-                                        *d = f64::from(*x);
-                                    }
-                                }
-                                Row::Fill(x, _) => dst.fill(x),
-                            }
-                        })?;
-                        Data::F64(out)
                     }
                 }
             }
@@ -2801,8 +2768,8 @@ mod tests {
         };
         assert_eq!(days, vec![false, false, true, false, false]);
 
-        // Evaluated selections (copied run by run from the cache, or gathered when the last
-        // dimension's positions are scattered) hold the selected values.
+        // Evaluated selections hold the selected values; scattered positions along the last
+        // dimension are not scanned in place.
         let (ts, ys) = ([0u64, 1, 3, 4, 5], [3u64, 2, 0]);
         let scattered = take(x.clone(), "x", vec![3, 0, 2]);
         assert!(!scattered.runs_are_long(&scattered.shape.iter().map(|n| 0..*n).collect()));
