@@ -9,10 +9,11 @@
 use std::ffi::c_void;
 
 /// Decompress the Blosc frame `src` into `dest` when the frame is valid and holds exactly
-/// `dest.len()` bytes. Returns whether it did; `false` leaves the decoding (and the error
-/// message, for a corrupt frame) to `zarrs`.
+/// `dest.len()` bytes, on `threads` threads (C-Blosc's own, for the frame's blocks). Returns
+/// whether it did; `false` leaves the decoding (and the error message, for a corrupt frame) to
+/// `zarrs`.
 #[must_use]
-pub fn decompress_into(src: &[u8], dest: &mut [u8]) -> bool {
+pub fn decompress_into(src: &[u8], dest: &mut [u8], threads: usize) -> bool {
     let mut nbytes: usize = 0;
     #[allow(unsafe_code)]
     // SAFETY: `blosc_cbuffer_validate` reads at most `src.len()` bytes of `src` (it checks
@@ -23,17 +24,18 @@ pub fn decompress_into(src: &[u8], dest: &mut [u8]) -> bool {
     if !valid || nbytes != dest.len() || i32::try_from(nbytes).is_err() {
         return false;
     }
+    let threads = i32::try_from(threads.clamp(1, 16)).unwrap_or(1);
     #[allow(unsafe_code)]
     // SAFETY: the frame was validated above ("safe to attempt decompression" per C-Blosc's
     // documentation of `blosc_cbuffer_validate`); `dest` is writable for `dest.len()` bytes,
-    // which C-Blosc never exceeds (it refuses frames larger than `destsize`); one thread, so
-    // no global state is touched.
+    // which C-Blosc never exceeds (it refuses frames larger than `destsize`); the `_ctx`
+    // variant keeps its threads and state to this call, touching no global state.
     let written = unsafe {
         blosc_src::blosc_decompress_ctx(
             src.as_ptr().cast::<c_void>(),
             dest.as_mut_ptr().cast::<c_void>(),
             dest.len(),
-            1,
+            threads,
         )
     };
     usize::try_from(written).is_ok_and(|w| w == dest.len())
@@ -77,7 +79,10 @@ mod tests {
         let encoded = frame(&data);
         assert!(encoded.len() < data.len());
         let mut out = vec![7u8; data.len()];
-        assert!(decompress_into(&encoded, &mut out));
+        assert!(decompress_into(&encoded, &mut out, 1));
+        let mut out2 = vec![7u8; data.len()];
+        assert!(decompress_into(&encoded, &mut out2, 2));
+        assert_eq!(out2, data);
         assert_eq!(out, data);
     }
 
@@ -86,13 +91,13 @@ mod tests {
         let data = data();
         let encoded = frame(&data);
         let mut small = vec![0u8; data.len() - 4];
-        assert!(!decompress_into(&encoded, &mut small));
+        assert!(!decompress_into(&encoded, &mut small, 1));
         let mut out = vec![0u8; data.len()];
         let mut trailing = encoded.clone();
         trailing.extend_from_slice(&[0, 1, 2, 3]);
-        assert!(!decompress_into(&trailing, &mut out));
-        assert!(!decompress_into(&encoded[..encoded.len() / 2], &mut out));
-        assert!(!decompress_into(&[1, 2, 3], &mut out));
-        assert!(!decompress_into(&[], &mut out));
+        assert!(!decompress_into(&trailing, &mut out, 1));
+        assert!(!decompress_into(&encoded[..encoded.len() / 2], &mut out, 1));
+        assert!(!decompress_into(&[1, 2, 3], &mut out, 1));
+        assert!(!decompress_into(&[], &mut out, 1));
     }
 }

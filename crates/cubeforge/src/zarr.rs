@@ -605,6 +605,9 @@ fn has_metadata_below(store: &Store, prefix: &StorePrefix) -> Result<bool> {
     Ok(keys.iter().any(|k| k.as_str().ends_with("zarr.json")))
 }
 
+/// Decoded chunks from this size on are decompressed on several threads.
+const LARGE_CHUNK_BYTES: usize = 32 << 20;
+
 /// The decoded size of a chunk when the array's chunks are single Blosc frames of C-order,
 /// native-endian elements (see [`ZarrArray::direct_chunk_len`]).
 fn direct_blosc_chunk_len(meta: &ArrayMeta, dtype: DType) -> Option<usize> {
@@ -825,7 +828,14 @@ impl ZarrArray {
         let Some(encoded) = self.read_encoded(chunk)? else {
             return Ok(false);
         };
-        if crate::blosc::decompress_into(&encoded, out) {
+        // A chunk this large holds up every task that needs it (a 500-day chunk among 100-day
+        // ones): its blocks are decompressed on as many threads as there are workers.
+        let threads = if out.len() >= LARGE_CHUNK_BYTES {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        if crate::blosc::decompress_into(&encoded, out, threads) {
             return Ok(true);
         }
         let decoded = self.decode_encoded(chunk, &encoded)?;
