@@ -1236,14 +1236,18 @@ pub fn build(
         .sum();
     let max_input_chunk_bytes = source_vars()
         .map(|v| {
-            v.meta.chunks.iter().product::<u64>() * v.meta.dtype.map_or(0, |d| d.size() as u64)
+            v.meta
+                .chunks
+                .iter()
+                .fold(1u64, |a, c| a.saturating_mul(*c))
+                .saturating_mul(v.meta.dtype.map_or(0, |d| d.size() as u64))
         })
         .max()
         .unwrap_or(0);
     let workers = rayon::current_num_threads() as u64;
     let max_chunk_bytes = summary_vars
         .iter()
-        .map(|v| v.chunks.iter().product::<u64>() * 8)
+        .map(|v| v.chunks.iter().fold(8u64, |a, c| a.saturating_mul(*c)))
         .max()
         .unwrap_or(0);
     let summary = PlanSummary {
@@ -1270,10 +1274,10 @@ pub fn build(
         passes,
         // The cache, the one chunk of slack its buffer pool keeps (`ChunkCache`), each
         // worker's blocks, and the program itself.
-        estimated_peak_memory: opts.memory_limit as u64
-            + max_input_chunk_bytes
-            + workers * max_chunk_bytes * 4
-            + 64 * 1024 * 1024,
+        estimated_peak_memory: (opts.memory_limit as u64)
+            .saturating_add(max_input_chunk_bytes)
+            .saturating_add(workers.saturating_mul(max_chunk_bytes).saturating_mul(4))
+            .saturating_add(64 * 1024 * 1024),
     };
     if opts.dry_run {
         return Ok((summary, None));

@@ -562,7 +562,8 @@ impl Node {
             Op::Source {
                 array, decoding, ..
             } => {
-                (decoding.is_identity() || decoding.is_nan_mask_only())
+                !self.dims.is_empty()
+                    && (decoding.is_identity() || decoding.is_nan_mask_only())
                     && matches!(
                         (array.dtype(), self.vtype),
                         (DType::Float32, VType::F32) | (DType::Float64, VType::F64)
@@ -1787,6 +1788,8 @@ struct CacheState {
     prefetched: usize,
     /// Buffers of evicted chunks, oldest first, for the next chunks of the same size.
     idle: Vec<memmap2::MmapMut>,
+    /// Idle buffers set aside for chunks about to be decoded into them.
+    reserved: HashMap<ChunkKey, memmap2::MmapMut>,
     /// The size of the largest buffer taken so far.
     largest: usize,
 }
@@ -1809,9 +1812,10 @@ impl CacheState {
         })
     }
 
-    /// Take out of the pool the oldest idle buffers until they and the decoded chunks fit in
-    /// `limit` plus the largest chunk decoded so far. Chunks being decoded are not counted:
-    /// each has taken an idle buffer or will.
+    /// Take out of the pool the oldest idle buffers until they, the buffers reserved for chunks
+    /// about to be decoded and the decoded chunks fit in `limit` plus the largest chunk asked
+    /// for so far. A chunk being decoded into a newly mapped buffer (no idle one had its size)
+    /// is not counted: there are at most as many as workers.
     ///
     /// The one chunk of slack lets chunks of different sizes take turns (a 500-day chunk of one
     /// variable among 100-day chunks of others) in memory already faulted in: without it, the
@@ -1825,14 +1829,30 @@ impl CacheState {
             .filter(|e| e.0.value.get().is_some())
             .map(entry_size)
             .sum();
+        let reserved: usize = self.reserved.values().map(|b| b.len()).sum();
         let mut idle: usize = self.idle.iter().map(|b| b.len()).sum();
         let mut released = Vec::new();
-        while !self.idle.is_empty() && decoded + idle > limit {
+        while !self.idle.is_empty() && decoded + reserved + idle > limit {
             let buf = self.idle.remove(0);
             idle -= buf.len();
             released.push(buf);
         }
         released
+    }
+
+    /// Set aside an idle buffer for chunk `key` of `array`, just inserted, when the chunk will be
+    /// decoded into one: trimming the pool then cannot release it before the decode takes it.
+    fn reserve(&mut self, key: &ChunkKey, array: &ZarrArray) {
+        let Some(len) = array.direct_chunk_len() else {
+            return;
+        };
+        if self.reserved.contains_key(key) {
+            return;
+        }
+        if let Some(i) = self.idle.iter().position(|b| b.len() == len) {
+            let buf = self.idle.remove(i);
+            self.reserved.insert(key.clone(), buf);
+        }
     }
 
     /// Insert an empty slot for `key` (a chunk of `array`), counting its expected size.
@@ -1843,6 +1863,9 @@ impl CacheState {
             let expected = expected_size(array, &key.1);
             (Arc::new(Slot::default()), tick, expected)
         });
+        // The pool's slack is the largest chunk the cache has been asked for, known before
+        // room is made for it.
+        self.largest = self.largest.max(entry.2);
         entry.1 = tick;
         entry.0.clone()
     }
@@ -2046,7 +2069,9 @@ impl ChunkCache {
             let released = if fresh {
                 // Room for the decoded chunk is made before decoding it, so that the cache and
                 // the chunks being decoded stay within the limit together.
-                self.evict(&mut st, &key)
+                let released = self.evict(&mut st, &key);
+                st.reserve(&key, array);
+                released
             } else {
                 Vec::new()
             };
@@ -2089,14 +2114,20 @@ impl ChunkCache {
                 eprintln!("decode {} {:?}", key.0, key.1);
             }
             if let Some(len) = array.direct_chunk_len() {
-                let mut buf = self.take_buffer(len)?;
-                let read = array.read_chunk_into(&key.1, &mut buf);
-                return match read {
-                    Ok(true) => Ok(Arc::new(Cached::Pooled(buf))),
-                    Ok(false) => {
-                        self.give_back(buf);
-                        Ok(Arc::new(Cached::Fill(array.fill_bytes())))
+                let encoded = match array.read_encoded(&key.1) {
+                    Ok(Some(encoded)) => encoded,
+                    Ok(None) => {
+                        self.release_reservation(key);
+                        return Ok(Arc::new(Cached::Fill(array.fill_bytes())));
                     }
+                    Err(e) => {
+                        self.release_reservation(key);
+                        return Err(e.to_string());
+                    }
+                };
+                let mut buf = self.take_buffer(key, len)?;
+                return match array.decode_into(&key.1, &encoded, &mut buf) {
+                    Ok(()) => Ok(Arc::new(Cached::Pooled(buf))),
                     Err(e) => {
                         self.give_back(buf);
                         Err(e.to_string())
@@ -2111,21 +2142,32 @@ impl ChunkCache {
         })
     }
 
-    /// A buffer of `len` bytes for a chunk about to be decoded: an idle one of that size from
-    /// the pool, else a new anonymous mapping. Idle buffers beyond what the limit leaves room
-    /// for, the decoded chunks counted, are released.
-    fn take_buffer(&self, len: usize) -> std::result::Result<memmap2::MmapMut, String> {
+    /// A buffer of `len` bytes for chunk `key`, about to be decoded: the one reserved for it,
+    /// else an idle one of that size from the pool, else a new anonymous mapping. Idle buffers
+    /// beyond what the limit leaves room for are released.
+    fn take_buffer(
+        &self,
+        key: &ChunkKey,
+        len: usize,
+    ) -> std::result::Result<memmap2::MmapMut, String> {
         let (found, released) = {
             let mut st = self
                 .state
                 .lock()
                 .map_err(|_| "chunk cache poisoned".to_string())?;
             st.largest = st.largest.max(len);
-            let found = st
-                .idle
-                .iter()
-                .position(|b| b.len() == len)
-                .map(|i| st.idle.remove(i));
+            let found = match st.reserved.remove(key) {
+                Some(buf) if buf.len() == len => Some(buf),
+                other => {
+                    if let Some(buf) = other {
+                        st.idle.push(buf);
+                    }
+                    st.idle
+                        .iter()
+                        .position(|b| b.len() == len)
+                        .map(|i| st.idle.remove(i))
+                }
+            };
             let released = st.trim_idle(self.limit);
             (found, released)
         };
@@ -2138,6 +2180,16 @@ impl ChunkCache {
                 memmap2::MmapOptions::new().len(len).populate().map_anon()
             }
             .map_err(|e| format!("cannot allocate {len} bytes for a decoded chunk: {e}")),
+        }
+    }
+
+    /// Return the buffer reserved for chunk `key` to the pool (the chunk is not stored, or
+    /// could not be read).
+    fn release_reservation(&self, key: &ChunkKey) {
+        if let Ok(mut st) = self.state.lock() {
+            if let Some(buf) = st.reserved.remove(key) {
+                st.idle.push(buf);
+            }
         }
     }
 
@@ -2158,6 +2210,7 @@ impl ChunkCache {
             };
             let slot = st.insert(&key, &array);
             let released = self.evict(&mut st, &key);
+            st.reserve(&key, &array);
             drop(st);
             drop(released);
             (slot, array, key)
@@ -2585,8 +2638,9 @@ mod tests {
         let array = ZarrArray::open(&store, &listing.arrays[0]).expect("array");
         assert_eq!(array.direct_chunk_len(), Some(4 * N as usize));
 
-        // Room for two chunks (plus the pool's one chunk of slack).
-        let cache = ChunkCache::new(8 * N as usize);
+        // Room for two chunks and the missing chunk's fill value (plus the pool's one chunk of
+        // slack).
+        let cache = ChunkCache::new(8 * N as usize + 64);
         for c in [0u64, 1, 2, 3, 0, 1] {
             let start = c * u64::from(N) + 5;
             let raw = cache.read_region(&array, &[start], &[2]).expect("read");

@@ -373,7 +373,7 @@ const MAP_MIN_BYTES: u64 = 256 * 1024;
 
 /// Map a whole file read-only, its pages populated at once.
 ///
-/// The one `unsafe` block of the library: a mapping is only sound while no one truncates or
+/// One of the library's `unsafe` blocks (with the C-Blosc calls of [`crate::blosc`]): a mapping is only sound while no one truncates or
 /// rewrites the file. Cubeforge never writes to an input it is reading (it refuses an output
 /// equal to its input, and replaces objects by renaming a new file over them, which leaves a
 /// mapping of the old file intact). Another process truncating an input chunk while it is
@@ -409,7 +409,11 @@ mod local_impl {
                 Ok(m) if m.is_file() && m.len() >= super::MAP_MIN_BYTES => {}
                 _ => return self.inner.get(key),
             }
-            Ok(Some(Bytes::from_owner(super::map_file(&file)?)))
+            match super::map_file(&file) {
+                Ok(map) => Ok(Some(Bytes::from_owner(map))),
+                // A file system that cannot map files: read it.
+                Err(_) => self.inner.get(key),
+            }
         }
         fn get_partial_many<'a>(
             &'a self,

@@ -817,6 +817,20 @@ impl ZarrArray {
     /// # Errors
     /// As [`ZarrArray::read_chunk_if_exists`]; [`Error::Other`] when `out` has the wrong size.
     pub fn read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
+        let Some(encoded) = self.read_encoded(chunk)? else {
+            return Ok(false);
+        };
+        self.decode_into(chunk, &encoded, out)?;
+        Ok(true)
+    }
+
+    /// Decode the stored bytes `encoded` of chunk `chunk` into `out`, which must be
+    /// [`ZarrArray::direct_chunk_len`] bytes long (see [`ZarrArray::read_chunk_into`]).
+    ///
+    /// # Errors
+    /// [`Error::CorruptChunk`] naming the chunk when the bytes cannot be decoded;
+    /// [`Error::Other`] when `out` has the wrong size.
+    pub fn decode_into(&self, chunk: &[u64], encoded: &[u8], out: &mut [u8]) -> Result<()> {
         if self.direct_len != Some(out.len()) {
             return Err(Error::Other(format!(
                 "{}: a {}-byte buffer for a chunk of {:?} bytes",
@@ -825,9 +839,6 @@ impl ZarrArray {
                 self.direct_len
             )));
         }
-        let Some(encoded) = self.read_encoded(chunk)? else {
-            return Ok(false);
-        };
         // A chunk this large holds up every task that needs it (a 500-day chunk among 100-day
         // ones): its blocks are decompressed on as many threads as there are workers.
         let threads = if out.len() >= LARGE_CHUNK_BYTES {
@@ -835,10 +846,10 @@ impl ZarrArray {
         } else {
             1
         };
-        if crate::blosc::decompress_into(&encoded, out, threads) {
-            return Ok(true);
+        if crate::blosc::decompress_into(encoded, out, threads) {
+            return Ok(());
         }
-        let decoded = self.decode_encoded(chunk, &encoded)?;
+        let decoded = self.decode_encoded(chunk, encoded)?;
         if decoded.len() != out.len() {
             return Err(self.corrupt(
                 chunk,
@@ -846,7 +857,7 @@ impl ZarrArray {
             ));
         }
         out.copy_from_slice(&decoded);
-        Ok(true)
+        Ok(())
     }
 
     fn corrupt(&self, chunk: &[u64], reason: String) -> Error {
@@ -861,7 +872,11 @@ impl ZarrArray {
 
     /// A chunk's stored bytes, as the store holds them (a mapped local file, or the buffer an
     /// object store filled): not copied into a `Vec` first as `Array::retrieve_chunk` does.
-    fn read_encoded(&self, chunk: &[u64]) -> Result<Option<zarrs_storage::Bytes>> {
+    /// `None` when the chunk is not stored.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] naming the chunk when reading fails.
+    pub fn read_encoded(&self, chunk: &[u64]) -> Result<Option<zarrs_storage::Bytes>> {
         let key = self.array.chunk_key(chunk);
         let storage_error = |source| Error::Storage {
             location: self.store.location().join(key.as_str()),
