@@ -221,14 +221,7 @@ impl Block {
         }
         let n: usize = shape.iter().product();
         // stride of each output axis in this block (0 when the block lacks the dimension)
-        let mut own = vec![1usize; self.dims.len()];
-        for d in (0..self.dims.len().saturating_sub(1)).rev() {
-            own[d] = own[d + 1] * self.shape[d + 1];
-        }
-        let strides: Vec<usize> = dims
-            .iter()
-            .map(|d| self.dims.iter().position(|x| x == d).map_or(0, |p| own[p]))
-            .collect();
+        let strides = strides_in(dims, &self.dims, &self.shape);
         let mut idx = vec![0usize; dims.len()];
         let mut src = 0usize;
         let mut map = Vec::with_capacity(n);
@@ -963,6 +956,18 @@ impl Block {
     }
 }
 
+/// The stride, in a C-ordered block with dimensions `block_dims` and shape `block_shape`, of
+/// each of `dims` (0 for a dimension the block lacks).
+fn strides_in(dims: &[String], block_dims: &[String], block_shape: &[usize]) -> Vec<usize> {
+    let mut own = vec![1usize; block_dims.len()];
+    for d in (0..block_dims.len().saturating_sub(1)).rev() {
+        own[d] = own[d + 1] * block_shape[d + 1];
+    }
+    dims.iter()
+        .map(|d| block_dims.iter().position(|x| x == d).map_or(0, |p| own[p]))
+        .collect()
+}
+
 /// Fold the NaN-ness of consecutive values into consecutive output elements: `all` keeps
 /// those whose value's NaN-ness is `nan` every time, else `any` marks them.
 fn fold_nan(target: &mut [bool], is_nan: impl Iterator<Item = bool>, nan: bool, all: bool) {
@@ -1002,15 +1007,7 @@ impl Acc {
         out_shape: &[usize],
     ) -> Result<()> {
         let nd = x.dims.len();
-        let mut own = vec![1usize; out_dims.len()];
-        for d in (0..out_dims.len().saturating_sub(1)).rev() {
-            own[d] = own[d + 1] * out_shape[d + 1];
-        }
-        let out_stride: Vec<usize> = x
-            .dims
-            .iter()
-            .map(|d| out_dims.iter().position(|o| o == d).map_or(0, |p| own[p]))
-            .collect();
+        let out_stride = strides_in(&x.dims, out_dims, out_shape);
         let wshape: Vec<usize> = window
             .iter()
             .map(|r| usize::try_from(r.end - r.start).unwrap_or(0))
@@ -1110,15 +1107,7 @@ impl Acc {
         let generic: Vec<usize> = if (trailing && offset == 0) || leading {
             Vec::new()
         } else {
-            let mut own = vec![1usize; out_dims.len()];
-            for d in (0..out_dims.len().saturating_sub(1)).rev() {
-                own[d] = own[d + 1] * out_shape[d + 1];
-            }
-            let strides: Vec<usize> = b
-                .dims
-                .iter()
-                .map(|d| out_dims.iter().position(|x| x == d).map_or(0, |p| own[p]))
-                .collect();
+            let strides = strides_in(&b.dims, out_dims, out_shape);
             let mut idx = vec![0usize; nd];
             let mut o = 0usize;
             let mut map = Vec::with_capacity(b.data.len());
@@ -1705,11 +1694,16 @@ enum Cached {
 }
 
 impl Cached {
-    fn len(&self) -> usize {
+    /// The bytes held: the chunk's, or the fill value's one element.
+    fn bytes(&self) -> &[u8] {
         match self {
-            Cached::Bytes(b) | Cached::Fill(b) => b.len(),
-            Cached::Pooled(b) => b.len(),
+            Cached::Bytes(b) | Cached::Fill(b) => b,
+            Cached::Pooled(b) => b,
         }
+    }
+
+    fn len(&self) -> usize {
+        self.bytes().len()
     }
 }
 
@@ -1790,7 +1784,7 @@ struct CacheState {
     idle: Vec<memmap2::MmapMut>,
     /// Idle buffers set aside for chunks about to be decoded into them.
     reserved: HashMap<ChunkKey, memmap2::MmapMut>,
-    /// The size of the largest buffer taken so far.
+    /// The expected size of the largest chunk asked for so far: the pool's slack.
     largest: usize,
 }
 
@@ -2155,7 +2149,6 @@ impl ChunkCache {
                 .state
                 .lock()
                 .map_err(|_| "chunk cache poisoned".to_string())?;
-            st.largest = st.largest.max(len);
             let found = match st.reserved.remove(key) {
                 Some(buf) if buf.len() == len => Some(buf),
                 other => {
@@ -2261,32 +2254,17 @@ impl ChunkCache {
     ) -> Result<()> {
         let start: Vec<u64> = window.iter().map(|r| r.start).collect();
         let shape: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
-        if shape.contains(&0) {
-            return Ok(());
-        }
-        let inner = array.inner();
-        let subset = zarrs::array::ArraySubset::new_with_start_shape(start.clone(), shape.clone())
-            .map_err(|e| Error::Other(e.to_string()))?;
-        let chunks = inner
-            .chunks_in_array_subset(&subset)
-            .map_err(|e| Error::Other(e.to_string()))?
-            .ok_or_else(|| Error::Other(format!("{}: irregular chunk grid", array.location())))?;
         let f32s = array.dtype() == DType::Float32;
-        for idx in &chunks.indices() {
-            let cs = inner
-                .chunk_subset(&idx)
-                .map_err(|e| Error::Other(e.to_string()))?;
-            let cached = self.chunk(array, &idx)?;
-            let bytes: &[u8] = match &*cached {
-                Cached::Pooled(b) => b,
-                Cached::Bytes(b) => b,
+        self.for_each_chunk(array, &start, &shape, |cs, cached| {
+            let bytes = match cached {
                 Cached::Fill(elem) => {
                     let v = array.dtype().element_to_f64(elem);
                     crate::zarr::overlap_rows(cs.shape(), cs.start(), &shape, &start, |_, o, n| {
                         f(o, Row::Fill(v, n));
                     });
-                    continue;
+                    return;
                 }
+                stored => stored.bytes(),
             };
             crate::zarr::overlap_rows(cs.shape(), cs.start(), &shape, &start, |so, o, n| {
                 if f32s {
@@ -2309,6 +2287,34 @@ impl ChunkCache {
                     }
                 }
             });
+        })
+    }
+
+    /// Call `f(chunk_subset, chunk)` for every chunk of `array` that the region
+    /// `start .. start + shape` overlaps, in grid order, each read through the cache.
+    fn for_each_chunk(
+        &self,
+        array: &ZarrArray,
+        start: &[u64],
+        shape: &[u64],
+        mut f: impl FnMut(&zarrs::array::ArraySubset, &Cached),
+    ) -> Result<()> {
+        if shape.iter().product::<u64>() == 0 {
+            return Ok(());
+        }
+        let inner = array.inner();
+        let subset =
+            zarrs::array::ArraySubset::new_with_start_shape(start.to_vec(), shape.to_vec())
+                .map_err(|e| Error::Other(e.to_string()))?;
+        let chunks = inner
+            .chunks_in_array_subset(&subset)
+            .map_err(|e| Error::Other(e.to_string()))?
+            .ok_or_else(|| Error::Other(format!("{}: irregular chunk grid", array.location())))?;
+        for idx in &chunks.indices() {
+            let cs = inner
+                .chunk_subset(&idx)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            f(&cs, &*self.chunk(array, &idx)?);
         }
         Ok(())
     }
@@ -2347,48 +2353,20 @@ impl ChunkCache {
         out: &mut [u8],
     ) -> Result<()> {
         let esize = array.dtype().size();
-        let total: u64 = shape.iter().product();
-        let inner = array.inner();
-        let subset =
-            zarrs::array::ArraySubset::new_with_start_shape(start.to_vec(), shape.to_vec())
-                .map_err(|e| Error::Other(e.to_string()))?;
-        if total > 0 {
-            let chunks = inner
-                .chunks_in_array_subset(&subset)
-                .map_err(|e| Error::Other(e.to_string()))?
-                .ok_or_else(|| {
-                    Error::Other(format!("{}: irregular chunk grid", array.location()))
-                })?;
-            for idx in &chunks.indices() {
-                let cs = inner
-                    .chunk_subset(&idx)
-                    .map_err(|e| Error::Other(e.to_string()))?;
-                match &*self.chunk(array, &idx)? {
-                    Cached::Pooled(data) => crate::zarr::copy_region(
-                        data,
-                        cs.shape(),
-                        cs.start(),
-                        out,
-                        shape,
-                        start,
-                        esize,
-                    ),
-                    Cached::Bytes(data) => crate::zarr::copy_region(
-                        data,
-                        cs.shape(),
-                        cs.start(),
-                        out,
-                        shape,
-                        start,
-                        esize,
-                    ),
-                    Cached::Fill(elem) => {
-                        crate::zarr::fill_region(elem, cs.shape(), cs.start(), out, shape, start);
-                    }
-                }
+        self.for_each_chunk(array, start, shape, |cs, cached| match cached {
+            Cached::Fill(elem) => {
+                crate::zarr::fill_region(elem, cs.shape(), cs.start(), out, shape, start);
             }
-        }
-        Ok(())
+            stored => crate::zarr::copy_region(
+                stored.bytes(),
+                cs.shape(),
+                cs.start(),
+                out,
+                shape,
+                start,
+                esize,
+            ),
+        })
     }
 }
 

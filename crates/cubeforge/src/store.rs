@@ -373,8 +373,8 @@ const MAP_MIN_BYTES: u64 = 256 * 1024;
 
 /// Map a whole file read-only, its pages populated at once.
 ///
-/// One of the library's `unsafe` blocks (with the C-Blosc calls of [`crate::blosc`]): a mapping is only sound while no one truncates or
-/// rewrites the file. Cubeforge never writes to an input it is reading (it refuses an output
+/// One of the library's `unsafe` blocks (with the C-Blosc calls of [`crate::blosc`]): a
+/// mapping is only sound while no one truncates or rewrites the file. Cubeforge never writes to an input it is reading (it refuses an output
 /// equal to its input, and replaces objects by renaming a new file over them, which leaves a
 /// mapping of the old file intact). Another process truncating an input chunk while it is
 /// being decoded would end the process with `SIGBUS`, as it does `ripgrep` or any reader that
@@ -399,21 +399,27 @@ mod local_impl {
 
     impl ReadableStorageTraits for LocalStore {
         fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
+            use std::io::Read as _;
             let path = self.base.join(key.as_str());
-            let file = match std::fs::File::open(&path) {
+            let mut file = match std::fs::File::open(&path) {
                 Ok(file) => file,
-                // Missing objects, directories and the rest: as `FilesystemStore` reports them.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                // Anything else: as `FilesystemStore` reports it.
                 Err(_) => return self.inner.get(key),
             };
-            match file.metadata() {
-                Ok(m) if m.is_file() && m.len() >= super::MAP_MIN_BYTES => {}
+            let len = match file.metadata() {
+                Ok(m) if m.is_file() => m.len(),
                 _ => return self.inner.get(key),
-            }
-            match super::map_file(&file) {
-                Ok(map) => Ok(Some(Bytes::from_owner(map))),
+            };
+            if len >= super::MAP_MIN_BYTES {
+                if let Ok(map) = super::map_file(&file) {
+                    return Ok(Some(Bytes::from_owner(map)));
+                }
                 // A file system that cannot map files: read it.
-                Err(_) => self.inner.get(key),
             }
+            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            file.read_to_end(&mut bytes)?;
+            Ok(Some(Bytes::from(bytes)))
         }
         fn get_partial_many<'a>(
             &'a self,

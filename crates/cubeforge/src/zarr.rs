@@ -799,7 +799,7 @@ impl ZarrArray {
     }
 
     /// The decoded size in bytes of every chunk, when chunks can be decoded straight into a
-    /// caller's buffer by [`ZarrArray::read_chunk_into`]: Zarr v2 arrays compressed with Blosc
+    /// caller's buffer by [`ZarrArray::decode_into`]: Zarr v2 arrays compressed with Blosc
     /// alone (no filters, C order, little-endian or single-byte elements), the layout
     /// zarr-python, xarray and the netCDF-to-Zarr converters write by default.
     #[must_use]
@@ -807,25 +807,12 @@ impl ZarrArray {
         self.direct_len
     }
 
-    /// Decode chunk `chunk` into `out`, which must be [`ZarrArray::direct_chunk_len`] bytes long.
-    /// Returns `false`, leaving `out` as it was, when the chunk is not stored.
+    /// Decode the stored bytes `encoded` of chunk `chunk` (from [`ZarrArray::read_encoded`])
+    /// into `out`, which must be [`ZarrArray::direct_chunk_len`] bytes long.
     ///
     /// Blosc frames are decompressed by C-Blosc (the library `zarrs` calls) straight into `out`;
     /// anything else (a frame with trailing bytes, a frame whose header disagrees with the
     /// array) goes through `zarrs` and is copied.
-    ///
-    /// # Errors
-    /// As [`ZarrArray::read_chunk_if_exists`]; [`Error::Other`] when `out` has the wrong size.
-    pub fn read_chunk_into(&self, chunk: &[u64], out: &mut [u8]) -> Result<bool> {
-        let Some(encoded) = self.read_encoded(chunk)? else {
-            return Ok(false);
-        };
-        self.decode_into(chunk, &encoded, out)?;
-        Ok(true)
-    }
-
-    /// Decode the stored bytes `encoded` of chunk `chunk` into `out`, which must be
-    /// [`ZarrArray::direct_chunk_len`] bytes long (see [`ZarrArray::read_chunk_into`]).
     ///
     /// # Errors
     /// [`Error::CorruptChunk`] naming the chunk when the bytes cannot be decoded;
