@@ -1,12 +1,13 @@
 //! `cubeforge build`: a recipe becomes a plan (see [`crate::plan`]), which is executed chunk by
 //! chunk into a Zarr store.
 //!
-//! Execution: reductions that later steps depend on are materialised first, each in one
-//! streaming pass (`drop_all_nan` while planning, because it decides the output shape; the
-//! others on first use); then every output chunk is computed independently, in parallel, in an
-//! order that keeps the output chunks sharing input chunks together, through a bounded cache of
-//! decoded input chunks, and written as soon as it is ready. Array and group metadata are written
-//! last, consolidated metadata last of all, so a reader never opens a half-written cube.
+//! Execution: `drop_all_nan` scans run while planning, because they decide the output shape.
+//! Then streaming passes (see [`plan_passes`]) each compute the reductions whose inputs are ready
+//! together with the output arrays that need no reduction still pending: every output chunk is
+//! computed independently, in parallel, in an order that keeps the work sharing input chunks
+//! together, through a bounded cache of decoded input chunks, and written as soon as it is ready.
+//! Array and group metadata are written last, consolidated metadata last of all, so a reader never
+//! opens a half-written cube.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,7 +96,8 @@ pub struct PlanSummary {
     pub bytes_to_read: u64,
     /// Uncompressed bytes the output holds.
     pub bytes_to_write: u64,
-    /// Streaming passes: one per reduction, plus the output pass.
+    /// Streaming passes: the `drop_all_nan` scans, then one per level of reductions that depend on
+    /// each other, plus one for the outputs that need the last of them.
     pub passes: usize,
     /// Estimated peak memory of the executor.
     pub estimated_peak_memory: u64,
@@ -473,7 +475,7 @@ impl State<'_> {
                         VType::F64,
                     );
                     let node = Node::new(
-                        Op::Where(cond.clone(), v.node.clone(), nan),
+                        Op::Where(plan::simplify_nan_mask(&cond, &v.node), v.node.clone(), nan),
                         v.node.dims.clone(),
                         v.node.shape.clone(),
                         vtype,
@@ -729,12 +731,13 @@ impl State<'_> {
                     c[2].vtype,
                     is_const(&args[2]),
                 );
-                Node::new(
-                    Op::Where(c[0].clone(), c[1].clone(), c[2].clone()),
-                    dims,
-                    shape,
-                    t,
-                )
+                // where(cond, x, nan): see `plan::simplify_nan_mask`.
+                let cond = if matches!(args[2], Expr::Number(v) if v.is_nan()) {
+                    plan::simplify_nan_mask(&c[0], &c[1])
+                } else {
+                    c[0].clone()
+                };
+                Node::new(Op::Where(cond, c[1].clone(), c[2].clone()), dims, shape, t)
             }
             _ => Node::new(
                 Op::Clip(c[0].clone(), c[1].clone(), c[2].clone()),
@@ -1215,12 +1218,17 @@ pub fn build(
         bytes_to_write += v.node.shape.iter().product::<u64>() * v.node.vtype.dtype().size() as u64;
     }
     let mut sources = Vec::new();
-    let mut reductions = Vec::new();
     for v in state.vars.values() {
         v.node.sources(&mut sources);
-        v.node.reductions(&mut reductions);
     }
-    let mut passes = 1 + reductions.len();
+    let mut passes = plan_passes(
+        &state
+            .vars
+            .values()
+            .map(|v| Some(&v.node))
+            .collect::<Vec<_>>(),
+    )
+    .len();
     passes += r
         .operations
         .iter()
@@ -1349,18 +1357,18 @@ pub fn build(
     }
 
     tracing::info!(output = %out_loc, arrays = outs.len(), "plan ready");
-    // Reductions first, each in its own pass.
-    for o in &outs {
-        if let OutSource::Node(n) = &o.source {
-            progress("reductions", 0, 1);
-            materialise_all(n)?;
-        }
-    }
-
-    // Output tasks: ordered by the first dimension's chunk so that the tasks sharing input
-    // chunks run together.
-    let mut tasks: Vec<(usize, Vec<u64>)> = Vec::new();
-    for (ai, o) in outs.iter().enumerate() {
+    let stages = plan_passes(
+        &outs
+            .iter()
+            .map(|o| match &o.source {
+                OutSource::Node(n) => Some(n),
+                OutSource::Values(_) => None,
+            })
+            .collect::<Vec<_>>(),
+    );
+    // Output tasks: one per chunk (or shard) of each array.
+    let tasks_of = |ai: usize| -> Vec<(usize, Vec<u64>)> {
+        let o = &outs[ai];
         let grid: Vec<u64> = o
             .shape
             .iter()
@@ -1368,115 +1376,75 @@ pub fn build(
             .map(|(n, c)| n.div_ceil((*c).max(1)).max(1))
             .collect();
         let total: u64 = grid.iter().product();
-        for flat in 0..total {
-            tasks.extend(zarrs::array::unravel_index(flat, &grid).map(|idx| (ai, idx)));
-        }
-    }
-    // Order along the outermost dimension of the largest output variable (time, in a
-    // time × lat × lon cube): the tasks that need the same input chunks then run together.
-    // Backwards: the reduction passes went forwards, so the input chunks still cached are the
-    // last ones.
+        (0..total)
+            .filter_map(|flat| zarrs::array::unravel_index(flat, &grid))
+            .map(|idx| (ai, idx))
+            .collect()
+    };
+    // Tasks are ordered along the outermost dimension of the largest output variable (time, in a
+    // time × lat × lon cube): the tasks that need the same input chunks then run together, with
+    // the reduction blocks of their pass that read them.
     let first_dim = outs
         .iter()
         .max_by_key(|o| o.shape.iter().product::<u64>())
         .and_then(|o| o.dims.first().cloned())
         .unwrap_or_default();
-    tasks.sort_by_key(|(ai, idx)| {
+    let position = |(ai, idx): &(usize, Vec<u64>)| -> f64 {
         let o = &outs[*ai];
-        let t = o
-            .dims
+        o.dims
             .iter()
             .position(|d| *d == first_dim)
-            .map_or(0, |p| idx[p] * o.write_chunks[p]);
-        (std::cmp::Reverse(t), *ai, idx.clone())
-    });
-    // Tell the cache which input chunks each task reads, in order, so that it keeps the ones
-    // needed soonest.
-    let needs: Vec<Vec<plan::Needed>> = tasks
-        .iter()
-        .map(|(ai, idx)| {
-            let o = &outs[*ai];
-            let mut keys = Vec::new();
-            if let OutSource::Node(n) = &o.source {
-                n.chunks_needed(&chunk_window(idx, &o.write_chunks, &o.shape), &mut keys);
-            }
-            keys
-        })
-        .collect();
-    let scheduled = cache.set_schedule(needs);
-    let tasks: Vec<(usize, usize, Vec<u64>)> = tasks
-        .into_iter()
-        .enumerate()
-        .map(|(i, (ai, idx))| (i, ai, idx))
-        .collect();
-    let total = tasks.len() as u64;
-    tracing::info!(chunks = total, order = %first_dim, "pass: output chunks");
-    let done = AtomicU64::new(0);
+            .map_or(0.0, |p| {
+                (idx[p] * o.write_chunks[p]) as f64 / o.shape[p].max(1) as f64
+            })
+    };
+    let needs = |(ai, idx): &(usize, Vec<u64>), keys: &mut Vec<plan::Needed>| {
+        let o = &outs[*ai];
+        if let OutSource::Node(n) = &o.source {
+            n.chunks_needed(&chunk_window(idx, &o.write_chunks, &o.shape), keys);
+        }
+    };
     let resumed = AtomicU64::new(0);
-    let result = plan::for_each_in_order_with(
-        &tasks,
-        || (),
-        |(), (pos, ai, idx)| -> Result<()> {
-            if scheduled {
-                cache.started(*pos);
-            }
-            let o = &outs[*ai];
-            let key = o.array.chunk_key(idx);
-            if opts.resume && chunk_is_good(&out_store, o, idx)? {
-                resumed.fetch_add(1, Ordering::Relaxed);
-            } else {
-                let window = chunk_window(idx, &o.write_chunks, &o.shape);
-                let full_shape: Vec<u64> = o.write_chunks.clone();
-                let block;
-                let bytes: std::borrow::Cow<[u8]> = match &o.source {
-                    OutSource::Values(b) => std::borrow::Cow::Borrowed(b),
-                    OutSource::Node(n) => {
-                        block = n.eval(&window)?;
-                        let bytes = encode(&block.data, o.dtype);
-                        // Edge chunks are padded with the fill value to the full chunk shape.
-                        let got: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
-                        if got == full_shape {
-                            bytes
-                        } else {
-                            let fill_value = plan::Data::F64(vec![if o.dtype.is_float() {
-                                f64::NAN
-                            } else {
-                                0.0
-                            }]);
-                            let fill = encode(&fill_value, o.dtype);
-                            let n_full: u64 = full_shape.iter().product();
-                            let mut padded = fill.repeat(usize::try_from(n_full).unwrap_or(0));
-                            crate::zarr::copy_region(
-                                &bytes,
-                                &got,
-                                &vec![0; got.len()],
-                                &mut padded,
-                                &full_shape,
-                                &vec![0; got.len()],
-                                o.dtype.size(),
-                            );
-                            std::borrow::Cow::Owned(padded)
-                        }
-                    }
-                };
-                o.array
-                    .store_chunk(idx, zarrs::array::ArrayBytes::new_flen(bytes))
-                    .map_err(|e| {
-                        Error::Other(format!(
-                            "{}: cannot write chunk: {e}",
-                            out_store.location().join(key.as_str())
-                        ))
-                    })?;
-            }
-            progress("writing", done.fetch_add(1, Ordering::Relaxed) + 1, total);
-            Ok(())
-        },
-        |()| {},
-    );
-    if scheduled {
-        cache.clear_schedule();
+    let write = |(ai, idx): &(usize, Vec<u64>)| -> Result<()> {
+        let o = &outs[*ai];
+        if opts.resume && chunk_is_good(&out_store, o, idx)? {
+            resumed.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        write_chunk(&out_store, o, idx)
+    };
+    let n_passes = stages.len();
+    let mut total = 0u64;
+    for (p, (reductions, arrays)) in stages.iter().enumerate() {
+        let tasks: Vec<(usize, Vec<u64>)> = arrays.iter().flat_map(|ai| tasks_of(*ai)).collect();
+        total += tasks.len() as u64;
+        // Passes alternate direction, the last one backwards: each starts where the previous
+        // one ended, with the input chunks it left in the cache.
+        let backwards = (n_passes - 1 - p) % 2 == 0;
+        tracing::info!(
+            pass = p + 1,
+            of = n_passes,
+            reductions = reductions.len(),
+            chunks = tasks.len(),
+            order = %first_dim,
+            "pass"
+        );
+        let label = if n_passes == 1 {
+            "writing".to_string()
+        } else {
+            format!("pass {} of {n_passes}", p + 1)
+        };
+        plan::run_pass(
+            &cache,
+            reductions,
+            &tasks,
+            position,
+            needs,
+            write,
+            backwards,
+            |done, of| progress(&label, done, of),
+        )?;
     }
-    result?;
 
     tracing::info!(
         decoded = cache.decoded(),
@@ -1541,27 +1509,95 @@ fn chunk_window(idx: &[u64], chunks: &[u64], shape: &[u64]) -> Window {
         .collect()
 }
 
-fn materialise_all(n: &NodeRef) -> Result<()> {
-    match &n.op {
-        Op::Reduce { child, .. } => {
-            materialise_all(child)?;
-            let w: Window = n.shape.iter().map(|s| 0..(*s).min(1)).collect();
-            n.eval(&w).map(|_| ())
+/// The passes of a build: per pass, the pending reductions it computes and the output arrays
+/// (indices into `outs`: `None` for coordinates, written from their values) it writes.
+///
+/// A reduction that needs no other pending one runs in pass 0; one that reads the result of a
+/// reduction of pass k runs in pass k + 1. An output array runs in the pass after the last
+/// reduction it needs (pass 0 when it needs none), together with the reductions of that pass,
+/// so that they share the input chunks they decode. Coordinates are written in the last pass.
+fn plan_passes(outs: &[Option<&NodeRef>]) -> Vec<(Vec<NodeRef>, Vec<usize>)> {
+    /// Adds the pending reductions under `n` to `found` (with their pass) and returns the last
+    /// pass among them.
+    fn visit(n: &NodeRef, found: &mut Vec<(NodeRef, usize)>) -> Option<usize> {
+        let children: Vec<&NodeRef> = match &n.op {
+            Op::Reduce { child, .. } | Op::Take { child, .. } | Op::Unary(_, child) => {
+                vec![child]
+            }
+            Op::Cast(child) | Op::Transpose(child) => vec![child],
+            Op::Binary(_, a, b) => vec![a, b],
+            Op::Where(a, b, c) | Op::Clip(a, b, c) => vec![a, b, c],
+            Op::Source { .. } | Op::Const(_) | Op::Along { .. } => vec![],
+        };
+        let below = children.into_iter().filter_map(|c| visit(c, found)).max();
+        if !n.is_pending_reduction() {
+            return below;
         }
-        Op::Take { child, .. } | Op::Unary(_, child) | Op::Cast(child) | Op::Transpose(child) => {
-            materialise_all(child)
+        if let Some((_, p)) = found.iter().find(|(r, _)| Arc::ptr_eq(r, n)) {
+            return Some(*p);
         }
-        Op::Binary(_, a, b) => {
-            materialise_all(a)?;
-            materialise_all(b)
-        }
-        Op::Where(a, b, c) | Op::Clip(a, b, c) => {
-            materialise_all(a)?;
-            materialise_all(b)?;
-            materialise_all(c)
-        }
-        Op::Source { .. } | Op::Const(_) | Op::Along { .. } => Ok(()),
+        let p = below.map_or(0, |b| b + 1);
+        found.push((n.clone(), p));
+        Some(p)
     }
+    let mut found = Vec::new();
+    let pass_of: Vec<Option<usize>> = outs
+        .iter()
+        .map(|o| o.map(|n| visit(n, &mut found).map_or(0, |p| p + 1)))
+        .collect();
+    let last = pass_of.iter().flatten().copied().max().unwrap_or(0);
+    let mut stages: Vec<(Vec<NodeRef>, Vec<usize>)> =
+        (0..=last).map(|_| (Vec::new(), Vec::new())).collect();
+    for (r, p) in found {
+        stages[p].0.push(r);
+    }
+    for (ai, p) in pass_of.iter().enumerate() {
+        stages[p.unwrap_or(last)].1.push(ai);
+    }
+    stages
+}
+
+/// Compute output chunk `idx` of `o` and write it.
+fn write_chunk(out_store: &Store, o: &OutArray, idx: &[u64]) -> Result<()> {
+    let window = chunk_window(idx, &o.write_chunks, &o.shape);
+    let full_shape: Vec<u64> = o.write_chunks.clone();
+    let block;
+    let bytes: std::borrow::Cow<[u8]> = match &o.source {
+        OutSource::Values(b) => std::borrow::Cow::Borrowed(b),
+        OutSource::Node(n) => {
+            block = n.eval(&window)?;
+            let bytes = encode(&block.data, o.dtype);
+            // Edge chunks are padded with the fill value to the full chunk shape.
+            let got: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
+            if got == full_shape {
+                bytes
+            } else {
+                let fill_value =
+                    plan::Data::F64(vec![if o.dtype.is_float() { f64::NAN } else { 0.0 }]);
+                let fill = encode(&fill_value, o.dtype);
+                let n_full: u64 = full_shape.iter().product();
+                let mut padded = fill.repeat(usize::try_from(n_full).unwrap_or(0));
+                crate::zarr::copy_region(
+                    &bytes,
+                    &got,
+                    &vec![0; got.len()],
+                    &mut padded,
+                    &full_shape,
+                    &vec![0; got.len()],
+                    o.dtype.size(),
+                );
+                std::borrow::Cow::Owned(padded)
+            }
+        }
+    };
+    o.array
+        .store_chunk(idx, zarrs::array::ArrayBytes::new_flen(bytes))
+        .map_err(|e| {
+            Error::Other(format!(
+                "{}: cannot write chunk: {e}",
+                out_store.location().join(o.array.chunk_key(idx).as_str())
+            ))
+        })
 }
 
 /// Whether an output chunk from an interrupted build exists and decodes (absent all-fill chunks
@@ -1657,5 +1693,64 @@ mod tests {
             vec![1, 2]
         );
         assert!(label_slice(&[1.0, 3.0, 2.0], None, None).is_err());
+    }
+
+    #[test]
+    fn each_output_runs_in_the_pass_after_the_reductions_it_needs() {
+        let constant = || {
+            Node::new(
+                Op::Const(plan::Data::F64(vec![1.0])),
+                vec![],
+                vec![],
+                VType::F64,
+            )
+        };
+        let reduce = |child: NodeRef| {
+            Node::new(
+                Op::Reduce {
+                    child,
+                    dims: vec![],
+                    kind: plan::Reduction::Max,
+                    result: OnceLock::new(),
+                },
+                vec![],
+                vec![],
+                VType::F64,
+            )
+        };
+        let binary = |a: &NodeRef, b: &NodeRef| {
+            Node::new(
+                Op::Binary(expr::BinOp::Add, a.clone(), b.clone()),
+                vec![],
+                vec![],
+                VType::F64,
+            )
+        };
+        // r1 reads r0's result; out2 needs both, out1 only r0, out0 none.
+        let r0 = reduce(constant());
+        let r1 = reduce(binary(&r0, &constant()));
+        let out0 = constant();
+        let out1 = binary(&r0, &constant());
+        let out2 = binary(&r1, &r0);
+        let stages = plan_passes(&[Some(&out2), None, Some(&out1), Some(&out0)]);
+        assert_eq!(stages.len(), 3);
+        let arrays: Vec<&Vec<usize>> = stages.iter().map(|(_, a)| a).collect();
+        // Coordinates (None) in the last pass.
+        assert_eq!(arrays, [&vec![3], &vec![2], &vec![0, 1]]);
+        let reductions: Vec<Vec<*const Node>> = stages
+            .iter()
+            .map(|(r, _)| r.iter().map(Arc::as_ptr).collect())
+            .collect();
+        assert_eq!(
+            reductions,
+            [vec![Arc::as_ptr(&r0)], vec![Arc::as_ptr(&r1)], vec![]]
+        );
+        // A reduction already computed constrains nothing.
+        let w: Window = vec![];
+        r0.eval(&w).expect("eval");
+        let stages = plan_passes(&[Some(&out2), Some(&out1), Some(&out0)]);
+        assert_eq!(stages.len(), 2);
+        assert_eq!(stages[0].1, vec![1, 2]);
+        assert_eq!(stages[1].1, vec![0]);
     }
 }

@@ -456,34 +456,6 @@ impl Node {
         }
     }
 
-    /// Collect the distinct reductions this node depends on (each is one streaming pass); a
-    /// reduction shared by several variables is listed once.
-    pub fn reductions(&self, seen: &mut Vec<*const Node>) {
-        match &self.op {
-            Op::Reduce { child, .. } => {
-                let me: *const Node = self;
-                if !seen.contains(&me) {
-                    seen.push(me);
-                }
-                child.reductions(seen);
-            }
-            Op::Take { child, .. }
-            | Op::Unary(_, child)
-            | Op::Cast(child)
-            | Op::Transpose(child) => child.reductions(seen),
-            Op::Binary(_, a, b) => {
-                a.reductions(seen);
-                b.reductions(seen);
-            }
-            Op::Where(a, b, c) | Op::Clip(a, b, c) => {
-                a.reductions(seen);
-                b.reductions(seen);
-                c.reductions(seen);
-            }
-            Op::Source { .. } | Op::Const(_) | Op::Along { .. } => {}
-        }
-    }
-
     /// The stored input chunks that evaluating `window` reads, as the cache names them: what
     /// [`Node::eval`] will ask the cache for (reductions are materialised apart and not included).
     pub fn chunks_needed(&self, window: &Window, out: &mut Vec<Needed>) {
@@ -825,98 +797,44 @@ impl Node {
         })
     }
 
-    /// Compute a reduction over its child's full extent, in parallel blocks along the first
-    /// reduced dimension.
+    /// Compute a reduction over its child's full extent, in parallel blocks along its child's
+    /// first dimension (see [`ReductionJob`]), in a pass of its own.
     fn materialise(&self) -> Result<Block> {
-        let Op::Reduce {
-            child, dims, kind, ..
-        } = &self.op
-        else {
-            return Err(Error::Other(
-                "internal: materialise on a non-reduction".into(),
-            ));
-        };
-        // Split along the outermost dimension, kept or reduced: each block then covers whole
-        // rows of input chunks, so every input chunk is decoded about once. (Splitting along a
-        // reduced inner dimension would sweep the whole outer axis once per block.)
-        let _ = dims;
-        let axis = 0;
-        let len = child.shape[axis];
-        let plane: u64 = child
-            .shape
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != axis)
-            .map(|(_, n)| *n)
-            .product();
-        // Blocks of about half a million elements: enough work per task, little memory, and
-        // buffers small enough for the allocator to reuse rather than map afresh.
-        let step = (524_288 / plane.max(1)).clamp(1, len.max(1));
-        let out_shape: Vec<usize> = self
-            .shape
-            .iter()
-            .map(|n| usize::try_from(*n).unwrap_or(0))
-            .collect();
-        let n_out: usize = out_shape.iter().product();
-        let starts: Vec<u64> = (0..len)
-            .step_by(usize::try_from(step).unwrap_or(1))
-            .collect();
-        // Blocks in order, one accumulator per worker: the workers read neighbouring input
-        // chunks, which the chunk cache then serves once.
-        let window = |s: u64| -> Window {
-            let mut w: Window = child.shape.iter().map(|n| 0..*n).collect();
-            w[axis] = s..(s + step).min(len);
-            w
-        };
+        let job = ReductionJob::new(self)?;
+        let blocks: Vec<usize> = (0..job.blocks()).collect();
         // The pass's reads, for the cache's eviction and read-ahead.
         let cache = self.cache();
         let scheduled = cache.as_ref().is_some_and(|c| {
             c.set_schedule(
-                starts
+                blocks
                     .iter()
-                    .map(|s| {
+                    .map(|b| {
                         let mut keys = Vec::new();
-                        child.chunks_needed(&window(*s), &mut keys);
+                        job.needs(*b, &mut keys);
                         keys
                     })
                     .collect(),
             )
         });
-        let blocks: Vec<(usize, u64)> = starts.iter().copied().enumerate().collect();
         let partials: Mutex<Vec<Acc>> = Mutex::new(Vec::new());
-        // all/any of isnan/notnull over a float source: NaN-ness is read where the chunk cache
-        // holds the values, without copying them or building a boolean block.
-        let nan_scan = match (&child.op, kind) {
-            (Op::Unary(op @ (UnOp::IsNan | UnOp::NotNull), x), Reduction::All | Reduction::Any)
-                if x.dims == child.dims && x.visitable() =>
-            {
-                Some((*op == UnOp::IsNan, x))
-            }
-            _ => None,
-        };
+        // Blocks in order, one accumulator per worker: the workers read neighbouring input
+        // chunks, which the chunk cache then serves once.
         let result = for_each_in_order_with(
             &blocks,
-            || Acc::new(n_out),
-            |acc, &(i, s)| {
+            || Acc::new(job.n_out),
+            |acc, &b| {
                 if scheduled {
                     if let Some(c) = &cache {
-                        c.started(i);
+                        c.started(b);
                     }
                 }
-                let w = window(s);
-                if let Some((nan, x)) = nan_scan.filter(|(_, x)| x.runs_are_long(&w)) {
-                    let all = *kind == Reduction::All;
-                    return acc.add_nan_rows(x, &w, nan, all, &self.dims, &out_shape);
+                let r = job.run(acc, b);
+                if scheduled {
+                    if let Some(c) = &cache {
+                        c.finished(b);
+                    }
                 }
-                let b = child.eval(&w)?;
-                acc.add(
-                    &b,
-                    &self.dims,
-                    &out_shape,
-                    *kind,
-                    usize::try_from(s).unwrap_or(0),
-                );
-                Ok(())
+                r
             },
             |acc| {
                 if let Ok(mut p) = partials.lock() {
@@ -933,16 +851,359 @@ impl Node {
         let partials = partials
             .into_inner()
             .map_err(|_| Error::Other("reduction state poisoned".into()))?;
-        let mut total = Acc::new(n_out);
-        for p in &partials {
-            total.merge(p);
+        Ok(job.finish(&partials))
+    }
+
+    /// Whether this is a reduction whose result is not computed yet.
+    #[must_use]
+    pub fn is_pending_reduction(&self) -> bool {
+        matches!(&self.op, Op::Reduce { result, .. } if result.get().is_none())
+    }
+}
+
+/// Whether `a` and `b` compute the same values: the same node, the same source variable, or the
+/// same positions of the same values.
+fn same_values(a: &Node, b: &Node) -> bool {
+    if std::ptr::eq(a, b) {
+        return true;
+    }
+    if a.dims != b.dims || a.shape != b.shape || a.vtype != b.vtype {
+        return false;
+    }
+    match (&a.op, &b.op) {
+        (Op::Source { array: x, .. }, Op::Source { array: y, .. }) => x.location() == y.location(),
+        (
+            Op::Take {
+                child: x,
+                dim: dx,
+                index: ix,
+            },
+            Op::Take {
+                child: y,
+                dim: dy,
+                index: iy,
+            },
+        ) => dx == dy && (Arc::ptr_eq(ix, iy) || ix == iy) && same_values(x, y),
+        _ => false,
+    }
+}
+
+/// The condition of `where(cond, x, NaN)`, simplified. Where `all(isnan(x), dims)` holds, `x`
+/// is NaN at every position along `dims`, so the result is NaN whatever the condition says
+/// there: inside the condition, `all(isnan(x), ..)` may be read as false and
+/// `any(notnull(x), ..)` as true. The simplified condition no longer needs the reduction, so
+/// the masked `x` can be computed in the same pass as that reduction instead of after it. (The
+/// tutorial's `sst.where(ocean)`, with the ocean mask built from `isnan(sst).all('time')`.)
+///
+/// Only the NaN that such a position holds may differ: `x`'s own NaN where the condition had
+/// put the canonical one.
+#[must_use]
+pub fn simplify_nan_mask(cond: &NodeRef, x: &Node) -> NodeRef {
+    assume_not_all_nan(cond, x).unwrap_or_else(|| cond.clone())
+}
+
+/// `n` with `all(isnan(x))` read as false and `any(notnull(x))` as true, constants folded;
+/// `None` when `n` has neither.
+fn assume_not_all_nan(n: &NodeRef, x: &Node) -> Option<NodeRef> {
+    let constant = |b: bool| Node::new(Op::Const(Data::Bool(vec![b])), vec![], vec![], VType::Bool);
+    let as_bool = |c: &Node| match &c.op {
+        Op::Const(Data::Bool(v)) if v.len() == 1 && c.dims.is_empty() => Some(v[0]),
+        _ => None,
+    };
+    // `m` in place of `n` when it computes the same dimensions and type.
+    let fits = |m: &NodeRef| m.dims == n.dims && m.shape == n.shape && m.vtype == n.vtype;
+    let rebuilt = |op: Op| Node::new(op, n.dims.clone(), n.shape.clone(), n.vtype);
+    match &n.op {
+        Op::Reduce { child, kind, .. } => match (kind, &child.op) {
+            (Reduction::All, Op::Unary(UnOp::IsNan, y)) if same_values(y, x) => {
+                Some(constant(false))
+            }
+            (Reduction::Any, Op::Unary(UnOp::NotNull, y)) if same_values(y, x) => {
+                Some(constant(true))
+            }
+            _ => None,
+        },
+        Op::Unary(op, a) => {
+            let a = assume_not_all_nan(a, x)?;
+            Some(match (op, as_bool(&a)) {
+                (UnOp::Not, Some(b)) => constant(!b),
+                _ => rebuilt(Op::Unary(*op, a)),
+            })
         }
-        Ok(Block {
-            dims: self.dims.clone(),
-            shape: out_shape,
-            data: total.finish(*kind, self.vtype),
+        Op::Binary(op, a, b) => {
+            let (a2, b2) = (assume_not_all_nan(a, x), assume_not_all_nan(b, x));
+            if a2.is_none() && b2.is_none() {
+                return None;
+            }
+            let a = a2.unwrap_or_else(|| a.clone());
+            let b = b2.unwrap_or_else(|| b.clone());
+            let folded = match (op, as_bool(&a), as_bool(&b)) {
+                (BinOp::And, Some(true), _) | (BinOp::Or, Some(false), _) => Some(b.clone()),
+                (BinOp::And, _, Some(true)) | (BinOp::Or, _, Some(false)) => Some(a.clone()),
+                (BinOp::And, Some(false), _) | (BinOp::And, _, Some(false)) => {
+                    Some(constant(false))
+                }
+                (BinOp::Or, Some(true), _) | (BinOp::Or, _, Some(true)) => Some(constant(true)),
+                _ => None,
+            };
+            Some(match folded {
+                Some(f) if fits(&f) || (f.dims.is_empty() && n.vtype == VType::Bool) => f,
+                _ => rebuilt(Op::Binary(*op, a, b)),
+            })
+        }
+        Op::Where(c, a, b) => {
+            let changed = [c, a, b].map(|m| assume_not_all_nan(m, x));
+            if changed.iter().all(Option::is_none) {
+                return None;
+            }
+            let [c2, a2, b2] = changed;
+            let c = c2.unwrap_or_else(|| c.clone());
+            let a = a2.unwrap_or_else(|| a.clone());
+            let b = b2.unwrap_or_else(|| b.clone());
+            match as_bool(&c) {
+                Some(true) if fits(&a) => Some(a),
+                Some(false) if fits(&b) => Some(b),
+                _ => Some(rebuilt(Op::Where(c, a, b))),
+            }
+        }
+        Op::Cast(a) => Some(rebuilt(Op::Cast(assume_not_all_nan(a, x)?))),
+        Op::Transpose(a) => Some(rebuilt(Op::Transpose(assume_not_all_nan(a, x)?))),
+        _ => None,
+    }
+}
+
+/// A reduction computed block by block: the blocks split the child along its first dimension,
+/// kept or reduced, so that each block covers whole rows of input chunks and every input chunk
+/// is decoded about once. (Splitting along a reduced inner dimension would sweep the whole outer
+/// axis once per block.) Each worker adds blocks into its own accumulator; the accumulators are
+/// merged at the end.
+struct ReductionJob<'a> {
+    node: &'a Node,
+    child: &'a NodeRef,
+    kind: Reduction,
+    /// Length of the child's first dimension, and block length along it.
+    len: u64,
+    step: u64,
+    out_shape: Vec<usize>,
+    n_out: usize,
+    /// all/any of isnan/notnull over a float source: NaN-ness is read where the chunk cache
+    /// holds the values, without copying them or building a boolean block. (`true`: isnan.)
+    nan_scan: Option<(bool, &'a NodeRef)>,
+}
+
+impl<'a> ReductionJob<'a> {
+    fn new(node: &'a Node) -> Result<ReductionJob<'a>> {
+        let Op::Reduce { child, kind, .. } = &node.op else {
+            return Err(Error::Other(
+                "internal: materialise on a non-reduction".into(),
+            ));
+        };
+        let len = child.shape.first().copied().unwrap_or(1);
+        let plane: u64 = child.shape.iter().skip(1).product();
+        // Blocks of about half a million elements: enough work per task, little memory, and
+        // buffers small enough for the allocator to reuse rather than map afresh.
+        let step = (524_288 / plane.max(1)).clamp(1, len.max(1));
+        let out_shape: Vec<usize> = node
+            .shape
+            .iter()
+            .map(|n| usize::try_from(*n).unwrap_or(0))
+            .collect();
+        let nan_scan = match (&child.op, kind) {
+            (Op::Unary(op @ (UnOp::IsNan | UnOp::NotNull), x), Reduction::All | Reduction::Any)
+                if x.dims == child.dims && x.visitable() =>
+            {
+                Some((*op == UnOp::IsNan, x))
+            }
+            _ => None,
+        };
+        Ok(ReductionJob {
+            node,
+            child,
+            kind: *kind,
+            len,
+            step,
+            n_out: out_shape.iter().product(),
+            out_shape,
+            nan_scan,
         })
     }
+
+    /// Number of blocks.
+    fn blocks(&self) -> usize {
+        usize::try_from(self.len.div_ceil(self.step)).unwrap_or(0)
+    }
+
+    /// Where block `b` starts along the child's first dimension, as a fraction of its length.
+    fn position(&self, b: usize) -> f64 {
+        (b as u64 * self.step) as f64 / self.len.max(1) as f64
+    }
+
+    /// The child's window of block `b`.
+    fn window(&self, b: usize) -> Window {
+        let s = b as u64 * self.step;
+        let mut w: Window = self.child.shape.iter().map(|n| 0..*n).collect();
+        if let Some(first) = w.first_mut() {
+            *first = s..(s + self.step).min(self.len);
+        }
+        w
+    }
+
+    /// The input chunks block `b` reads.
+    fn needs(&self, b: usize, out: &mut Vec<Needed>) {
+        self.child.chunks_needed(&self.window(b), out);
+    }
+
+    /// Add block `b` into `acc`.
+    fn run(&self, acc: &mut Acc, b: usize) -> Result<()> {
+        let w = self.window(b);
+        if let Some((nan, x)) = self.nan_scan.filter(|(_, x)| x.runs_are_long(&w)) {
+            let all = self.kind == Reduction::All;
+            return acc.add_nan_rows(x, &w, nan, all, &self.node.dims, &self.out_shape);
+        }
+        let block = self.child.eval(&w)?;
+        acc.add(
+            &block,
+            &self.node.dims,
+            &self.out_shape,
+            self.kind,
+            usize::try_from(w.first().map_or(0, |r| r.start)).unwrap_or(0),
+        );
+        Ok(())
+    }
+
+    /// The result, from the accumulators of all workers.
+    fn finish(&self, partials: &[Acc]) -> Block {
+        let mut total = Acc::new(self.n_out);
+        for p in partials {
+            total.merge(p);
+        }
+        Block {
+            dims: self.node.dims.clone(),
+            shape: self.out_shape.clone(),
+            data: total.finish(self.kind, self.node.vtype),
+        }
+    }
+}
+
+/// One streaming pass over the input: the blocks of `reductions` (computed here, each result
+/// then kept by its node) and `tasks`, run together in one order so that the reductions and the
+/// tasks reading the same input chunks run close together and each chunk is decoded about once.
+///
+/// Blocks and tasks are ordered by `position` (a task's place along the first dimension of what
+/// it computes, as a fraction of its length; a block's along its reduction's child), backwards
+/// when `backwards` (the chunks a previous forward pass left in the cache are the last ones).
+/// The cache is told what each will read, in that order. Reductions already computed are
+/// skipped; reductions inside another one's input must be computed before (else the first block
+/// that needs one computes it in a nested pass).
+///
+/// # Errors
+/// The first error of a block or of `run`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_pass<T: Sync>(
+    cache: &ChunkCache,
+    reductions: &[NodeRef],
+    tasks: &[T],
+    position: impl Fn(&T) -> f64,
+    needs: impl Fn(&T, &mut Vec<Needed>),
+    run: impl Fn(&T) -> Result<()> + Sync,
+    backwards: bool,
+    progress: impl Fn(u64, u64) + Sync,
+) -> Result<()> {
+    #[derive(Clone, Copy)]
+    enum Item {
+        Block(usize, usize),
+        Task(usize),
+    }
+    let pending: Vec<&NodeRef> = reductions
+        .iter()
+        .filter(|n| n.is_pending_reduction())
+        .collect();
+    let jobs: Vec<ReductionJob> = pending
+        .iter()
+        .map(|n| ReductionJob::new(n))
+        .collect::<Result<_>>()?;
+    let mut items: Vec<(f64, Item)> = Vec::new();
+    for (j, job) in jobs.iter().enumerate() {
+        items.extend((0..job.blocks()).map(|b| (job.position(b), Item::Block(j, b))));
+    }
+    items.extend(
+        tasks
+            .iter()
+            .enumerate()
+            .map(|(t, task)| (position(task), Item::Task(t))),
+    );
+    // Stable: at one position, reduction blocks first, tasks in the order given.
+    items.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if backwards {
+        items.reverse();
+    }
+    let items: Vec<(usize, Item)> = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, item))| (i, item))
+        .collect();
+    let scheduled = cache.set_schedule(
+        items
+            .iter()
+            .map(|(_, item)| {
+                let mut keys = Vec::new();
+                match *item {
+                    Item::Block(j, b) => jobs[j].needs(b, &mut keys),
+                    Item::Task(t) => needs(&tasks[t], &mut keys),
+                }
+                keys
+            })
+            .collect(),
+    );
+    let partials: Mutex<Vec<Vec<Acc>>> = Mutex::new((0..jobs.len()).map(|_| Vec::new()).collect());
+    let total = items.len() as u64;
+    let done = std::sync::atomic::AtomicU64::new(0);
+    progress(0, total);
+    let result = for_each_in_order_with(
+        &items,
+        || -> Vec<Option<Acc>> { (0..jobs.len()).map(|_| None).collect() },
+        |accs, &(i, item)| {
+            if scheduled {
+                cache.started(i);
+            }
+            let r = match item {
+                Item::Block(j, b) => {
+                    let acc = accs[j].get_or_insert_with(|| Acc::new(jobs[j].n_out));
+                    jobs[j].run(acc, b)
+                }
+                Item::Task(t) => run(&tasks[t]),
+            };
+            if scheduled {
+                cache.finished(i);
+            }
+            r?;
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress(n, total);
+            Ok(())
+        },
+        |accs| {
+            if let Ok(mut p) = partials.lock() {
+                for (j, acc) in accs.into_iter().enumerate() {
+                    if let Some(acc) = acc {
+                        p[j].push(acc);
+                    }
+                }
+            }
+        },
+    );
+    if scheduled {
+        cache.clear_schedule();
+    }
+    result?;
+    let partials = partials
+        .into_inner()
+        .map_err(|_| Error::Other("reduction state poisoned".into()))?;
+    for (job, accs) in jobs.iter().zip(&partials) {
+        if let Op::Reduce { result, .. } = &job.node.op {
+            let _ = result.set(Ok(Arc::new(job.finish(accs))));
+        }
+    }
+    Ok(())
 }
 
 impl Block {
@@ -1776,6 +2037,9 @@ struct CacheState {
     uses: HashMap<ChunkKey, Vec<usize>>,
     /// The position of the latest task started.
     position: usize,
+    /// The tasks started and not yet finished (a task that never reports its end stays here,
+    /// which only keeps its chunks longer).
+    running: std::collections::BTreeSet<usize>,
     /// For the pass under way: the chunks each task reads.
     needs: Vec<Vec<Needed>>,
     /// Tasks below this position have had their files announced to the kernel.
@@ -1806,6 +2070,24 @@ impl CacheState {
         })
     }
 
+    /// Whether the scheduled pass has finished every task that reads `key` (a chunk of another
+    /// pass, or of none, counts as finished).
+    fn done_with(&self, key: &ChunkKey) -> bool {
+        if self.needs.is_empty() {
+            return false;
+        }
+        // Tasks start in order: below the lowest one running, all have finished.
+        let low = self
+            .running
+            .first()
+            .copied()
+            .unwrap_or(self.position.saturating_add(1));
+        self.uses
+            .get(key)
+            .and_then(|u| u.last())
+            .is_none_or(|last| *last < low)
+    }
+
     /// Take out of the pool the oldest idle buffers until they, the buffers reserved for chunks
     /// about to be decoded and the decoded chunks fit in `limit` plus the largest chunk asked
     /// for so far. A chunk being decoded into a newly mapped buffer (no idle one had its size)
@@ -1827,7 +2109,16 @@ impl CacheState {
         let mut idle: usize = self.idle.iter().map(|b| b.len()).sum();
         let mut released = Vec::new();
         while !self.idle.is_empty() && decoded + reserved + idle > limit {
-            let buf = self.idle.remove(0);
+            // The oldest of the size most idle buffers have: one buffer of each size stays as
+            // long as possible, for the next chunk of that size.
+            let count = |len: usize| self.idle.iter().filter(|b| b.len() == len).count();
+            let most = self.idle.iter().map(|b| count(b.len())).max().unwrap_or(0);
+            let i = self
+                .idle
+                .iter()
+                .position(|b| count(b.len()) == most)
+                .unwrap_or(0);
+            let buf = self.idle.remove(i);
             idle -= buf.len();
             released.push(buf);
         }
@@ -2006,6 +2297,7 @@ impl ChunkCache {
                 return;
             };
             st.position = st.position.max(i);
+            st.running.insert(i);
             let from = st.prefetched.max(i);
             let to = (i + PREFETCH_TASKS).min(st.needs.len());
             if from >= to {
@@ -2027,11 +2319,20 @@ impl ChunkCache {
         }
     }
 
+    /// Task `i` of the scheduled pass has finished: the chunks that only it and earlier tasks
+    /// read are no longer needed in this pass (see [`ChunkCache::evict`]).
+    pub fn finished(&self, i: usize) {
+        if let Ok(mut st) = self.state.lock() {
+            st.running.remove(&i);
+        }
+    }
+
     /// Forget the schedule (eviction is least recently used again).
     pub fn clear_schedule(&self) {
         if let Ok(mut st) = self.state.lock() {
             st.uses.clear();
             st.needs.clear();
+            st.running.clear();
             st.position = 0;
             st.prefetched = 0;
         }
@@ -2170,6 +2471,9 @@ impl ChunkCache {
             None => {
                 self.mapped
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if std::env::var_os("CUBEFORGE_TRACE_CHUNKS").is_some() {
+                    eprintln!("map {len} for {} {:?}", key.0, key.1);
+                }
                 memmap2::MmapOptions::new().len(len).populate().map_anon()
             }
             .map_err(|e| format!("cannot allocate {len} bytes for a decoded chunk: {e}")),
@@ -2223,6 +2527,29 @@ impl ChunkCache {
     /// within the limit, to be released once the lock is let go.
     #[must_use]
     fn evict(&self, st: &mut CacheState, keep: &ChunkKey) -> Vec<memmap2::MmapMut> {
+        // Chunks the pass is done with, and that nobody is reading, go back to the pool at once:
+        // the next chunks are decoded into memory already faulted in, and the pool stays as
+        // small as the pass allows rather than growing to the limit.
+        {
+            let done: Vec<ChunkKey> = st
+                .map
+                .iter()
+                .filter(|(k, (slot, _, _))| {
+                    *k != keep
+                        && Arc::strong_count(slot) == 1
+                        && matches!(slot.value.get(), Some(Ok(v)) if Arc::strong_count(v) == 1)
+                        && st.done_with(k)
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in done {
+                if let Some(entry) = st.map.remove(&k) {
+                    if let Some(buf) = pooled_buffer(entry.0) {
+                        st.idle.push(buf);
+                    }
+                }
+            }
+        }
         st.bytes = st.map.values().map(entry_size).sum();
         while st.bytes > self.limit && st.map.len() > 1 {
             let victim = st
@@ -2374,6 +2701,24 @@ impl ChunkCache {
 mod tests {
     use super::*;
 
+    /// A Zarr v2 group in a fresh memory store.
+    fn memory_group(url: &str) -> crate::store::Store {
+        let store = crate::store::Store::open_str(url).expect("memory store");
+        put_key(&store, ".zgroup", br#"{"zarr_format": 2}"#.to_vec());
+        store
+    }
+
+    fn put_key(store: &crate::store::Store, key: &str, bytes: Vec<u8>) {
+        let k = zarrs_storage::StoreKey::new(key).expect("key");
+        store.storage().set(&k, bytes.into()).expect("set");
+    }
+
+    /// The first array of the group at the root of `store`.
+    fn first_array(store: &crate::store::Store) -> ZarrArray {
+        let listing = crate::zarr::list_group(store, "").expect("listing");
+        ZarrArray::open(store, &listing.arrays[0]).expect("array")
+    }
+
     fn along(dim: &str, vals: Vec<f64>, vtype: VType) -> NodeRef {
         let n = vals.len() as u64;
         Node::new(
@@ -2466,13 +2811,8 @@ mod tests {
     /// A memory store holding a float32 array `a` of shape [n] in chunks of 1 (chunk `n - 1`
     /// not stored), uncompressed.
     fn memory_array(name: &str, n: u64) -> ZarrArray {
-        use crate::store::Store;
-        let store = Store::open_str(&format!("memory://{name}")).expect("memory store");
-        let put = |key: &str, bytes: Vec<u8>| {
-            let k = zarrs_storage::StoreKey::new(key).expect("key");
-            store.storage().set(&k, bytes.into()).expect("set");
-        };
-        put(".zgroup", br#"{"zarr_format": 2}"#.to_vec());
+        let store = memory_group(&format!("memory://{name}"));
+        let put = |key: &str, bytes: Vec<u8>| put_key(&store, key, bytes);
         let zarray = format!(
             r#"{{"zarr_format": 2, "shape": [{n}], "chunks": [1], "dtype": "<f4",
                "compressor": null, "filters": null, "fill_value": "NaN", "order": "C"}}"#
@@ -2482,8 +2822,7 @@ mod tests {
             #[allow(clippy::cast_precision_loss)]
             put(&format!("a/{i}"), (i as f32).to_le_bytes().to_vec());
         }
-        let listing = crate::zarr::list_group(&store, "").expect("listing");
-        ZarrArray::open(&store, &listing.arrays[0]).expect("array")
+        first_array(&store)
     }
 
     #[test]
@@ -2562,27 +2901,23 @@ mod tests {
         assert_eq!(cache.decoded(), 3);
     }
 
-    #[test]
-    fn blosc_chunks_are_decoded_into_reused_buffers() {
-        use crate::store::Store;
+    /// A 1-d float32 array of `n` Blosc-compressed chunks of 1024 values (value = position), the
+    /// last chunk not stored, chunk 2 with bytes after its frame.
+    fn blosc_array(name: &str, n: u32) -> ZarrArray {
         use zarrs::array::codec::{
             BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode,
         };
         use zarrs::array::BytesToBytesCodecTraits as _;
         const N: u32 = 1024;
-        let store = Store::open_str("memory://plan-cache-pool").expect("memory store");
-        let put = |key: &str, bytes: Vec<u8>| {
-            let k = zarrs_storage::StoreKey::new(key).expect("key");
-            store.storage().set(&k, bytes.into()).expect("set");
-        };
-        put(".zgroup", br#"{"zarr_format": 2}"#.to_vec());
+        let store = memory_group(&format!("memory://{name}"));
+        let put = |key: &str, bytes: Vec<u8>| put_key(&store, key, bytes);
         put(
             "a/.zarray",
             format!(
                 r#"{{"zarr_format": 2, "shape": [{}], "chunks": [{N}], "dtype": "<f4",
                    "compressor": {{"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1,
                    "blocksize": 0}}, "filters": null, "fill_value": "NaN", "order": "C"}}"#,
-                4 * N
+                u64::from(n) * u64::from(N)
             )
             .into_bytes(),
         );
@@ -2594,7 +2929,7 @@ mod tests {
             Some(4),
         )
         .expect("codec");
-        for c in 0..3u32 {
+        for c in 0..n - 1 {
             #[allow(clippy::cast_precision_loss)]
             let raw: Vec<u8> = (c * N..(c + 1) * N)
                 .flat_map(|i| (i as f32).to_le_bytes())
@@ -2612,8 +2947,13 @@ mod tests {
             }
             put(&format!("a/{c}"), frame);
         }
-        let listing = crate::zarr::list_group(&store, "").expect("listing");
-        let array = ZarrArray::open(&store, &listing.arrays[0]).expect("array");
+        first_array(&store)
+    }
+
+    #[test]
+    fn blosc_chunks_are_decoded_into_reused_buffers() {
+        const N: u32 = 1024;
+        let array = blosc_array("plan-cache-pool", 4);
         assert_eq!(array.direct_chunk_len(), Some(4 * N as usize));
 
         // Room for two chunks and the missing chunk's fill value (plus the pool's one chunk of
@@ -2665,15 +3005,10 @@ mod tests {
 
     #[test]
     fn nan_scans_read_in_place_agree_with_evaluated_blocks() {
-        use crate::store::Store;
         let (nt, ny, nx) = (6u64, 4u64, 5u64);
         let (ct, cy, cx) = (4u64, 3u64, 2u64);
-        let store = Store::open_str("memory://plan-nan-scan").expect("memory store");
-        let put = |key: &str, bytes: Vec<u8>| {
-            let k = zarrs_storage::StoreKey::new(key).expect("key");
-            store.storage().set(&k, bytes.into()).expect("set");
-        };
-        put(".zgroup", br#"{"zarr_format": 2}"#.to_vec());
+        let store = memory_group("memory://plan-nan-scan");
+        let put = |key: &str, bytes: Vec<u8>| put_key(&store, key, bytes);
         put(
             "a/.zarray",
             format!(
@@ -2708,8 +3043,7 @@ mod tests {
             }
             put(&format!("a/{i}.{j}.{k}"), bytes);
         }
-        let listing = crate::zarr::list_group(&store, "").expect("listing");
-        let array = Arc::new(ZarrArray::open(&store, &listing.arrays[0]).expect("array"));
+        let array = Arc::new(first_array(&store));
         let decoding =
             CfDecoding::from_attrs(&serde_json::Map::new(), DType::Float32, Some(f64::NAN))
                 .expect("decoding");
@@ -2924,5 +3258,305 @@ mod tests {
             promote(VType::Int(DType::Int16), false, VType::F32, false),
             VType::F32
         );
+    }
+
+    #[test]
+    fn chunks_a_pass_is_done_with_go_back_to_the_pool_at_once() {
+        const N: usize = 1024;
+        let array = Arc::new(blosc_array("plan-cache-done", 4));
+        let need = |i: u64| -> Needed {
+            Needed {
+                key: (array.location(), vec![i]),
+                path: None,
+                array: None,
+            }
+        };
+        let read = |cache: &ChunkCache, i: u64| -> f32 {
+            let start = i * N as u64 + 1;
+            let raw = cache.read_region(&array, &[start], &[1]).expect("read");
+            f32::from_le_bytes(raw.bytes[..4].try_into().expect("4 bytes"))
+        };
+        // Room for all three stored chunks: nothing is ever evicted for lack of room.
+        let cache = ChunkCache::new(4 * 4 * N);
+        let order = [0u64, 1, 0, 2];
+        assert!(cache.set_schedule(order.iter().map(|i| vec![need(*i)]).collect()));
+        for (task, i) in order.iter().enumerate() {
+            cache.started(task);
+            #[allow(clippy::cast_precision_loss)]
+            let want = (*i * N as u64 + 1) as f32;
+            assert_eq!(read(&cache, *i), want);
+            cache.finished(task);
+        }
+        // Chunk 0, read again by task 2, stayed cached; chunk 1 needed a second buffer while
+        // chunk 0 was kept for task 2; chunk 2 took a buffer of the finished chunks.
+        assert_eq!(cache.decoded(), 3);
+        assert_eq!(cache.buffers_mapped(), 2);
+        cache.clear_schedule();
+
+        // The same reads with no task ever reported finished keep every chunk to the limit.
+        let cache = ChunkCache::new(4 * 4 * N);
+        assert!(cache.set_schedule(order.iter().map(|i| vec![need(*i)]).collect()));
+        for (task, i) in order.iter().enumerate() {
+            cache.started(task);
+            read(&cache, *i);
+        }
+        assert_eq!(cache.decoded(), 3);
+        assert_eq!(cache.buffers_mapped(), 3);
+    }
+
+    /// A (t, x) float32 array in memory, uncompressed, `value(t, x)` everywhere, read through a
+    /// cache of `limit` bytes.
+    fn grid_source(
+        name: &str,
+        shape: [u64; 2],
+        chunks: [u64; 2],
+        value: impl Fn(u64, u64) -> f32,
+        limit: usize,
+    ) -> NodeRef {
+        let store = memory_group(&format!("memory://{name}"));
+        let put = |key: &str, bytes: Vec<u8>| put_key(&store, key, bytes);
+        put(
+            "a/.zarray",
+            format!(
+                r#"{{"zarr_format": 2, "shape": {shape:?}, "chunks": {chunks:?},
+                   "dtype": "<f4", "compressor": null, "filters": null, "fill_value": "NaN",
+                   "order": "C"}}"#
+            )
+            .into_bytes(),
+        );
+        for i in 0..shape[0].div_ceil(chunks[0]) {
+            for j in 0..shape[1].div_ceil(chunks[1]) {
+                let mut bytes = Vec::new();
+                for t in i * chunks[0]..(i + 1) * chunks[0] {
+                    for x in j * chunks[1]..(j + 1) * chunks[1] {
+                        bytes.extend_from_slice(&value(t, x).to_le_bytes());
+                    }
+                }
+                put(&format!("a/{i}.{j}"), bytes);
+            }
+        }
+        let array = Arc::new(first_array(&store));
+        let decoding =
+            CfDecoding::from_attrs(&serde_json::Map::new(), DType::Float32, Some(f64::NAN))
+                .expect("decoding");
+        Node::new(
+            Op::Source {
+                array,
+                decoding: Box::new(decoding),
+                cache: Arc::new(ChunkCache::new(limit)),
+            },
+            vec!["t".into(), "x".into()],
+            shape.to_vec(),
+            VType::F32,
+        )
+    }
+
+    fn reduce(child: &NodeRef, kind: Reduction, dims: &[&str], vtype: VType) -> NodeRef {
+        let keep: Vec<(String, u64)> = child
+            .dims
+            .iter()
+            .zip(&child.shape)
+            .filter(|(d, _)| !dims.contains(&d.as_str()))
+            .map(|(d, n)| (d.clone(), *n))
+            .collect();
+        Node::new(
+            Op::Reduce {
+                child: child.clone(),
+                dims: dims.iter().map(|d| (*d).to_string()).collect(),
+                kind,
+                result: OnceLock::new(),
+            },
+            keep.iter().map(|(d, _)| d.clone()).collect(),
+            keep.iter().map(|(_, n)| *n).collect(),
+            vtype,
+        )
+    }
+
+    fn unary_node(op: UnOp, child: &NodeRef, vtype: VType) -> NodeRef {
+        Node::new(
+            Op::Unary(op, child.clone()),
+            child.dims.clone(),
+            child.shape.clone(),
+            vtype,
+        )
+    }
+
+    #[test]
+    fn one_pass_computes_reductions_and_tasks_reading_the_same_chunks() {
+        // 4 chunks of 512 × 1024 values: the reduction blocks are 512 rows, one chunk each.
+        let (nt, nx, ct) = (2048u64, 1024u64, 512u64);
+        #[allow(clippy::cast_precision_loss)]
+        let value = |t: u64, x: u64| -> f32 {
+            if x % 3 == 0 || t == x {
+                f32::NAN
+            } else {
+                (t * 7 + x) as f32
+            }
+        };
+        let chunk_bytes = usize::try_from(ct * nx * 4).expect("size");
+        for backwards in [false, true] {
+            // Room for three chunks.
+            let name = format!("plan-pass-{backwards}");
+            let x = grid_source(&name, [nt, nx], [ct, nx], value, 3 * chunk_bytes);
+            let all_nan = reduce(
+                &unary_node(UnOp::IsNan, &x, VType::Bool),
+                Reduction::All,
+                &["t"],
+                VType::Bool,
+            );
+            let max = reduce(&x, Reduction::Max, &["t"], VType::F32);
+            let cache = x.cache().expect("cache");
+            let sums = Mutex::new(vec![0f64; 4]);
+            let tasks: Vec<u64> = (0..4).collect();
+            run_pass(
+                &cache,
+                &[all_nan.clone(), max.clone()],
+                &tasks,
+                |c| *c as f64 / 4.0,
+                |c, keys| x.chunks_needed(&vec![c * ct..(c + 1) * ct, 0..nx], keys),
+                |c| {
+                    let b = x.eval(&vec![c * ct..(c + 1) * ct, 0..nx])?;
+                    let sum = b.data.to_f64().iter().filter(|v| !v.is_nan()).sum();
+                    sums.lock().expect("lock")[usize::try_from(*c).expect("index")] = sum;
+                    Ok(())
+                },
+                backwards,
+                |_, _| {},
+            )
+            .expect("pass");
+            // The reductions and the tasks shared every chunk: each was decoded once. (A pass
+            // for the reductions and then one for the tasks would decode 4 + 1.)
+            assert_eq!(cache.decoded(), 4, "backwards: {backwards}");
+            let want: Vec<f64> = (0..4u64)
+                .map(|c| {
+                    (c * ct..(c + 1) * ct)
+                        .flat_map(|t| (0..nx).map(move |x| f64::from(value(t, x))))
+                        .filter(|v| !v.is_nan())
+                        .sum()
+                })
+                .collect();
+            assert_eq!(*sums.lock().expect("lock"), want);
+            // The reductions were computed in the pass (reading them decodes nothing more).
+            let whole: Window = std::iter::once(0..nx).collect();
+            let got_nan = all_nan.eval(&whole).expect("eval").data.to_bool();
+            let got_max = max.eval(&whole).expect("eval").data.to_f64();
+            assert_eq!(cache.decoded(), 4);
+            for xi in 0..nx {
+                let col: Vec<f32> = (0..nt).map(|t| value(t, xi)).collect();
+                let i = usize::try_from(xi).expect("x");
+                assert_eq!(got_nan[i], col.iter().all(|v| v.is_nan()), "x {xi}");
+                let m = col
+                    .iter()
+                    .filter(|v| !v.is_nan())
+                    .fold(f32::NAN, |a, b| a.max(*b));
+                let g = got_max[i];
+                assert!(
+                    (g.is_nan() && m.is_nan()) || g == f64::from(m),
+                    "x {xi}: {g} vs {m}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_nan_mask_built_from_the_masked_variable_needs_no_reduction() {
+        #[allow(clippy::cast_precision_loss)]
+        let value = |t: u64, x: u64| -> f32 {
+            // Columns 1 and 4 always NaN; column 2 NaN on odd days.
+            if x == 1 || x == 4 || (x == 2 && t % 2 == 1) {
+                f32::NAN
+            } else {
+                (t * 10 + x) as f32
+            }
+        };
+        let x = grid_source("plan-nan-mask", [6, 6], [4, 4], value, 1 << 20);
+        let other = grid_source("plan-nan-mask-other", [6, 6], [4, 4], |_, _| 1.0, 1 << 20);
+        let land = Node::new(
+            Op::Binary(
+                BinOp::Gt,
+                along("x", vec![0.0, 1.0, 1.0, 0.0, 1.0, 1.0], VType::F64),
+                Node::new(Op::Const(Data::F64(vec![0.5])), vec![], vec![], VType::F64),
+            ),
+            vec!["x".into()],
+            vec![6],
+            VType::Bool,
+        );
+        let scalar =
+            |b: bool| Node::new(Op::Const(Data::Bool(vec![b])), vec![], vec![], VType::Bool);
+        let valid = |of: &NodeRef| {
+            unary_node(
+                UnOp::Not,
+                &reduce(
+                    &unary_node(UnOp::IsNan, of, VType::Bool),
+                    Reduction::All,
+                    &["t"],
+                    VType::Bool,
+                ),
+                VType::Bool,
+            )
+        };
+        let nan = Node::new(
+            Op::Const(Data::F64(vec![f64::NAN])),
+            vec![],
+            vec![],
+            VType::F64,
+        );
+        let masked = |cond: &NodeRef| {
+            Node::new(
+                Op::Where(cond.clone(), x.clone(), nan.clone()),
+                x.dims.clone(),
+                x.shape.clone(),
+                VType::F32,
+            )
+        };
+        let bool_node = |op: Op| Node::new(op, vec!["x".into()], vec![6], VType::Bool);
+        // The tutorial's form, `where(valid, land, false)`, and `valid & land`.
+        let conds = [
+            bool_node(Op::Where(valid(&x), land.clone(), scalar(false))),
+            bool_node(Op::Binary(BinOp::And, valid(&x), land.clone())),
+        ];
+        let all: Window = vec![0..6, 0..6];
+        for cond in &conds {
+            let simple = simplify_nan_mask(cond, &x);
+            // The reduction is gone: nothing left to compute in an earlier pass.
+            let mut found = Vec::new();
+            fn reductions(n: &Node, found: &mut Vec<*const Node>) {
+                match &n.op {
+                    Op::Reduce { .. } => found.push(n),
+                    Op::Unary(_, c)
+                    | Op::Cast(c)
+                    | Op::Transpose(c)
+                    | Op::Take { child: c, .. } => {
+                        reductions(c, found);
+                    }
+                    Op::Binary(_, a, b) => {
+                        reductions(a, found);
+                        reductions(b, found);
+                    }
+                    Op::Where(a, b, c) | Op::Clip(a, b, c) => {
+                        reductions(a, found);
+                        reductions(b, found);
+                        reductions(c, found);
+                    }
+                    _ => {}
+                }
+            }
+            reductions(&simple, &mut found);
+            assert!(found.is_empty(), "{simple:?}");
+            // Same values as the mask that computes the reduction.
+            let want = masked(cond).eval(&all).expect("eval").data.to_f64();
+            let got = masked(&simple).eval(&all).expect("eval").data.to_f64();
+            assert_eq!(want.len(), 36);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g.is_nan() && w.is_nan()) || g == w, "{got:?} vs {want:?}");
+            }
+            // Columns 1 and 4 (always NaN) and 0, 3 (not land) are NaN; column 2 keeps its
+            // values on even days.
+            assert_eq!(got[2], 2.0);
+            assert!(got[6 + 2].is_nan());
+        }
+        // A mask built from another variable is left as it is.
+        let cond = bool_node(Op::Binary(BinOp::And, valid(&other), land.clone()));
+        assert!(Arc::ptr_eq(&simplify_nan_mask(&cond, &x), &cond));
     }
 }
