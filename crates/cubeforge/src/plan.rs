@@ -2040,6 +2040,10 @@ struct CacheState {
     /// The tasks started and not yet finished (a task that never reports its end stays here,
     /// which only keeps its chunks longer).
     running: std::collections::BTreeSet<usize>,
+    /// The first task not started yet, and the tasks after it that have started: workers take
+    /// tasks in order but may report their start out of order.
+    unstarted: usize,
+    started_ahead: std::collections::BTreeSet<usize>,
     /// For the pass under way: the chunks each task reads.
     needs: Vec<Vec<Needed>>,
     /// Tasks below this position have had their files announced to the kernel.
@@ -2076,12 +2080,11 @@ impl CacheState {
         if self.needs.is_empty() {
             return false;
         }
-        // Tasks start in order: below the lowest one running, all have finished.
+        // Below the lowest task running or not started, all have finished.
         let low = self
             .running
             .first()
-            .copied()
-            .unwrap_or(self.position.saturating_add(1));
+            .map_or(self.unstarted, |r| (*r).min(self.unstarted));
         self.uses
             .get(key)
             .and_then(|u| u.last())
@@ -2264,6 +2267,9 @@ impl ChunkCache {
         st.needs = needs;
         st.position = 0;
         st.prefetched = 0;
+        st.running.clear();
+        st.unstarted = 0;
+        st.started_ahead.clear();
         true
     }
 
@@ -2298,6 +2304,15 @@ impl ChunkCache {
             };
             st.position = st.position.max(i);
             st.running.insert(i);
+            if i == st.unstarted {
+                st.unstarted += 1;
+                while st.started_ahead.first() == Some(&st.unstarted) {
+                    st.started_ahead.pop_first();
+                    st.unstarted += 1;
+                }
+            } else if i > st.unstarted {
+                st.started_ahead.insert(i);
+            }
             let from = st.prefetched.max(i);
             let to = (i + PREFETCH_TASKS).min(st.needs.len());
             if from >= to {
@@ -2333,6 +2348,8 @@ impl ChunkCache {
             st.uses.clear();
             st.needs.clear();
             st.running.clear();
+            st.unstarted = 0;
+            st.started_ahead.clear();
             st.position = 0;
             st.prefetched = 0;
         }
@@ -3291,6 +3308,29 @@ mod tests {
         // chunk 0 was kept for task 2; chunk 2 took a buffer of the finished chunks.
         assert_eq!(cache.decoded(), 3);
         assert_eq!(cache.buffers_mapped(), 2);
+        cache.clear_schedule();
+
+        // A task taken before another but reporting its start after it still counts: chunk 1,
+        // read only by task 1, is not done with while task 1 has not started, nor while it runs.
+        let cache = ChunkCache::new(4 * 4 * N);
+        assert!(cache.set_schedule(order.iter().map(|i| vec![need(*i)]).collect()));
+        let done_with = |cache: &ChunkCache, i: u64| {
+            let st = cache.state.lock().expect("lock");
+            st.done_with(&(array.location(), vec![i]))
+        };
+        cache.started(0);
+        cache.finished(0);
+        cache.started(2);
+        cache.finished(2);
+        assert!(!done_with(&cache, 1));
+        // (Done counts from the first task not finished: chunk 0 waits for task 1 too.)
+        assert!(!done_with(&cache, 0));
+        cache.started(1);
+        assert!(!done_with(&cache, 1));
+        cache.finished(1);
+        assert!(done_with(&cache, 1));
+        assert!(done_with(&cache, 0), "tasks 0 and 2 read chunk 0");
+        assert!(!done_with(&cache, 2), "task 3 reads chunk 2");
         cache.clear_schedule();
 
         // The same reads with no task ever reported finished keep every chunk to the limit.
