@@ -1221,14 +1221,26 @@ pub fn build(
     for v in state.vars.values() {
         v.node.sources(&mut sources);
     }
-    let mut passes = plan_passes(
+    let stages = plan_passes(
         &state
             .vars
             .values()
             .map(|v| Some(&v.node))
             .collect::<Vec<_>>(),
-    )
-    .len();
+    );
+    let mut passes = stages.len();
+    // Each worker keeps an accumulator per reduction of its pass (`plan::Acc`: five 8-byte
+    // and two 1-byte values per output element).
+    let accumulator_bytes = stages
+        .iter()
+        .map(|(reductions, _)| {
+            reductions
+                .iter()
+                .map(|r| r.shape.iter().fold(42u64, |a, n| a.saturating_mul(*n)))
+                .fold(0u64, u64::saturating_add)
+        })
+        .max()
+        .unwrap_or(0);
     passes += r
         .operations
         .iter()
@@ -1281,10 +1293,11 @@ pub fn build(
         bytes_to_write,
         passes,
         // The cache, the one chunk of slack its buffer pool keeps (`ChunkCache`), each
-        // worker's blocks, and the program itself.
+        // worker's blocks and reduction accumulators, and the program itself.
         estimated_peak_memory: (opts.memory_limit as u64)
             .saturating_add(max_input_chunk_bytes)
             .saturating_add(workers.saturating_mul(max_chunk_bytes).saturating_mul(4))
+            .saturating_add(workers.saturating_mul(accumulator_bytes))
             .saturating_add(64 * 1024 * 1024),
     };
     if opts.dry_run {

@@ -910,9 +910,10 @@ fn assume_not_all_nan(n: &NodeRef, x: &Node) -> Option<NodeRef> {
         Op::Const(Data::Bool(v)) if v.len() == 1 && c.dims.is_empty() => Some(v[0]),
         _ => None,
     };
-    // `m` in place of `n` when it computes the same dimensions and type.
-    let fits = |m: &NodeRef| m.dims == n.dims && m.shape == n.shape && m.vtype == n.vtype;
+    // A rebuilt node keeps `n`'s dimensions and type; its operands keep theirs (a folded operand
+    // is broadcast back to the form of the one it replaces), as evaluation expects.
     let rebuilt = |op: Op| Node::new(op, n.dims.clone(), n.shape.clone(), n.vtype);
+    let simplified = |m: &NodeRef| assume_not_all_nan(m, x);
     match &n.op {
         Op::Reduce { child, kind, .. } => match (kind, &child.op) {
             (Reduction::All, Op::Unary(UnOp::IsNan, y)) if same_values(y, x) => {
@@ -924,51 +925,71 @@ fn assume_not_all_nan(n: &NodeRef, x: &Node) -> Option<NodeRef> {
             _ => None,
         },
         Op::Unary(op, a) => {
-            let a = assume_not_all_nan(a, x)?;
-            Some(match (op, as_bool(&a)) {
+            let a2 = simplified(a)?;
+            Some(match (op, as_bool(&a2)) {
                 (UnOp::Not, Some(b)) => constant(!b),
-                _ => rebuilt(Op::Unary(*op, a)),
+                _ => rebuilt(Op::Unary(*op, conform(a2, a))),
             })
         }
         Op::Binary(op, a, b) => {
-            let (a2, b2) = (assume_not_all_nan(a, x), assume_not_all_nan(b, x));
+            let (a2, b2) = (simplified(a), simplified(b));
             if a2.is_none() && b2.is_none() {
                 return None;
             }
-            let a = a2.unwrap_or_else(|| a.clone());
-            let b = b2.unwrap_or_else(|| b.clone());
-            let folded = match (op, as_bool(&a), as_bool(&b)) {
-                (BinOp::And, Some(true), _) | (BinOp::Or, Some(false), _) => Some(b.clone()),
-                (BinOp::And, _, Some(true)) | (BinOp::Or, _, Some(false)) => Some(a.clone()),
-                (BinOp::And, Some(false), _) | (BinOp::And, _, Some(false)) => {
-                    Some(constant(false))
-                }
-                (BinOp::Or, Some(true), _) | (BinOp::Or, _, Some(true)) => Some(constant(true)),
-                _ => None,
-            };
-            Some(match folded {
-                Some(f) if fits(&f) || (f.dims.is_empty() && n.vtype == VType::Bool) => f,
-                _ => rebuilt(Op::Binary(*op, a, b)),
+            let a2 = a2.unwrap_or_else(|| a.clone());
+            let b2 = b2.unwrap_or_else(|| b.clone());
+            // A folded result may have fewer dimensions than `n`: the parent broadcasts it.
+            Some(match (op, as_bool(&a2), as_bool(&b2)) {
+                (BinOp::And, Some(true), _) | (BinOp::Or, Some(false), _) => b2,
+                (BinOp::And, _, Some(true)) | (BinOp::Or, _, Some(false)) => a2,
+                (BinOp::And, Some(false), _) | (BinOp::And, _, Some(false)) => constant(false),
+                (BinOp::Or, Some(true), _) | (BinOp::Or, _, Some(true)) => constant(true),
+                _ => rebuilt(Op::Binary(*op, conform(a2, a), conform(b2, b))),
             })
         }
         Op::Where(c, a, b) => {
-            let changed = [c, a, b].map(|m| assume_not_all_nan(m, x));
+            let changed = [c, a, b].map(simplified);
             if changed.iter().all(Option::is_none) {
                 return None;
             }
             let [c2, a2, b2] = changed;
-            let c = c2.unwrap_or_else(|| c.clone());
-            let a = a2.unwrap_or_else(|| a.clone());
-            let b = b2.unwrap_or_else(|| b.clone());
-            match as_bool(&c) {
-                Some(true) if fits(&a) => Some(a),
-                Some(false) if fits(&b) => Some(b),
-                _ => Some(rebuilt(Op::Where(c, a, b))),
-            }
+            let c2 = c2.unwrap_or_else(|| c.clone());
+            let a2 = a2.unwrap_or_else(|| a.clone());
+            let b2 = b2.unwrap_or_else(|| b.clone());
+            // The branch taken, in `n`'s type (a `where` promotes its branches).
+            Some(match as_bool(&c2) {
+                Some(true) => conform_type(a2, n),
+                Some(false) => conform_type(b2, n),
+                None => rebuilt(Op::Where(conform(c2, c), conform(a2, a), conform(b2, b))),
+            })
         }
-        Op::Cast(a) => Some(rebuilt(Op::Cast(assume_not_all_nan(a, x)?))),
-        Op::Transpose(a) => Some(rebuilt(Op::Transpose(assume_not_all_nan(a, x)?))),
+        Op::Cast(a) => Some(rebuilt(Op::Cast(conform(simplified(a)?, a)))),
+        Op::Transpose(a) => Some(rebuilt(Op::Transpose(conform(simplified(a)?, a)))),
         _ => None,
+    }
+}
+
+/// `new` in the form of `old` (dimensions, shape and type): broadcast and cast when they differ.
+fn conform(new: NodeRef, old: &Node) -> NodeRef {
+    if new.dims == old.dims && new.shape == old.shape && new.vtype == old.vtype {
+        new
+    } else {
+        Node::new(
+            Op::Cast(new),
+            old.dims.clone(),
+            old.shape.clone(),
+            old.vtype,
+        )
+    }
+}
+
+/// `new` with the type of `old` (its dimensions may be fewer: the parent broadcasts them).
+fn conform_type(new: NodeRef, old: &Node) -> NodeRef {
+    if new.vtype == old.vtype {
+        new
+    } else {
+        let (dims, shape) = (new.dims.clone(), new.shape.clone());
+        Node::new(Op::Cast(new), dims, shape, old.vtype)
     }
 }
 
@@ -2074,8 +2095,9 @@ impl CacheState {
         })
     }
 
-    /// Whether the scheduled pass has finished every task that reads `key` (a chunk of another
-    /// pass, or of none, counts as finished).
+    /// Whether the scheduled pass reads `key` and has finished every task that does. A chunk it
+    /// does not list (left by an earlier pass for a later one, or read by a reduction computed
+    /// within a task) is not: it leaves only when room is needed.
     fn done_with(&self, key: &ChunkKey) -> bool {
         if self.needs.is_empty() {
             return false;
@@ -2088,7 +2110,7 @@ impl CacheState {
         self.uses
             .get(key)
             .and_then(|u| u.last())
-            .is_none_or(|last| *last < low)
+            .is_some_and(|last| *last < low)
     }
 
     /// Take out of the pool the oldest idle buffers until they, the buffers reserved for chunks
@@ -3330,6 +3352,8 @@ mod tests {
         cache.finished(1);
         assert!(done_with(&cache, 1));
         assert!(done_with(&cache, 0), "tasks 0 and 2 read chunk 0");
+        // A chunk the pass does not read is left for a later pass (or a nested reduction).
+        assert!(!done_with(&cache, 3));
         assert!(!done_with(&cache, 2), "task 3 reads chunk 2");
         cache.clear_schedule();
 
@@ -3595,6 +3619,34 @@ mod tests {
             assert_eq!(got[2], 2.0);
             assert!(got[6 + 2].is_nan());
         }
+        // A fold that leaves fewer dimensions than the node it replaces: `g` is a 0-d condition
+        // that is not a constant, and `~(false | g)` must still be a condition over `x`.
+        let g = reduce(
+            &unary_node(UnOp::NotNull, &other, VType::Bool),
+            Reduction::Any,
+            &["t", "x"],
+            VType::Bool,
+        );
+        let all_nan = reduce(
+            &unary_node(UnOp::IsNan, &x, VType::Bool),
+            Reduction::All,
+            &["t"],
+            VType::Bool,
+        );
+        let cond = unary_node(
+            UnOp::Not,
+            &bool_node(Op::Binary(BinOp::Or, all_nan, g)),
+            VType::Bool,
+        );
+        let simple = simplify_nan_mask(&cond, &x);
+        let block = simple.eval(&std::iter::once(0..6).collect()).expect("eval");
+        assert_eq!(block.data.len(), 6, "{simple:?}");
+        let want = masked(&cond).eval(&all).expect("eval").data.to_f64();
+        let got = masked(&simple).eval(&all).expect("eval").data.to_f64();
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g.is_nan() && w.is_nan()) || g == w, "{got:?} vs {want:?}");
+        }
+
         // A mask built from another variable is left as it is.
         let cond = bool_node(Op::Binary(BinOp::And, valid(&other), land.clone()));
         assert!(Arc::ptr_eq(&simplify_nan_mask(&cond, &x), &cond));
