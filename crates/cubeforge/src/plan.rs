@@ -601,6 +601,38 @@ impl Node {
         }
     }
 
+    /// The nodes this one computes from.
+    fn children(&self) -> Vec<&NodeRef> {
+        match &self.op {
+            Op::Take { child, .. }
+            | Op::Unary(_, child)
+            | Op::Cast(child)
+            | Op::Transpose(child)
+            | Op::Reduce { child, .. } => vec![child],
+            Op::Binary(_, a, b) => vec![a, b],
+            Op::Where(a, b, c) | Op::Clip(a, b, c) => vec![a, b, c],
+            Op::Source { .. } | Op::Const(_) | Op::Along { .. } => vec![],
+        }
+    }
+
+    /// Compute the reductions below this node that are not computed yet, innermost first, each
+    /// in a pass of its own. A pass calls this before its blocks read a reduction, so that no
+    /// reduction is computed inside a worker of another pass (a worker waiting in a nested pass
+    /// could pick up a task that waits for the same reduction, on the same thread).
+    ///
+    /// # Errors
+    /// Read and decode errors of the sources.
+    pub fn materialise_below(&self) -> Result<()> {
+        for c in self.children() {
+            c.materialise_below()?;
+            if c.is_pending_reduction() {
+                let w: Window = c.shape.iter().map(|n| 0..(*n).min(1)).collect();
+                c.eval(&w)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The chunk cache the sources below this node read through (the first one found).
     fn cache(&self) -> Option<Arc<ChunkCache>> {
         match &self.op {
@@ -800,6 +832,7 @@ impl Node {
     /// Compute a reduction over its child's full extent, in parallel blocks along its child's
     /// first dimension (see [`ReductionJob`]), in a pass of its own.
     fn materialise(&self) -> Result<Block> {
+        self.materialise_below()?;
         let job = ReductionJob::new(self)?;
         let blocks: Vec<usize> = (0..job.blocks()).collect();
         // The pass's reads, for the cache's eviction and read-ahead.
@@ -1114,8 +1147,9 @@ impl<'a> ReductionJob<'a> {
 /// it computes, as a fraction of its length; a block's along its reduction's child), backwards
 /// when `backwards` (the chunks a previous forward pass left in the cache are the last ones).
 /// The cache is told what each will read, in that order. Reductions already computed are
-/// skipped; reductions inside another one's input must be computed before (else the first block
-/// that needs one computes it in a nested pass).
+/// skipped; reductions inside another one's input are computed first, each in a pass of its own
+/// ([`Node::materialise_below`]: [`crate::build`] plans them into earlier passes). The tasks must
+/// read only reductions already computed.
 ///
 /// # Errors
 /// The first error of a block or of `run`.
@@ -1139,6 +1173,9 @@ pub fn run_pass<T: Sync>(
         .iter()
         .filter(|n| n.is_pending_reduction())
         .collect();
+    for n in &pending {
+        n.materialise_below()?;
+    }
     let jobs: Vec<ReductionJob> = pending
         .iter()
         .map(|n| ReductionJob::new(n))
@@ -3650,5 +3687,43 @@ mod tests {
         // A mask built from another variable is left as it is.
         let cond = bool_node(Op::Binary(BinOp::And, valid(&other), land.clone()));
         assert!(Arc::ptr_eq(&simplify_nan_mask(&cond, &x), &cond));
+    }
+
+    #[test]
+    fn a_pass_computes_a_reduction_over_another_one() {
+        #[allow(clippy::cast_precision_loss)]
+        let value = |t: u64, x: u64| -> f32 { (t * t + x) as f32 };
+        let x = grid_source("plan-nested", [8, 3], [2, 3], value, 1 << 20);
+        // max over t of (x - mean over t of x)
+        let mean = reduce(&x, Reduction::Mean, &["t"], VType::F32);
+        let centred = Node::new(
+            Op::Binary(BinOp::Sub, x.clone(), mean.clone()),
+            x.dims.clone(),
+            x.shape.clone(),
+            VType::F32,
+        );
+        let max = reduce(&centred, Reduction::Max, &["t"], VType::F32);
+        let cache = x.cache().expect("cache");
+        let no_tasks: [u8; 0] = [];
+        run_pass(
+            &cache,
+            std::slice::from_ref(&max),
+            &no_tasks,
+            |_| 0.0,
+            |_, _| {},
+            |_| Ok(()),
+            false,
+            |_, _| {},
+        )
+        .expect("pass");
+        assert!(!mean.is_pending_reduction());
+        assert!(!max.is_pending_reduction());
+        let got = max
+            .eval(&std::iter::once(0..3).collect())
+            .expect("eval")
+            .data
+            .to_f64();
+        // mean over t of t*t + x is 17.5 + x; the largest t*t is 49: 49 - 17.5.
+        assert_eq!(got, vec![31.5; 3]);
     }
 }
