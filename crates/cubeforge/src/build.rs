@@ -1533,16 +1533,11 @@ fn plan_passes(outs: &[Option<&NodeRef>]) -> Vec<(Vec<NodeRef>, Vec<usize>)> {
     /// Adds the pending reductions under `n` to `found` (with their pass) and returns the last
     /// pass among them.
     fn visit(n: &NodeRef, found: &mut Vec<(NodeRef, usize)>) -> Option<usize> {
-        let children: Vec<&NodeRef> = match &n.op {
-            Op::Reduce { child, .. } | Op::Take { child, .. } | Op::Unary(_, child) => {
-                vec![child]
-            }
-            Op::Cast(child) | Op::Transpose(child) => vec![child],
-            Op::Binary(_, a, b) => vec![a, b],
-            Op::Where(a, b, c) | Op::Clip(a, b, c) => vec![a, b, c],
-            Op::Source { .. } | Op::Const(_) | Op::Along { .. } => vec![],
-        };
-        let below = children.into_iter().filter_map(|c| visit(c, found)).max();
+        let below = n
+            .children()
+            .into_iter()
+            .filter_map(|c| visit(c, found))
+            .max();
         if !n.is_pending_reduction() {
             return below;
         }

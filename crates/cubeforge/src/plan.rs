@@ -431,28 +431,14 @@ impl Node {
 
     /// Source arrays this node reads (for planning and dry runs).
     pub fn sources(&self, out: &mut Vec<String>) {
-        match &self.op {
-            Op::Source { array, .. } => {
-                let l = array.location();
-                if !out.contains(&l) {
-                    out.push(l);
-                }
+        if let Op::Source { array, .. } = &self.op {
+            let l = array.location();
+            if !out.contains(&l) {
+                out.push(l);
             }
-            Op::Take { child, .. }
-            | Op::Unary(_, child)
-            | Op::Cast(child)
-            | Op::Transpose(child) => child.sources(out),
-            Op::Reduce { child, .. } => child.sources(out),
-            Op::Binary(_, a, b) => {
-                a.sources(out);
-                b.sources(out);
-            }
-            Op::Where(a, b, c) | Op::Clip(a, b, c) => {
-                a.sources(out);
-                b.sources(out);
-                c.sources(out);
-            }
-            Op::Const(_) | Op::Along { .. } => {}
+        }
+        for c in self.children() {
+            c.sources(out);
         }
     }
 
@@ -602,7 +588,8 @@ impl Node {
     }
 
     /// The nodes this one computes from.
-    fn children(&self) -> Vec<&NodeRef> {
+    #[must_use]
+    pub fn children(&self) -> Vec<&NodeRef> {
         match &self.op {
             Op::Take { child, .. }
             | Op::Unary(_, child)
@@ -637,16 +624,7 @@ impl Node {
     fn cache(&self) -> Option<Arc<ChunkCache>> {
         match &self.op {
             Op::Source { cache, .. } => Some(cache.clone()),
-            Op::Take { child, .. }
-            | Op::Unary(_, child)
-            | Op::Cast(child)
-            | Op::Transpose(child)
-            | Op::Reduce { child, .. } => child.cache(),
-            Op::Binary(_, a, b) => a.cache().or_else(|| b.cache()),
-            Op::Where(a, b, c) | Op::Clip(a, b, c) => {
-                a.cache().or_else(|| b.cache()).or_else(|| c.cache())
-            }
-            Op::Const(_) | Op::Along { .. } => None,
+            _ => self.children().into_iter().find_map(|c| c.cache()),
         }
     }
 
@@ -834,57 +812,21 @@ impl Node {
     fn materialise(&self) -> Result<Block> {
         self.materialise_below()?;
         let job = ReductionJob::new(self)?;
-        let blocks: Vec<usize> = (0..job.blocks()).collect();
-        // The pass's reads, for the cache's eviction and read-ahead.
         let cache = self.cache();
-        let scheduled = cache.as_ref().is_some_and(|c| {
-            c.set_schedule(
-                blocks
-                    .iter()
-                    .map(|b| {
-                        let mut keys = Vec::new();
-                        job.needs(*b, &mut keys);
-                        keys
-                    })
-                    .collect(),
-            )
-        });
-        let partials: Mutex<Vec<Acc>> = Mutex::new(Vec::new());
-        // Blocks in order, one accumulator per worker: the workers read neighbouring input
-        // chunks, which the chunk cache then serves once.
-        let result = for_each_in_order_with(
-            &blocks,
-            || Acc::new(job.n_out),
-            |acc, &b| {
-                if scheduled {
-                    if let Some(c) = &cache {
-                        c.started(b);
-                    }
-                }
-                let r = job.run(acc, b);
-                if scheduled {
-                    if let Some(c) = &cache {
-                        c.finished(b);
-                    }
-                }
-                r
-            },
-            |acc| {
-                if let Ok(mut p) = partials.lock() {
-                    p.push(acc);
-                }
-            },
-        );
-        if scheduled {
-            if let Some(c) = &cache {
-                c.clear_schedule();
-            }
-        }
-        result?;
-        let partials = partials
-            .into_inner()
-            .map_err(|_| Error::Other("reduction state poisoned".into()))?;
-        Ok(job.finish(&partials))
+        let no_tasks: [(); 0] = [];
+        let mut blocks = run_jobs(
+            cache.as_deref(),
+            std::slice::from_ref(&job),
+            &no_tasks,
+            |()| 0.0,
+            |(), _| {},
+            |()| Ok(()),
+            false,
+            |_, _| {},
+        )?;
+        blocks
+            .pop()
+            .ok_or_else(|| Error::Other("internal: a reduction pass without its result".into()))
     }
 
     /// Whether this is a reduction whose result is not computed yet.
@@ -1164,11 +1106,6 @@ pub fn run_pass<T: Sync>(
     backwards: bool,
     progress: impl Fn(u64, u64) + Sync,
 ) -> Result<()> {
-    #[derive(Clone, Copy)]
-    enum Item {
-        Block(usize, usize),
-        Task(usize),
-    }
     let pending: Vec<&NodeRef> = reductions
         .iter()
         .filter(|n| n.is_pending_reduction())
@@ -1180,6 +1117,42 @@ pub fn run_pass<T: Sync>(
         .iter()
         .map(|n| ReductionJob::new(n))
         .collect::<Result<_>>()?;
+    let blocks = run_jobs(
+        Some(cache),
+        &jobs,
+        tasks,
+        position,
+        needs,
+        run,
+        backwards,
+        progress,
+    )?;
+    for (job, block) in jobs.iter().zip(blocks) {
+        if let Op::Reduce { result, .. } = &job.node.op {
+            let _ = result.set(Ok(Arc::new(block)));
+        }
+    }
+    Ok(())
+}
+
+/// The blocks of `jobs` and `tasks`, in [`run_pass`]'s order, under one schedule of `cache`
+/// (none without a cache); returns the result of each job.
+#[allow(clippy::too_many_arguments)]
+fn run_jobs<T: Sync>(
+    cache: Option<&ChunkCache>,
+    jobs: &[ReductionJob],
+    tasks: &[T],
+    position: impl Fn(&T) -> f64,
+    needs: impl Fn(&T, &mut Vec<Needed>),
+    run: impl Fn(&T) -> Result<()> + Sync,
+    backwards: bool,
+    progress: impl Fn(u64, u64) + Sync,
+) -> Result<Vec<Block>> {
+    #[derive(Clone, Copy)]
+    enum Item {
+        Block(usize, usize),
+        Task(usize),
+    }
     let mut items: Vec<(f64, Item)> = Vec::new();
     for (j, job) in jobs.iter().enumerate() {
         items.extend((0..job.blocks()).map(|b| (job.position(b), Item::Block(j, b))));
@@ -1200,19 +1173,23 @@ pub fn run_pass<T: Sync>(
         .enumerate()
         .map(|(i, (_, item))| (i, item))
         .collect();
-    let scheduled = cache.set_schedule(
-        items
-            .iter()
-            .map(|(_, item)| {
-                let mut keys = Vec::new();
-                match *item {
-                    Item::Block(j, b) => jobs[j].needs(b, &mut keys),
-                    Item::Task(t) => needs(&tasks[t], &mut keys),
-                }
-                keys
-            })
-            .collect(),
-    );
+    let scheduled = cache.is_some_and(|c| {
+        c.set_schedule(
+            items
+                .iter()
+                .map(|(_, item)| {
+                    let mut keys = Vec::new();
+                    match *item {
+                        Item::Block(j, b) => jobs[j].needs(b, &mut keys),
+                        Item::Task(t) => needs(&tasks[t], &mut keys),
+                    }
+                    keys
+                })
+                .collect(),
+        )
+    });
+    // Only a scheduled pass reports its tasks to the cache (a nested one keeps the outer's).
+    let cache = cache.filter(|_| scheduled);
     let partials: Mutex<Vec<Vec<Acc>>> = Mutex::new((0..jobs.len()).map(|_| Vec::new()).collect());
     let total = items.len() as u64;
     let done = std::sync::atomic::AtomicU64::new(0);
@@ -1221,8 +1198,8 @@ pub fn run_pass<T: Sync>(
         &items,
         || -> Vec<Option<Acc>> { (0..jobs.len()).map(|_| None).collect() },
         |accs, &(i, item)| {
-            if scheduled {
-                cache.started(i);
+            if let Some(c) = cache {
+                c.started(i);
             }
             let r = match item {
                 Item::Block(j, b) => {
@@ -1231,8 +1208,8 @@ pub fn run_pass<T: Sync>(
                 }
                 Item::Task(t) => run(&tasks[t]),
             };
-            if scheduled {
-                cache.finished(i);
+            if let Some(c) = cache {
+                c.finished(i);
             }
             r?;
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -1249,19 +1226,18 @@ pub fn run_pass<T: Sync>(
             }
         },
     );
-    if scheduled {
-        cache.clear_schedule();
+    if let Some(c) = cache {
+        c.clear_schedule();
     }
     result?;
     let partials = partials
         .into_inner()
         .map_err(|_| Error::Other("reduction state poisoned".into()))?;
-    for (job, accs) in jobs.iter().zip(&partials) {
-        if let Op::Reduce { result, .. } = &job.node.op {
-            let _ = result.set(Ok(Arc::new(job.finish(accs))));
-        }
-    }
-    Ok(())
+    Ok(jobs
+        .iter()
+        .zip(&partials)
+        .map(|(job, accs)| job.finish(accs))
+        .collect())
 }
 
 impl Block {
@@ -3622,24 +3598,11 @@ mod tests {
             // The reduction is gone: nothing left to compute in an earlier pass.
             let mut found = Vec::new();
             fn reductions(n: &Node, found: &mut Vec<*const Node>) {
-                match &n.op {
-                    Op::Reduce { .. } => found.push(n),
-                    Op::Unary(_, c)
-                    | Op::Cast(c)
-                    | Op::Transpose(c)
-                    | Op::Take { child: c, .. } => {
-                        reductions(c, found);
-                    }
-                    Op::Binary(_, a, b) => {
-                        reductions(a, found);
-                        reductions(b, found);
-                    }
-                    Op::Where(a, b, c) | Op::Clip(a, b, c) => {
-                        reductions(a, found);
-                        reductions(b, found);
-                        reductions(c, found);
-                    }
-                    _ => {}
+                if matches!(n.op, Op::Reduce { .. }) {
+                    found.push(n);
+                }
+                for c in n.children() {
+                    reductions(c, found);
                 }
             }
             reductions(&simple, &mut found);
