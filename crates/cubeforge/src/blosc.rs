@@ -3,8 +3,9 @@
 //! `zarrs` decodes a Blosc chunk into a `Vec` it allocates. The executor's chunk cache keeps a
 //! pool of decoded-chunk buffers instead, so that the pages of a chunk that is evicted are
 //! reused for the next one rather than returned and faulted in again; for that it calls the
-//! same C-Blosc library (`blosc-src`, which `zarrs` links) directly. This is the library's only
-//! foreign call; anything it does not accept falls back to `zarrs`.
+//! same C-Blosc library (`blosc-src`, which `zarrs` links) directly, also to decompress one part
+//! of a large chunk (`blosc_getitem`, see `ZarrArray::unit_rows`). These are the library's only
+//! foreign calls; anything they do not accept falls back to `zarrs`.
 
 use std::ffi::c_void;
 
@@ -36,6 +37,47 @@ pub fn decompress_into(src: &[u8], dest: &mut [u8], threads: usize) -> bool {
             dest.as_mut_ptr().cast::<c_void>(),
             dest.len(),
             threads,
+        )
+    };
+    usize::try_from(written).is_ok_and(|w| w == dest.len())
+}
+
+/// Decompress the bytes `from .. from + dest.len()` of the data in the Blosc frame `src` into
+/// `dest`, decompressing only the blocks they lie in. Returns whether it did; `false` (an
+/// invalid frame, a range outside it or not whole elements of the frame's type size) leaves
+/// the decoding to `zarrs`, as [`decompress_into`] does.
+#[must_use]
+pub fn getitem_into(src: &[u8], from: usize, dest: &mut [u8]) -> bool {
+    let mut nbytes: usize = 0;
+    #[allow(unsafe_code)]
+    // SAFETY: as in `decompress_into`.
+    let valid = unsafe {
+        blosc_src::blosc_cbuffer_validate(src.as_ptr().cast::<c_void>(), src.len(), &raw mut nbytes)
+    } == 0;
+    // The header's fourth byte is the type size the frame counts items in.
+    let typesize = usize::from(src.get(3).copied().unwrap_or(0));
+    let whole = typesize > 0 && from % typesize == 0 && dest.len() % typesize == 0;
+    if !valid || !whole || from.checked_add(dest.len()).is_none_or(|end| end > nbytes) {
+        return false;
+    }
+    let (Ok(start), Ok(nitems)) = (
+        i32::try_from(from / typesize),
+        i32::try_from(dest.len() / typesize),
+    ) else {
+        return false;
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: the frame was validated above, which C-Blosc documents as making
+    // `blosc_getitem` safe to attempt; the items `start .. start + nitems` lie within the
+    // frame's data (checked above, so C-Blosc's own bounds checks pass), and it writes exactly
+    // `nitems` items of `typesize` bytes, `dest.len()`, to `dest`. It keeps its state in a
+    // context of its own, so concurrent calls are safe.
+    let written = unsafe {
+        blosc_src::blosc_getitem(
+            src.as_ptr().cast::<c_void>(),
+            start,
+            nitems,
+            dest.as_mut_ptr().cast::<c_void>(),
         )
     };
     usize::try_from(written).is_ok_and(|w| w == dest.len())
@@ -84,6 +126,22 @@ mod tests {
         assert!(decompress_into(&encoded, &mut out2, 2));
         assert_eq!(out2, data);
         assert_eq!(out, data);
+    }
+
+    #[test]
+    fn decompresses_part_of_a_frame() {
+        let data = data();
+        let encoded = frame(&data);
+        let mut part = vec![7u8; 40_000];
+        assert!(getitem_into(&encoded, 80_000, &mut part));
+        assert_eq!(part, data[80_000..120_000]);
+        let mut tail = vec![0u8; 8];
+        assert!(getitem_into(&encoded, data.len() - 8, &mut tail));
+        assert_eq!(tail, data[data.len() - 8..]);
+        // Beyond the data, not whole 4-byte items, or not a frame: left to zarrs.
+        assert!(!getitem_into(&encoded, data.len() - 4, &mut tail));
+        assert!(!getitem_into(&encoded, 2, &mut part));
+        assert!(!getitem_into(&encoded[..encoded.len() / 2], 0, &mut part));
     }
 
     #[test]

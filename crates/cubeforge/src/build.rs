@@ -129,7 +129,8 @@ pub struct BuildReport {
     pub chunks_computed: u64,
     /// Output chunks kept from an interrupted build (`--resume`).
     pub chunks_resumed: u64,
-    /// Input chunks decoded (each once, ideally).
+    /// Input chunks decoded (each once, ideally), counting each part of a chunk decoded in parts
+    /// (see `ZarrArray::unit_rows`).
     pub input_chunks_decoded: u64,
     /// Buffers for decoded chunks newly mapped rather than reused from the cache's pool.
     pub decode_buffers_mapped: u64,

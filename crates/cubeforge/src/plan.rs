@@ -452,16 +452,12 @@ impl Node {
                 if shape.contains(&0) {
                     return;
                 }
-                let Ok(subset) = zarrs::array::ArraySubset::new_with_start_shape(start, shape)
-                else {
-                    return;
-                };
-                if let Ok(Some(chunks)) = array.inner().chunks_in_array_subset(&subset) {
+                if let Ok(units) = array.units_in(&start, &shape) {
                     let location = array.location();
-                    for idx in &chunks.indices() {
+                    for (idx, _) in units {
                         out.push(Needed {
-                            key: (location.clone(), idx.to_vec()),
-                            path: array.chunk_path(&idx),
+                            path: array.chunk_path(&array.unit_chunk(&idx).0),
+                            key: (location.clone(), idx),
                             array: Some(array.clone()),
                         });
                     }
@@ -2166,7 +2162,7 @@ impl CacheState {
     /// Set aside an idle buffer for chunk `key` of `array`, just inserted, when the chunk will be
     /// decoded into one: trimming the pool then cannot release it before the decode takes it.
     fn reserve(&mut self, key: &ChunkKey, array: &ZarrArray) {
-        let Some(len) = array.direct_chunk_len() else {
+        let Some(len) = array.unit_len() else {
             return;
         };
         if self.reserved.contains_key(key) {
@@ -2234,12 +2230,7 @@ fn pooled_buffer(slot: ChunkSlot) -> Option<memmap2::MmapMut> {
 
 /// The decoded size of chunk `idx` of `array`, in bytes.
 fn expected_size(array: &ZarrArray, idx: &[u64]) -> usize {
-    let n = array
-        .inner()
-        .chunk_shape(idx)
-        .map(|s| s.iter().map(|n| n.get()).product::<u64>())
-        .unwrap_or(0);
-    usize::try_from(n).unwrap_or(usize::MAX) * array.dtype().size()
+    array.unit_bytes(idx)
 }
 
 impl std::fmt::Debug for ChunkCache {
@@ -2460,8 +2451,8 @@ impl ChunkCache {
             if std::env::var_os("CUBEFORGE_TRACE_CHUNKS").is_some() {
                 eprintln!("decode {} {:?}", key.0, key.1);
             }
-            if let Some(len) = array.direct_chunk_len() {
-                let encoded = match array.read_encoded(&key.1) {
+            if let Some(len) = array.unit_len() {
+                let encoded = match array.read_encoded(&array.unit_chunk(&key.1).0) {
                     Ok(Some(encoded)) => encoded,
                     Ok(None) => {
                         self.release_reservation(key);
@@ -2473,7 +2464,7 @@ impl ChunkCache {
                     }
                 };
                 let mut buf = self.take_buffer(key, len)?;
-                return match array.decode_into(&key.1, &encoded, &mut buf) {
+                return match array.decode_unit_into(&key.1, &encoded, &mut buf) {
                     Ok(()) => Ok(Arc::new(Cached::Pooled(buf))),
                     Err(e) => {
                         self.give_back(buf);
@@ -2681,18 +2672,7 @@ impl ChunkCache {
         if shape.iter().product::<u64>() == 0 {
             return Ok(());
         }
-        let inner = array.inner();
-        let subset =
-            zarrs::array::ArraySubset::new_with_start_shape(start.to_vec(), shape.to_vec())
-                .map_err(|e| Error::Other(e.to_string()))?;
-        let chunks = inner
-            .chunks_in_array_subset(&subset)
-            .map_err(|e| Error::Other(e.to_string()))?
-            .ok_or_else(|| Error::Other(format!("{}: irregular chunk grid", array.location())))?;
-        for idx in &chunks.indices() {
-            let cs = inner
-                .chunk_subset(&idx)
-                .map_err(|e| Error::Other(e.to_string()))?;
+        for (idx, cs) in array.units_in(start, shape)? {
             f(&cs, &*self.chunk(array, &idx)?);
         }
         Ok(())
@@ -3000,6 +2980,100 @@ mod tests {
             put(&format!("a/{c}"), frame);
         }
         first_array(&store)
+    }
+
+    /// A 10 x 6 float32 array in 4 x 3 Blosc chunks, value `100 * row + col`; chunk (1, 1) is
+    /// not stored.
+    fn blosc_2d(name: &str) -> ZarrArray {
+        use zarrs::array::codec::{
+            BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode,
+        };
+        use zarrs::array::BytesToBytesCodecTraits as _;
+        let store = memory_group(&format!("memory://{name}"));
+        put_key(
+            &store,
+            "a/.zarray",
+            br#"{"zarr_format": 2, "shape": [10, 6], "chunks": [4, 3], "dtype": "<f4",
+               "compressor": {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1,
+               "blocksize": 0}, "filters": null, "fill_value": "NaN", "order": "C"}"#
+                .to_vec(),
+        );
+        let codec = BloscCodec::new(
+            BloscCompressor::LZ4,
+            BloscCompressionLevel::try_from(5u8).expect("level"),
+            None,
+            BloscShuffleMode::Shuffle,
+            Some(4),
+        )
+        .expect("codec");
+        for (ci, cj) in (0..3u64).flat_map(|i| (0..2u64).map(move |j| (i, j))) {
+            if (ci, cj) == (1, 1) {
+                continue;
+            }
+            #[allow(clippy::cast_precision_loss)]
+            let raw: Vec<u8> = (0..4u64)
+                .flat_map(|r| (0..3u64).map(move |c| ((ci * 4 + r) * 100 + cj * 3 + c) as f32))
+                .flat_map(f32::to_le_bytes)
+                .collect();
+            let frame = codec
+                .encode(
+                    std::borrow::Cow::Owned(raw),
+                    &zarrs::array::CodecOptions::default(),
+                )
+                .expect("encode")
+                .into_owned();
+            put_key(&store, &format!("a/{ci}.{cj}"), frame);
+        }
+        first_array(&store)
+    }
+
+    #[test]
+    fn large_chunks_are_decoded_and_cached_in_parts() {
+        // Chunks of 4 x 3 values (48 bytes) in parts of at most 24 bytes: 2 rows each.
+        let array = blosc_2d("plan-parts").with_part_bytes(24);
+        assert_eq!(array.unit_rows(), Some(2));
+        assert_eq!(array.unit_len(), Some(24));
+        assert_eq!(array.unit_chunk(&[3, 1]), (vec![1, 1], 1));
+        let whole = blosc_2d("plan-parts-whole");
+        assert_eq!(whole.unit_rows(), None);
+        for (start, shape) in [
+            ([1u64, 1u64], [8u64, 4u64]),
+            ([0, 0], [10, 6]),
+            ([5, 4], [1, 1]),
+        ] {
+            let parts = ChunkCache::new(1 << 20);
+            let got = parts.read_region(&array, &start, &shape).expect("parts");
+            let chunks = ChunkCache::new(1 << 20);
+            let want = chunks.read_region(&whole, &start, &shape).expect("chunks");
+            assert_eq!(got.bytes, want.bytes, "{start:?} {shape:?}");
+            let v: Vec<f32> = bytemuck::pod_collect_to_vec(&got.bytes);
+            #[allow(clippy::cast_precision_loss)]
+            for (k, x) in v.iter().enumerate() {
+                let (r, c) = (
+                    start[0] + k as u64 / shape[1],
+                    start[1] + k as u64 % shape[1],
+                );
+                if (4..8).contains(&r) && c >= 3 {
+                    assert!(x.is_nan(), "({r}, {c}) is in the chunk not stored");
+                } else {
+                    assert_eq!(*x, (r * 100 + c) as f32, "({r}, {c})");
+                }
+            }
+            // Only the parts the region overlaps are decoded.
+            let rows = (start[0] / 2..=(start[0] + shape[0] - 1) / 2).count() as u64;
+            let cols = (start[1] / 3..=(start[1] + shape[1] - 1) / 3).count() as u64;
+            assert_eq!(parts.decoded(), rows * cols, "{start:?} {shape:?}");
+        }
+        // A frame C-Blosc refuses to read in part (bytes after it) is decoded whole by `zarrs`
+        // and the part copied out.
+        let array = blosc_array("plan-parts-trailing", 4).with_part_bytes(1024);
+        assert_eq!(array.unit_rows(), Some(256));
+        let cache = ChunkCache::new(1 << 20);
+        let raw = cache.read_region(&array, &[2000], &[200]).expect("read");
+        let v: Vec<f32> = bytemuck::pod_collect_to_vec(&raw.bytes);
+        #[allow(clippy::cast_precision_loss)]
+        let want: Vec<f32> = (2000..2200).map(|i| i as f32).collect();
+        assert_eq!(v, want);
     }
 
     #[test]

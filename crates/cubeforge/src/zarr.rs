@@ -608,6 +608,25 @@ fn has_metadata_below(store: &Store, prefix: &StorePrefix) -> Result<bool> {
 /// Decoded chunks from this size on are decompressed on several threads.
 const LARGE_CHUNK_BYTES: usize = 32 << 20;
 
+/// Chunks decoded larger than this are decoded and cached in parts (see
+/// [`ZarrArray::unit_rows`]).
+pub const PART_BYTES: usize = 32 << 20;
+
+/// Rows per part when chunks of `chunk_len` decoded bytes (shape `chunks`) are split into
+/// equal parts of at most `max_bytes` along their first dimension: the fewest parts that fit,
+/// `None` when the chunk fits whole or no split along the first dimension fits.
+fn part_rows(chunks: &[u64], chunk_len: Option<usize>, max_bytes: usize) -> Option<u64> {
+    let len = u64::try_from(chunk_len?).ok()?;
+    let rows = *chunks.first()?;
+    if len <= max_bytes as u64 || rows < 2 {
+        return None;
+    }
+    (2..=rows)
+        .filter(|k| rows % k == 0)
+        .find(|k| len / k <= max_bytes as u64)
+        .map(|k| rows / k)
+}
+
 /// The decoded size of a chunk when the array's chunks are single Blosc frames of C-order,
 /// native-endian elements (see [`ZarrArray::direct_chunk_len`]).
 fn direct_blosc_chunk_len(meta: &ArrayMeta, dtype: DType) -> Option<usize> {
@@ -637,6 +656,9 @@ pub struct ZarrArray {
     array: Arc<ZArray>,
     dtype: DType,
     direct_len: Option<usize>,
+    /// Rows along the first dimension of each part of a chunk, when chunks are decoded and
+    /// cached in parts (see [`ZarrArray::unit_rows`]).
+    part_rows: Option<u64>,
 }
 
 impl std::fmt::Debug for ZarrArray {
@@ -694,7 +716,137 @@ impl ZarrArray {
             array: Arc::new(array),
             dtype,
             direct_len,
+            part_rows: part_rows(&entry.meta.chunks, direct_len, PART_BYTES),
         })
+    }
+
+    /// The same array with chunks decoded in parts of at most `max_bytes` where they are larger
+    /// (the executor uses [`PART_BYTES`]; tests use small sizes).
+    #[must_use]
+    pub fn with_part_bytes(mut self, max_bytes: usize) -> ZarrArray {
+        self.part_rows = part_rows(&self.entry.meta.chunks, self.direct_len, max_bytes);
+        self
+    }
+
+    /// Rows along the first dimension of the units the executor decodes and caches, when they
+    /// are parts of chunks: chunks whose decoded size exceeds [`PART_BYTES`], stored as one
+    /// Blosc frame (see [`ZarrArray::direct_chunk_len`]), are split into equal parts along
+    /// their first dimension, each decoded on its own (C-Blosc decompresses only the blocks a
+    /// part covers). A 500-day chunk then occupies the cache a quarter at a time, and parts that
+    /// hold only positions a build does not read are never decoded. `None`: units are chunks.
+    #[must_use]
+    pub fn unit_rows(&self) -> Option<u64> {
+        self.part_rows
+    }
+
+    /// The chunk a unit belongs to, and the unit's place in it (0 when units are chunks).
+    #[must_use]
+    pub fn unit_chunk(&self, unit: &[u64]) -> (Vec<u64>, u64) {
+        match (self.part_rows, self.entry.meta.chunks.first()) {
+            (Some(rows), Some(c0)) if !unit.is_empty() => {
+                let parts = c0 / rows;
+                let mut chunk = unit.to_vec();
+                chunk[0] = unit[0] / parts;
+                (chunk, unit[0] % parts)
+            }
+            _ => (unit.to_vec(), 0),
+        }
+    }
+
+    /// The decoded size in bytes of every unit when units are decoded straight into a caller's
+    /// buffer: a part's size, or [`ZarrArray::direct_chunk_len`].
+    #[must_use]
+    pub fn unit_len(&self) -> Option<usize> {
+        match (
+            self.part_rows,
+            self.entry.meta.chunks.first(),
+            self.direct_len,
+        ) {
+            (Some(rows), Some(c0), Some(len)) => {
+                Some(len / usize::try_from(c0 / rows).unwrap_or(1).max(1))
+            }
+            _ => self.direct_len,
+        }
+    }
+
+    /// The decoded size in bytes of unit `unit`.
+    #[must_use]
+    pub fn unit_bytes(&self, unit: &[u64]) -> usize {
+        if let Some(len) = self.unit_len() {
+            return len;
+        }
+        let n = self
+            .array
+            .chunk_shape(unit)
+            .map(|s| s.iter().map(|n| n.get()).product::<u64>())
+            .unwrap_or(0);
+        usize::try_from(n).unwrap_or(usize::MAX) * self.dtype.size()
+    }
+
+    /// The units that the region `start .. start + shape` overlaps, in grid order, each with
+    /// the region of the array its decoded buffer holds (whole, as stored: edge units extend
+    /// beyond the array).
+    ///
+    /// # Errors
+    /// [`Error::Other`] for a region outside the array or an irregular chunk grid.
+    pub fn units_in(
+        &self,
+        start: &[u64],
+        shape: &[u64],
+    ) -> Result<Vec<(Vec<u64>, zarrs::array::ArraySubset)>> {
+        let other = |e: &dyn std::fmt::Display| Error::Other(e.to_string());
+        let subset =
+            zarrs::array::ArraySubset::new_with_start_shape(start.to_vec(), shape.to_vec())
+                .map_err(|e| other(&e))?;
+        let Some(rows) = self.part_rows else {
+            let chunks = self
+                .array
+                .chunks_in_array_subset(&subset)
+                .map_err(|e| other(&e))?
+                .ok_or_else(|| {
+                    Error::Other(format!("{}: irregular chunk grid", self.location()))
+                })?;
+            return chunks
+                .indices()
+                .into_iter()
+                .map(|idx| {
+                    let cs = self.array.chunk_subset(&idx).map_err(|e| other(&e))?;
+                    Ok((idx.to_vec(), cs))
+                })
+                .collect();
+        };
+        let mut unit = self.entry.meta.chunks.clone();
+        unit[0] = rows;
+        if shape.iter().product::<u64>() == 0 {
+            return Ok(Vec::new());
+        }
+        let lo: Vec<u64> = start.iter().zip(&unit).map(|(s, u)| s / u).collect();
+        let hi: Vec<u64> = start
+            .iter()
+            .zip(shape)
+            .zip(&unit)
+            .map(|((s, n), u)| (s + n - 1) / u)
+            .collect();
+        let mut out = Vec::new();
+        let mut idx = lo.clone();
+        loop {
+            let at: Vec<u64> = idx.iter().zip(&unit).map(|(i, u)| i * u).collect();
+            let cs = zarrs::array::ArraySubset::new_with_start_shape(at, unit.clone())
+                .map_err(|e| other(&e))?;
+            out.push((idx.clone(), cs));
+            let mut d = idx.len();
+            loop {
+                if d == 0 {
+                    return Ok(out);
+                }
+                d -= 1;
+                if idx[d] < hi[d] {
+                    idx[d] += 1;
+                    break;
+                }
+                idx[d] = lo[d];
+            }
+        }
     }
 
     /// Element type.
@@ -845,6 +997,45 @@ impl ZarrArray {
         }
         out.copy_from_slice(&decoded);
         Ok(())
+    }
+
+    /// Decode unit `unit` (see [`ZarrArray::unit_rows`]) of its chunk's stored bytes `encoded`
+    /// into `out`, which must be [`ZarrArray::unit_len`] bytes long.
+    ///
+    /// # Errors
+    /// As [`ZarrArray::decode_into`].
+    pub fn decode_unit_into(&self, unit: &[u64], encoded: &[u8], out: &mut [u8]) -> Result<()> {
+        let (chunk, part) = self.unit_chunk(unit);
+        if self.part_rows.is_none() {
+            return self.decode_into(&chunk, encoded, out);
+        }
+        if self.unit_len() != Some(out.len()) {
+            return Err(Error::Other(format!(
+                "{}: a {}-byte buffer for a part of {:?} bytes",
+                self.location(),
+                out.len(),
+                self.unit_len()
+            )));
+        }
+        let from = usize::try_from(part).unwrap_or(usize::MAX) * out.len();
+        if crate::blosc::getitem_into(encoded, from, out) {
+            return Ok(());
+        }
+        let decoded = self.decode_encoded(&chunk, encoded)?;
+        match decoded.get(from..from + out.len()) {
+            Some(bytes) if Some(decoded.len()) == self.direct_len => {
+                out.copy_from_slice(bytes);
+                Ok(())
+            }
+            _ => Err(self.corrupt(
+                &chunk,
+                format!(
+                    "{} decoded bytes, expected {:?}",
+                    decoded.len(),
+                    self.direct_len
+                ),
+            )),
+        }
     }
 
     fn corrupt(&self, chunk: &[u64], reason: String) -> Error {
