@@ -84,14 +84,16 @@ pub fn getitem_into(src: &[u8], from: usize, dest: &mut [u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use zarrs::array::codec::{
         BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode,
     };
     use zarrs::array::BytesToBytesCodecTraits as _;
 
-    fn frame(data: &[u8]) -> Vec<u8> {
+    /// `data` as a Blosc frame (LZ4, level 5, byte shuffle of 4-byte items), as zarr-python
+    /// writes float32 chunks.
+    pub(crate) fn frame(data: &[u8]) -> Vec<u8> {
         let codec = BloscCodec::new(
             BloscCompressor::LZ4,
             BloscCompressionLevel::try_from(5u8).unwrap(),

@@ -2936,10 +2936,6 @@ mod tests {
     /// A 1-d float32 array of `n` Blosc-compressed chunks of 1024 values (value = position), the
     /// last chunk not stored, chunk 2 with bytes after its frame.
     fn blosc_array(name: &str, n: u32) -> ZarrArray {
-        use zarrs::array::codec::{
-            BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode,
-        };
-        use zarrs::array::BytesToBytesCodecTraits as _;
         const N: u32 = 1024;
         let store = memory_group(&format!("memory://{name}"));
         let put = |key: &str, bytes: Vec<u8>| put_key(&store, key, bytes);
@@ -2953,26 +2949,12 @@ mod tests {
             )
             .into_bytes(),
         );
-        let codec = BloscCodec::new(
-            BloscCompressor::LZ4,
-            BloscCompressionLevel::try_from(5u8).expect("level"),
-            None,
-            BloscShuffleMode::Shuffle,
-            Some(4),
-        )
-        .expect("codec");
         for c in 0..n - 1 {
             #[allow(clippy::cast_precision_loss)]
             let raw: Vec<u8> = (c * N..(c + 1) * N)
                 .flat_map(|i| (i as f32).to_le_bytes())
                 .collect();
-            let mut frame = codec
-                .encode(
-                    std::borrow::Cow::Owned(raw),
-                    &zarrs::array::CodecOptions::default(),
-                )
-                .expect("encode")
-                .into_owned();
+            let mut frame = crate::blosc::tests::frame(&raw);
             if c == 2 {
                 // Bytes after the frame, as z5py writes them: decoded by `zarrs`, then copied.
                 frame.extend_from_slice(&[0; 8]);
@@ -2985,10 +2967,6 @@ mod tests {
     /// A 10 x 6 float32 array in 4 x 3 Blosc chunks, value `100 * row + col`; chunk (1, 1) is
     /// not stored.
     fn blosc_2d(name: &str) -> ZarrArray {
-        use zarrs::array::codec::{
-            BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode,
-        };
-        use zarrs::array::BytesToBytesCodecTraits as _;
         let store = memory_group(&format!("memory://{name}"));
         put_key(
             &store,
@@ -2998,14 +2976,6 @@ mod tests {
                "blocksize": 0}, "filters": null, "fill_value": "NaN", "order": "C"}"#
                 .to_vec(),
         );
-        let codec = BloscCodec::new(
-            BloscCompressor::LZ4,
-            BloscCompressionLevel::try_from(5u8).expect("level"),
-            None,
-            BloscShuffleMode::Shuffle,
-            Some(4),
-        )
-        .expect("codec");
         for (ci, cj) in (0..3u64).flat_map(|i| (0..2u64).map(move |j| (i, j))) {
             if (ci, cj) == (1, 1) {
                 continue;
@@ -3015,14 +2985,11 @@ mod tests {
                 .flat_map(|r| (0..3u64).map(move |c| ((ci * 4 + r) * 100 + cj * 3 + c) as f32))
                 .flat_map(f32::to_le_bytes)
                 .collect();
-            let frame = codec
-                .encode(
-                    std::borrow::Cow::Owned(raw),
-                    &zarrs::array::CodecOptions::default(),
-                )
-                .expect("encode")
-                .into_owned();
-            put_key(&store, &format!("a/{ci}.{cj}"), frame);
+            put_key(
+                &store,
+                &format!("a/{ci}.{cj}"),
+                crate::blosc::tests::frame(&raw),
+            );
         }
         first_array(&store)
     }
@@ -3064,8 +3031,7 @@ mod tests {
             let cols = (start[1] / 3..=(start[1] + shape[1] - 1) / 3).count() as u64;
             assert_eq!(parts.decoded(), rows * cols, "{start:?} {shape:?}");
         }
-        // A frame C-Blosc refuses to read in part (bytes after it) is decoded whole by `zarrs`
-        // and the part copied out.
+        // A frame with bytes after it (as z5py writes them) is read in part too.
         let array = blosc_array("plan-parts-trailing", 4).with_part_bytes(1024);
         assert_eq!(array.unit_rows(), Some(256));
         let cache = ChunkCache::new(1 << 20);

@@ -795,10 +795,10 @@ impl ZarrArray {
         shape: &[u64],
     ) -> Result<Vec<(Vec<u64>, zarrs::array::ArraySubset)>> {
         let other = |e: &dyn std::fmt::Display| Error::Other(e.to_string());
-        let subset =
-            zarrs::array::ArraySubset::new_with_start_shape(start.to_vec(), shape.to_vec())
-                .map_err(|e| other(&e))?;
         let Some(rows) = self.part_rows else {
+            let subset =
+                zarrs::array::ArraySubset::new_with_start_shape(start.to_vec(), shape.to_vec())
+                    .map_err(|e| other(&e))?;
             let chunks = self
                 .array
                 .chunks_in_array_subset(&subset)
@@ -815,11 +815,24 @@ impl ZarrArray {
                 })
                 .collect();
         };
-        let mut unit = self.entry.meta.chunks.clone();
-        unit[0] = rows;
+        let inside = start.len() == self.shape().len()
+            && shape.len() == start.len()
+            && start
+                .iter()
+                .zip(shape)
+                .zip(self.shape())
+                .all(|((s, n), len)| s.checked_add(*n).is_some_and(|end| end <= *len));
+        if !inside {
+            return Err(Error::Other(format!(
+                "{}: region {start:?} + {shape:?} outside the array",
+                self.location()
+            )));
+        }
         if shape.iter().product::<u64>() == 0 {
             return Ok(Vec::new());
         }
+        let mut unit = self.entry.meta.chunks.clone();
+        unit[0] = rows;
         let lo: Vec<u64> = start.iter().zip(&unit).map(|(s, u)| s / u).collect();
         let hi: Vec<u64> = start
             .iter()
@@ -1018,7 +1031,10 @@ impl ZarrArray {
             )));
         }
         let from = usize::try_from(part).unwrap_or(usize::MAX) * out.len();
-        if crate::blosc::getitem_into(encoded, from, out) {
+        // A frame with bytes after it (z5py) is read in part too, rather than decoded whole once
+        // per part.
+        let frame = self.trimmed_blosc_frame(encoded).unwrap_or(encoded);
+        if crate::blosc::getitem_into(frame, from, out) {
             return Ok(());
         }
         let decoded = self.decode_encoded(&chunk, encoded)?;
