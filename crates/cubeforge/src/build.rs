@@ -26,6 +26,7 @@ use crate::expr::{self, Expr};
 use crate::plan::{self, ChunkCache, Node, NodeRef, Op, Reduction, UnOp, VType, Window};
 use crate::recipe::{Compressor, Label, Operation, RecipeDoc};
 use crate::store::{Location, Store};
+use crate::write_behind::WriteBehind;
 use crate::zarr::ZarrArray;
 
 /// Options of a build, from the command line.
@@ -1294,11 +1295,13 @@ pub fn build(
         bytes_to_write,
         passes,
         // The cache, the one chunk of slack its buffer pool keeps (`ChunkCache`), each
-        // worker's blocks and reduction accumulators, and the program itself.
+        // worker's blocks and reduction accumulators, the encoded chunks waiting to be
+        // written, and the program itself.
         estimated_peak_memory: (opts.memory_limit as u64)
             .saturating_add(max_input_chunk_bytes)
             .saturating_add(workers.saturating_mul(max_chunk_bytes).saturating_mul(4))
             .saturating_add(workers.saturating_mul(accumulator_bytes))
+            .saturating_add(WRITE_BEHIND_BYTES as u64)
             .saturating_add(64 * 1024 * 1024),
     };
     if opts.dry_run {
@@ -1319,6 +1322,22 @@ pub fn build(
     if opts.resume {
         remove_partial_files(&out_store)?;
     }
+    // Chunks are written by background threads while the workers compute the next ones.
+    let writer = Arc::new(
+        WriteBehind::new(
+            out_store.storage().clone(),
+            WRITE_THREADS,
+            WRITE_BEHIND_BYTES,
+        )
+        .map_err(|e| Error::Other(format!("cannot start the writer threads: {e}")))?,
+    );
+    let chunk_store = out_store.with_storage(writer.clone());
+    let write_failure = |(key, msg): (zarrs_storage::StoreKey, String)| {
+        Error::Other(format!(
+            "{}: cannot write chunk: {msg}",
+            out_store.location().join(key.as_str())
+        ))
+    };
     let shard_of = |dims: &[String], chunks: &[u64]| -> Option<Vec<u64>> {
         r.output.shards.as_ref().map(|s| {
             dims.iter()
@@ -1339,7 +1358,7 @@ pub fn build(
         }
         let attrs = c.attrs.clone();
         outs.push(out_array(
-            &out_store,
+            &chunk_store,
             fmt,
             name,
             std::slice::from_ref(name),
@@ -1356,7 +1375,7 @@ pub fn build(
         let chunks = chunks_of_node(&v.node);
         let shards = shard_of(&v.node.dims, &chunks);
         outs.push(out_array(
-            &out_store,
+            &chunk_store,
             fmt,
             name,
             &v.node.dims,
@@ -1425,7 +1444,8 @@ pub fn build(
             resumed.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        write_chunk(&out_store, o, idx)
+        // A write refused because an earlier one failed: report the earlier one.
+        write_chunk(&out_store, o, idx).map_err(|e| writer.failure().map_or(e, write_failure))
     };
     let n_passes = stages.len();
     let mut total = 0u64;
@@ -1460,6 +1480,7 @@ pub fn build(
         )?;
     }
 
+    writer.finish().map_err(write_failure)?;
     tracing::info!(
         decoded = cache.decoded(),
         "chunks written; committing metadata"
@@ -1565,6 +1586,14 @@ fn plan_passes(outs: &[Option<&NodeRef>]) -> Vec<(Vec<NodeRef>, Vec<usize>)> {
     }
     stages
 }
+
+/// Threads writing finished chunks ([`WriteBehind`]): enough to keep a local disk's queue or a
+/// few uploads busy while the workers compute.
+const WRITE_THREADS: usize = 4;
+
+/// The most encoded chunk bytes waiting for a writer thread; a worker with a chunk to write
+/// waits while the queue is full.
+const WRITE_BEHIND_BYTES: usize = 32 * 1024 * 1024;
 
 /// Compute output chunk `idx` of `o` and write it.
 fn write_chunk(out_store: &Store, o: &OutArray, idx: &[u64]) -> Result<()> {

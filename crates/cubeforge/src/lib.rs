@@ -41,6 +41,7 @@ pub mod plan;
 pub mod recipe;
 pub mod store;
 pub mod transfer;
+pub mod write_behind;
 pub mod zarr;
 
 pub use error::{Error, Result};
