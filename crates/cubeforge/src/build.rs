@@ -1613,18 +1613,7 @@ fn write_chunk(out_store: &Store, o: &OutArray, idx: &[u64]) -> Result<()> {
                 let fill_value =
                     plan::Data::F64(vec![if o.dtype.is_float() { f64::NAN } else { 0.0 }]);
                 let fill = encode(&fill_value, o.dtype);
-                let n_full: u64 = full_shape.iter().product();
-                let mut padded = fill.repeat(usize::try_from(n_full).unwrap_or(0));
-                crate::zarr::copy_region(
-                    &bytes,
-                    &got,
-                    &vec![0; got.len()],
-                    &mut padded,
-                    &full_shape,
-                    &vec![0; got.len()],
-                    o.dtype.size(),
-                );
-                std::borrow::Cow::Owned(padded)
+                std::borrow::Cow::Owned(pad_chunk(&bytes, &got, &full_shape, &fill))
             }
         }
     };
@@ -1636,6 +1625,39 @@ fn write_chunk(out_store: &Store, o: &OutArray, idx: &[u64]) -> Result<()> {
                 out_store.location().join(o.array.chunk_key(idx).as_str())
             ))
         })
+}
+
+/// `bytes`, a C-order array of shape `got`, padded to `full` (each dimension at least as long)
+/// with the element `fill`. Every byte of the result is written once, row by row.
+fn pad_chunk(bytes: &[u8], got: &[u64], full: &[u64], fill: &[u8]) -> Vec<u8> {
+    let to_usize = |n: u64| usize::try_from(n).unwrap_or(0);
+    let Some((&last, outer)) = full.split_last() else {
+        return bytes.to_vec();
+    };
+    let row = to_usize(last) * fill.len();
+    let got_row = to_usize(got.last().copied().unwrap_or(0)) * fill.len();
+    let fill_row = fill.repeat(to_usize(last));
+    let rows: usize = outer.iter().map(|n| to_usize(*n)).product();
+    let mut out = Vec::with_capacity(rows * row);
+    let mut idx = vec![0u64; outer.len()];
+    let mut src = 0;
+    for _ in 0..rows {
+        if idx.iter().zip(got).all(|(i, g)| i < g) {
+            out.extend_from_slice(&bytes[src..src + got_row]);
+            out.extend_from_slice(&fill_row[got_row..]);
+            src += got_row;
+        } else {
+            out.extend_from_slice(&fill_row);
+        }
+        for d in (0..outer.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < outer[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    out
 }
 
 /// Whether an output chunk from an interrupted build exists and decodes (absent all-fill chunks
@@ -1710,6 +1732,31 @@ fn utc_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edge_chunks_are_padded_with_the_fill_value() {
+        // A 2 x 3 x 2 block of u16 values 1..=12 in a 3 x 4 x 3 chunk, fill 0xFFFF.
+        let got = [2u64, 3, 2];
+        let full = [3u64, 4, 3];
+        let bytes: Vec<u8> = (1u16..=12).flat_map(u16::to_le_bytes).collect();
+        let padded = pad_chunk(&bytes, &got, &full, &[0xFF, 0xFF]);
+        let values: Vec<u16> = padded
+            .chunks(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        let mut want = vec![u16::MAX; 36];
+        for t in 0..2 {
+            for y in 0..3 {
+                for x in 0..2 {
+                    want[(t * 4 + y) * 3 + x] = u16::try_from(1 + (t * 3 + y) * 2 + x).unwrap();
+                }
+            }
+        }
+        assert_eq!(values, want);
+        // One dimension; and nothing to pad.
+        assert_eq!(pad_chunk(&[1, 2], &[2], &[3], &[9]), [1, 2, 9]);
+        assert_eq!(pad_chunk(&bytes, &got, &got, &[0, 0]), bytes);
+    }
 
     #[test]
     fn label_slices_follow_xarray() {
