@@ -583,6 +583,47 @@ impl Node {
         }
     }
 
+    /// Read `window` of this [`Node::visitable`] node from the chunk cache into `out` (C order,
+    /// exactly the window's size, the node's float type as bytes), copying only the positions
+    /// selections below keep: each run of consecutive positions along the first dimension is a
+    /// contiguous part of `out`. `Ok(false)` for a selection of scattered positions along another
+    /// dimension, which [`Node::eval`] gathers instead; `out` is then left partly written.
+    fn read_plain_into(&self, window: &Window, out: &mut [u8]) -> Result<bool> {
+        match &self.op {
+            Op::Source { array, cache, .. } => {
+                let start: Vec<u64> = window.iter().map(|r| r.start).collect();
+                let sizes: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
+                cache.read_region_into(array, &start, &sizes, out)?;
+                Ok(true)
+            }
+            Op::Take { child, dim, index } => {
+                let (axis, sel, _, cw) = self.take_window(dim, index, window);
+                if sel.windows(2).all(|w| w[1] == w[0] + 1) {
+                    return child.read_plain_into(&cw, out);
+                }
+                if axis != 0 {
+                    return Ok(false);
+                }
+                let per_position = out.len() / sel.len().max(1);
+                let mut j = 0;
+                while j < sel.len() {
+                    let mut k = j + 1;
+                    while k < sel.len() && sel[k] == sel[k - 1] + 1 {
+                        k += 1;
+                    }
+                    let mut rw = window.clone();
+                    rw[0] = sel[j]..sel[j] + (k - j) as u64;
+                    if !child.read_plain_into(&rw, &mut out[j * per_position..k * per_position])? {
+                        return Ok(false);
+                    }
+                    j = k;
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// The nodes this one computes from.
     #[must_use]
     pub fn children(&self) -> Vec<&NodeRef> {
@@ -648,6 +689,31 @@ impl Node {
             .iter()
             .map(|r| usize::try_from(r.end - r.start).unwrap_or(0))
             .collect();
+        if self.visitable() {
+            // Plain floats are copied from the cached chunks straight into the block, only the
+            // selected positions.
+            let n: usize = shape.iter().product();
+            let read = match self.vtype {
+                VType::F32 => {
+                    let mut out = vec![0f32; n];
+                    self.read_plain_into(window, bytemuck::cast_slice_mut(&mut out))?
+                        .then_some(Data::F32(out))
+                }
+                VType::F64 => {
+                    let mut out = vec![0f64; n];
+                    self.read_plain_into(window, bytemuck::cast_slice_mut(&mut out))?
+                        .then_some(Data::F64(out))
+                }
+                _ => None,
+            };
+            if let Some(data) = read {
+                return Ok(Block {
+                    dims: self.dims.clone(),
+                    shape,
+                    data,
+                });
+            }
+        }
         let data = match &self.op {
             Op::Source {
                 array,
@@ -656,35 +722,8 @@ impl Node {
             } => {
                 let start: Vec<u64> = window.iter().map(|r| r.start).collect();
                 let sizes: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
-                let n: usize = shape.iter().product();
-                let plain = decoding.is_identity() || decoding.is_nan_mask_only();
-                // Plain floats are copied from the cached chunks straight into the block.
-                match (plain, array.dtype(), self.vtype) {
-                    (true, DType::Float32, VType::F32) => {
-                        let mut out = vec![0f32; n];
-                        cache.read_region_into(
-                            array,
-                            &start,
-                            &sizes,
-                            bytemuck::cast_slice_mut(&mut out),
-                        )?;
-                        Data::F32(out)
-                    }
-                    (true, DType::Float64, VType::F64) => {
-                        let mut out = vec![0f64; n];
-                        cache.read_region_into(
-                            array,
-                            &start,
-                            &sizes,
-                            bytemuck::cast_slice_mut(&mut out),
-                        )?;
-                        Data::F64(out)
-                    }
-                    _ => {
-                        let raw = cache.read_region(array, &start, &sizes)?;
-                        decode_raw(&raw, decoding, self.vtype)
-                    }
-                }
+                let raw = cache.read_region(array, &start, &sizes)?;
+                decode_raw(&raw, decoding, self.vtype)
             }
             Op::Take { child, dim, index } => {
                 let (axis, sel, lo, cw) = self.take_window(dim, index, window);
@@ -3166,7 +3205,7 @@ mod tests {
                 VType::F32,
             )
         };
-        let x = take(source, "t", vec![0, 1, 3, 4, 5]);
+        let x = take(source.clone(), "t", vec![0, 1, 3, 4, 5]);
         let x = take(x, "y", vec![3, 2, 0]);
         let x = take(x, "x", vec![0, 1, 3, 4]);
         assert!(x.visitable());
@@ -3254,6 +3293,52 @@ mod tests {
                 );
             }
         }
+
+        // Runs of days with ranges of rows and columns: read run by run from the cache into
+        // the block (`read_plain_into`), for windows that split the runs and cross chunks.
+        let (ts, ys, xs) = ([5u64, 0, 1, 3, 4, 2], [1u64, 2, 3], [1u64, 2, 3, 4]);
+        let runs = take(source, "t", ts.to_vec());
+        let runs = take(runs, "y", ys.to_vec());
+        let runs = take(runs, "x", xs.to_vec());
+        let mut block = vec![0f32; 1];
+        for window in [
+            vec![0..6, 0..3, 0..4],
+            vec![1..5, 1..3, 1..4],
+            vec![2..3, 0..1, 0..4],
+        ] {
+            let n: usize = window.iter().map(|r| (r.end - r.start) as usize).product();
+            block.resize(n, 0.0);
+            assert!(runs
+                .read_plain_into(&window, bytemuck::cast_slice_mut(&mut block))
+                .expect("read"));
+            let Data::F32(got) = runs.eval(&window).expect("eval").data else {
+                panic!("not float32")
+            };
+            let mut want = Vec::new();
+            for t in &ts[window[0].start as usize..window[0].end as usize] {
+                for y in &ys[window[1].start as usize..window[1].end as usize] {
+                    for x in &xs[window[2].start as usize..window[2].end as usize] {
+                        let missing = *t >= 4 && *y < 3 && *x < 2;
+                        want.push(if missing { f32::NAN } else { value(*t, *y, *x) });
+                    }
+                }
+            }
+            for got in [&got[..], &block[..]] {
+                assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                        "{window:?}: {got:?} {want:?}"
+                    );
+                }
+            }
+        }
+        // Scattered rows are gathered by `eval`, not read run by run.
+        let window: Window = x.shape.iter().map(|n| 0..*n).collect();
+        let mut block = vec![0f32; x.shape.iter().product::<u64>() as usize];
+        assert!(!x
+            .read_plain_into(&window, bytemuck::cast_slice_mut(&mut block))
+            .expect("read"));
     }
 
     #[test]
