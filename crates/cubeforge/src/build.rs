@@ -1597,48 +1597,59 @@ const WRITE_BEHIND_BYTES: usize = 32 * 1024 * 1024;
 
 /// Compute output chunk `idx` of `o` and write it.
 fn write_chunk(out_store: &Store, o: &OutArray, idx: &[u64]) -> Result<()> {
+    thread_local! {
+        /// Each worker's buffer for padded edge chunks, reused: a fresh chunk-sized buffer per
+        /// chunk costs the kernel page faults and zeroing.
+        static PADDED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     let window = chunk_window(idx, &o.write_chunks, &o.shape);
     let full_shape: Vec<u64> = o.write_chunks.clone();
-    let block;
-    let bytes: std::borrow::Cow<[u8]> = match &o.source {
-        OutSource::Values(b) => std::borrow::Cow::Borrowed(b),
+    let store = |bytes: &[u8]| {
+        o.array
+            .store_chunk(idx, zarrs::array::ArrayBytes::new_flen(bytes))
+            .map_err(|e| {
+                Error::Other(format!(
+                    "{}: cannot write chunk: {e}",
+                    out_store.location().join(o.array.chunk_key(idx).as_str())
+                ))
+            })
+    };
+    match &o.source {
+        OutSource::Values(b) => store(b),
         OutSource::Node(n) => {
-            block = n.eval(&window)?;
+            let block = n.eval(&window)?;
             let bytes = encode(&block.data, o.dtype);
             // Edge chunks are padded with the fill value to the full chunk shape.
             let got: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
             if got == full_shape {
-                bytes
-            } else {
-                let fill_value =
-                    plan::Data::F64(vec![if o.dtype.is_float() { f64::NAN } else { 0.0 }]);
-                let fill = encode(&fill_value, o.dtype);
-                std::borrow::Cow::Owned(pad_chunk(&bytes, &got, &full_shape, &fill))
+                return store(&bytes);
             }
+            let fill_value = plan::Data::F64(vec![if o.dtype.is_float() { f64::NAN } else { 0.0 }]);
+            let fill = encode(&fill_value, o.dtype);
+            PADDED.with(|padded| {
+                let mut padded = padded.borrow_mut();
+                pad_chunk(&mut padded, &bytes, &got, &full_shape, &fill);
+                store(&padded)
+            })
         }
-    };
-    o.array
-        .store_chunk(idx, zarrs::array::ArrayBytes::new_flen(bytes))
-        .map_err(|e| {
-            Error::Other(format!(
-                "{}: cannot write chunk: {e}",
-                out_store.location().join(o.array.chunk_key(idx).as_str())
-            ))
-        })
+    }
 }
 
 /// `bytes`, a C-order array of shape `got`, padded to `full` (each dimension at least as long)
-/// with the element `fill`. Every byte of the result is written once, row by row.
-fn pad_chunk(bytes: &[u8], got: &[u64], full: &[u64], fill: &[u8]) -> Vec<u8> {
+/// with the element `fill`, into `out` (replacing what it held). Every byte of the result is
+/// written once, row by row.
+fn pad_chunk(out: &mut Vec<u8>, bytes: &[u8], got: &[u64], full: &[u64], fill: &[u8]) {
     let to_usize = |n: u64| usize::try_from(n).unwrap_or(0);
+    out.clear();
     let Some((&last, outer)) = full.split_last() else {
-        return bytes.to_vec();
+        out.extend_from_slice(bytes);
+        return;
     };
     let row = to_usize(last) * fill.len();
     let got_row = to_usize(got.last().copied().unwrap_or(0)) * fill.len();
     let fill_row = fill.repeat(to_usize(last));
     let rows: usize = outer.iter().map(|n| to_usize(*n)).product();
-    let mut out = Vec::with_capacity(rows * row);
+    out.reserve(rows * row);
     let mut idx = vec![0u64; outer.len()];
     let mut src = 0;
     for _ in 0..rows {
@@ -1657,7 +1668,6 @@ fn pad_chunk(bytes: &[u8], got: &[u64], full: &[u64], fill: &[u8]) -> Vec<u8> {
             idx[d] = 0;
         }
     }
-    out
 }
 
 /// Whether an output chunk from an interrupted build exists and decodes (absent all-fill chunks
@@ -1739,7 +1749,13 @@ mod tests {
         let got = [2u64, 3, 2];
         let full = [3u64, 4, 3];
         let bytes: Vec<u8> = (1u16..=12).flat_map(u16::to_le_bytes).collect();
-        let padded = pad_chunk(&bytes, &got, &full, &[0xFF, 0xFF]);
+        let pad = |bytes: &[u8], got: &[u64], full: &[u64], fill: &[u8]| {
+            // A reused buffer: what it held before is replaced.
+            let mut out = vec![7u8; 100];
+            pad_chunk(&mut out, bytes, got, full, fill);
+            out
+        };
+        let padded = pad(&bytes, &got, &full, &[0xFF, 0xFF]);
         let values: Vec<u16> = padded
             .chunks(2)
             .map(|b| u16::from_le_bytes([b[0], b[1]]))
@@ -1754,8 +1770,8 @@ mod tests {
         }
         assert_eq!(values, want);
         // One dimension; and nothing to pad.
-        assert_eq!(pad_chunk(&[1, 2], &[2], &[3], &[9]), [1, 2, 9]);
-        assert_eq!(pad_chunk(&bytes, &got, &got, &[0, 0]), bytes);
+        assert_eq!(pad(&[1, 2], &[2], &[3], &[9]), [1, 2, 9]);
+        assert_eq!(pad(&bytes, &got, &got, &[0, 0]), bytes);
     }
 
     #[test]
