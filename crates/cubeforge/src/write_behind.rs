@@ -35,7 +35,11 @@ struct Shared {
     inner: ReadableWritableListableStorage,
     limit_bytes: usize,
     state: Mutex<State>,
-    changed: Condvar,
+    /// Signalled when an object is queued or the queue is closed: the writer threads wait on it.
+    work: Condvar,
+    /// Signalled when a write has finished or a queued object was dropped: callers waiting for
+    /// room or for a key to settle wait on it.
+    done: Condvar,
 }
 
 #[derive(Default)]
@@ -70,9 +74,8 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.changed
-            .wait(guard)
+    fn wait<'a>(&self, on: &Condvar, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        on.wait(guard)
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -89,7 +92,7 @@ impl Shared {
                 if st.closed && st.queued.is_empty() {
                     return;
                 }
-                st = self.wait(st);
+                st = self.wait(&self.work, st);
                 continue;
             };
             st.writing.push((key.clone(), value.clone()));
@@ -111,7 +114,11 @@ impl Shared {
                     st.failure = Some((key, e.to_string()));
                 }
             }
-            self.changed.notify_all();
+            // An object of the same key may have waited for this write.
+            if !st.queued.is_empty() {
+                self.work.notify_one();
+            }
+            self.done.notify_all();
         }
     }
 
@@ -119,7 +126,7 @@ impl Shared {
     fn settle(&self, key: &StoreKey) {
         let mut st = self.lock();
         while st.pending(key).is_some() {
-            st = self.wait(st);
+            st = self.wait(&self.done, st);
         }
     }
 
@@ -127,7 +134,7 @@ impl Shared {
     fn drain(&self) {
         let mut st = self.lock();
         while !st.queued.is_empty() || !st.writing.is_empty() {
-            st = self.wait(st);
+            st = self.wait(&self.done, st);
         }
     }
 }
@@ -147,7 +154,8 @@ impl WriteBehind {
             inner,
             limit_bytes,
             state: Mutex::new(State::default()),
-            changed: Condvar::new(),
+            work: Condvar::new(),
+            done: Condvar::new(),
         });
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
@@ -194,7 +202,7 @@ impl WriteBehind {
 
 fn stop(shared: &Shared, handles: &mut Vec<JoinHandle<()>>) {
     shared.lock().closed = true;
-    shared.changed.notify_all();
+    shared.work.notify_all();
     for h in handles.drain(..) {
         let _ = h.join();
     }
@@ -268,7 +276,7 @@ impl WritableStorageTraits for WriteBehind {
             if st.held_bytes == 0 || st.held_bytes + value.len() <= s.limit_bytes {
                 break;
             }
-            st = s.wait(st);
+            st = s.wait(&s.done, st);
         }
         // A later write of the same key replaces a queued one.
         st.queued.retain(|(k, _)| k != key);
@@ -281,7 +289,7 @@ impl WritableStorageTraits for WriteBehind {
             + value.len();
         st.queued.push_back((key.clone(), value));
         drop(st);
-        s.changed.notify_all();
+        s.work.notify_one();
         Ok(())
     }
     fn set_partial_many(
@@ -304,7 +312,7 @@ impl WritableStorageTraits for WriteBehind {
                     .chain(&st.writing)
                     .map(|(_, v)| v.len())
                     .sum();
-                self.shared.changed.notify_all();
+                self.shared.done.notify_all();
             }
         }
         self.shared.settle(key);
