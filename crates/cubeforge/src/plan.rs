@@ -2117,6 +2117,11 @@ struct CacheState {
     needs: Vec<Vec<Needed>>,
     /// Tasks below this position have had their files announced to the kernel.
     prefetched: usize,
+    /// The files announced in the pass under way: each once, however many tasks read it (a
+    /// repeated `posix_fadvise` walks the file's cached pages again).
+    announced: std::collections::HashSet<std::path::PathBuf>,
+    /// Files announced so far, over all passes.
+    announcements: usize,
     /// Buffers of evicted chunks, oldest first, for the next chunks of the same size.
     idle: Vec<memmap2::MmapMut>,
     /// Idle buffers set aside for chunks about to be decoded into them.
@@ -2332,6 +2337,7 @@ impl ChunkCache {
         st.needs = needs;
         st.position = 0;
         st.prefetched = 0;
+        st.announced.clear();
         st.running.clear();
         st.unstarted = 0;
         st.started_ahead.clear();
@@ -2363,7 +2369,7 @@ impl ChunkCache {
 
     /// Task `i` of the scheduled pass has started.
     pub fn started(&self, i: usize) {
-        let mut files: Vec<std::path::PathBuf> = {
+        let files: Vec<std::path::PathBuf> = {
             let Ok(mut st) = self.state.lock() else {
                 return;
             };
@@ -2384,16 +2390,20 @@ impl ChunkCache {
                 return;
             }
             st.prefetched = to;
-            st.needs[from..to]
+            let mut files: Vec<std::path::PathBuf> = st.needs[from..to]
                 .iter()
                 .flatten()
                 .filter(|n| !st.map.contains_key(&n.key))
                 .filter_map(|n| n.path.clone())
-                .collect()
+                .collect();
+            // Neighbouring tasks read the same chunks: announce each file once.
+            files.sort_unstable();
+            files.dedup();
+            files.retain(|f| !st.announced.contains(f));
+            st.announced.extend(files.iter().cloned());
+            st.announcements += files.len();
+            files
         };
-        // Neighbouring tasks read the same chunks: announce each file once.
-        files.sort_unstable();
-        files.dedup();
         for f in files {
             advise_will_need(&f);
         }
@@ -2417,6 +2427,7 @@ impl ChunkCache {
             st.started_ahead.clear();
             st.position = 0;
             st.prefetched = 0;
+            st.announced.clear();
         }
     }
 
@@ -2970,6 +2981,42 @@ mod tests {
         // Nothing left to decode ahead; nothing decoded twice.
         assert!(!cache.decode_ahead().expect("ahead"));
         assert_eq!(cache.decoded(), 3);
+    }
+
+    #[test]
+    fn each_file_is_announced_once_per_pass() {
+        let array = Arc::new(memory_array("plan-cache-announce", 4));
+        let need = |i: u64| -> Needed {
+            Needed {
+                key: (array.location(), vec![i]),
+                path: Some(std::path::PathBuf::from(format!("/nonexistent/{i}"))),
+                array: Some(array.clone()),
+            }
+        };
+        let announced = |cache: &ChunkCache| -> (Vec<std::path::PathBuf>, usize) {
+            let st = cache.state.lock().unwrap();
+            let mut v: Vec<_> = st.announced.iter().cloned().collect();
+            v.sort();
+            (v, st.announcements)
+        };
+        // A hundred tasks reading chunk 0 or 1, started one by one: two announcements.
+        let cache = ChunkCache::new(1 << 20);
+        let needs = (0..100u64).map(|t| vec![need(t % 2)]).collect();
+        assert!(cache.set_schedule(needs));
+        for t in 0..100 {
+            cache.started(t);
+        }
+        let both: Vec<std::path::PathBuf> = [0, 1]
+            .iter()
+            .map(|i| std::path::PathBuf::from(format!("/nonexistent/{i}")))
+            .collect();
+        assert_eq!(announced(&cache), (both.clone(), 2));
+        // A new pass announces again.
+        cache.clear_schedule();
+        assert!(cache.set_schedule(vec![vec![need(1)]]));
+        assert_eq!(announced(&cache), (vec![], 2));
+        cache.started(0);
+        assert_eq!(announced(&cache), (both[1..].to_vec(), 3));
     }
 
     /// A 1-d float32 array of `n` Blosc-compressed chunks of 1024 values (value = position), the
