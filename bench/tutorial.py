@@ -11,7 +11,7 @@ For each ``--days N``:
    a. the tutorial's xarray + dask code, ``tests/python/tutorial_reference.py SRC DST``;
    b. ``cubeforge build recipes/tutorial.yaml --input SRC --output DST --overwrite --quiet``;
    c. the floor: one Python process that decodes once every input chunk the pipeline needs
-      (all of ``CHL_cmes-gapfree`` and ``sst``, the ``so`` chunks holding kept days, ``topo`` and
+      (all of ``CHL_cmes-gapfree``, the ``sst`` and ``so`` chunks holding kept days, ``topo`` and
       ``CHL_cmes-land``), encodes once every output chunk with Blosc(lz4, 5, shuffle), using
       numcodecs' C-blosc on one thread, and writes each encoded chunk to its own file, the way
       cubeforge writes it (``O_DIRECT`` for its whole 4 KiB blocks, timed by the CPU time it
@@ -264,13 +264,16 @@ def floor_worker(src: Path, out_dir: Path) -> dict:
     keep[days] = True
     y = np.concatenate(kept_y)
 
-    # sst: every chunk (the ocean mask looks at all days); keep the kept days.
+    # sst: the chunks holding kept days (the ocean mask looks at the kept days only: the tutorial
+    # drops the all-NaN days first).
     ever_valid = np.zeros((lat_idx.size, lon_idx.size), dtype=bool)
     kept_sst = []
     for start, stop, i in time_chunks("sst"):
-        block = chunk("sst", (i, 0, 0))[: stop - start, region[0], region[1]]
+        if not keep[start:stop].any():
+            continue
+        block = chunk("sst", (i, 0, 0))[: stop - start, region[0], region[1]][keep[start:stop]]
         ever_valid |= ~np.isnan(block).all(axis=0)
-        kept_sst.append(block[keep[start:stop]].copy())
+        kept_sst.append(block.copy())
     sst = np.concatenate(kept_sst)
 
     # so: only the chunks holding kept days.
