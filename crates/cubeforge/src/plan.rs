@@ -624,6 +624,30 @@ impl Node {
         }
     }
 
+    /// The dimensions along which this node's values may change: a value depends on the
+    /// position along these only (a broadcast feature such as a day-of-year sine varies along
+    /// `time` only, whatever its dimensions). In the order of [`Node::dims`].
+    #[must_use]
+    pub fn value_dims(&self) -> Vec<String> {
+        let varying: std::collections::BTreeSet<String> = match &self.op {
+            Op::Source { .. } => return self.dims.clone(),
+            Op::Const(_) => std::collections::BTreeSet::new(),
+            Op::Along { dim, .. } => std::iter::once(dim.clone()).collect(),
+            // A selection only picks positions of what the child varies along; a reduction's
+            // result varies along what its child varies along and it keeps.
+            _ => self
+                .children()
+                .iter()
+                .flat_map(|c| c.value_dims())
+                .collect(),
+        };
+        self.dims
+            .iter()
+            .filter(|d| varying.contains(*d))
+            .cloned()
+            .collect()
+    }
+
     /// The nodes this one computes from.
     #[must_use]
     pub fn children(&self) -> Vec<&NodeRef> {
@@ -2812,6 +2836,68 @@ mod tests {
             vec![n],
             vtype,
         )
+    }
+
+    #[test]
+    fn value_dims_are_the_dimensions_values_change_along() {
+        let dims = |v: &[&str]| v.iter().map(|d| (*d).to_string()).collect::<Vec<_>>();
+        let node = |op: Op, d: &[&str], shape: Vec<u64>| Node::new(op, dims(d), shape, VType::F32);
+        let t = along("t", vec![1.0, 2.0], VType::F32);
+        let y = along("y", vec![1.0, 2.0, 3.0], VType::F32);
+        // sin(t) broadcast over (t, y, x): varies along t only.
+        let feature = node(
+            Op::Unary(UnOp::Sin, t.clone()),
+            &["t", "y", "x"],
+            vec![2, 3, 4],
+        );
+        assert_eq!(feature.value_dims(), dims(&["t"]));
+        // A constant varies along nothing; t + y along both, in the node's order.
+        let c = node(Op::Const(Data::F32(vec![1.0])), &["y", "x"], vec![3, 4]);
+        assert!(c.value_dims().is_empty());
+        let sum = node(
+            Op::Binary(BinOp::Add, t.clone(), y),
+            &["x", "y", "t"],
+            vec![4, 3, 2],
+        );
+        assert_eq!(sum.value_dims(), dims(&["y", "t"]));
+        // A selection along x of something constant along x stays constant along x.
+        let take = node(
+            Op::Take {
+                child: feature.clone(),
+                dim: "x".into(),
+                index: Arc::new(vec![3, 0]),
+            },
+            &["t", "y", "x"],
+            vec![2, 3, 2],
+        );
+        assert_eq!(take.value_dims(), dims(&["t"]));
+        // A reduction over t of the feature varies along nothing it keeps.
+        let reduced = node(
+            Op::Reduce {
+                child: feature,
+                dims: dims(&["t"]),
+                kind: Reduction::Max,
+                result: OnceLock::new(),
+            },
+            &["y", "x"],
+            vec![3, 4],
+        );
+        assert!(reduced.value_dims().is_empty());
+        // A source varies along all its dimensions.
+        let source = Node::new(
+            Op::Source {
+                array: Arc::new(memory_array("plan-value-dims", 3)),
+                decoding: Box::new(
+                    CfDecoding::from_attrs(&serde_json::Map::new(), DType::Float32, None)
+                        .expect("decoding"),
+                ),
+                cache: Arc::new(ChunkCache::new(1 << 20)),
+            },
+            dims(&["a"]),
+            vec![3],
+            VType::F32,
+        );
+        assert_eq!(source.value_dims(), dims(&["a"]));
     }
 
     #[test]
