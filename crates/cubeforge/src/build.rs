@@ -890,6 +890,8 @@ struct OutArray {
     attrs: Value,
     array: crate::zarr::ZArray,
     source: OutSource,
+    /// For a variable that does not vary along some of its dimensions: its chunks encoded once.
+    repeats: Option<Repeats>,
 }
 
 enum OutSource {
@@ -983,9 +985,68 @@ fn out_array(
         meta_key,
         meta,
         attrs: Value::Object(attrs),
+        repeats: match &source {
+            OutSource::Node(n) => Repeats::of(n),
+            OutSource::Values(_) => None,
+        },
         array,
         source,
     })
+}
+
+/// The encoded chunks of a variable whose values do not change along some of its dimensions (a
+/// broadcast feature, such as a day-of-year sine over `time × lat × lon`): two chunks that
+/// differ only in their place along those dimensions, and have the same shape before padding,
+/// hold the same bytes. Each is computed and encoded once, by the first worker that needs it
+/// (another that needs it meanwhile waits for it), and written wherever it belongs.
+struct Repeats {
+    /// Per dimension of the variable: whether its values change along it.
+    varying: Vec<bool>,
+    /// The latest chunks, by (chunk index along the varying dimensions, shape before padding);
+    /// `None` is a chunk of fill values only, which is not written.
+    recent: std::sync::Mutex<std::collections::VecDeque<(RepeatKey, RepeatCell)>>,
+}
+
+type RepeatKey = (Vec<u64>, Vec<u64>);
+type RepeatCell = Arc<OnceLock<std::result::Result<Option<zarrs_storage::Bytes>, String>>>;
+
+/// How many encoded chunks [`Repeats`] keeps: tasks are taken in order along the outermost
+/// dimension, so the chunks that repeat one another are written close together.
+const REPEATS_KEPT: usize = 8;
+
+impl Repeats {
+    fn of(node: &NodeRef) -> Option<Repeats> {
+        let value_dims = node.value_dims();
+        (value_dims.len() < node.dims.len()).then(|| Repeats {
+            varying: node.dims.iter().map(|d| value_dims.contains(d)).collect(),
+            recent: std::sync::Mutex::default(),
+        })
+    }
+
+    /// The cell holding chunk `idx`'s bytes, of shape `got` before padding: shared with every
+    /// chunk that repeats it.
+    fn cell(&self, idx: &[u64], got: &[u64]) -> RepeatCell {
+        let key: RepeatKey = (
+            idx.iter()
+                .zip(&self.varying)
+                .map(|(i, v)| if *v { *i } else { 0 })
+                .collect(),
+            got.to_vec(),
+        );
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, cell)) = recent.iter().find(|(k, _)| *k == key) {
+            return cell.clone();
+        }
+        let cell = RepeatCell::default();
+        recent.push_back((key, cell.clone()));
+        if recent.len() > REPEATS_KEPT {
+            recent.pop_front();
+        }
+        cell
+    }
 }
 
 /// `data` as stored values of `dtype` (native endian): borrowed when the block already holds them.
@@ -1602,37 +1663,92 @@ fn write_chunk(out_store: &Store, o: &OutArray, idx: &[u64]) -> Result<()> {
         /// chunk costs the kernel page faults and zeroing.
         static PADDED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let window = chunk_window(idx, &o.write_chunks, &o.shape);
-    let full_shape: Vec<u64> = o.write_chunks.clone();
+    let failed = |e: &dyn std::fmt::Display| {
+        Error::Other(format!(
+            "{}: cannot write chunk: {e}",
+            out_store.location().join(o.array.chunk_key(idx).as_str())
+        ))
+    };
     let store = |bytes: &[u8]| {
         o.array
             .store_chunk(idx, zarrs::array::ArrayBytes::new_flen(bytes))
-            .map_err(|e| {
-                Error::Other(format!(
-                    "{}: cannot write chunk: {e}",
-                    out_store.location().join(o.array.chunk_key(idx).as_str())
-                ))
-            })
+            .map_err(|e| failed(&e))
     };
-    match &o.source {
-        OutSource::Values(b) => store(b),
-        OutSource::Node(n) => {
-            let block = n.eval(&window)?;
-            let bytes = encode(&block.data, o.dtype);
-            // Edge chunks are padded with the fill value to the full chunk shape.
-            let got: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
-            if got == full_shape {
-                return store(&bytes);
-            }
-            let fill_value = plan::Data::F64(vec![if o.dtype.is_float() { f64::NAN } else { 0.0 }]);
-            let fill = encode(&fill_value, o.dtype);
-            PADDED.with(|padded| {
-                let mut padded = padded.borrow_mut();
-                pad_chunk(&mut padded, &bytes, &got, &full_shape, &fill);
-                store(&padded)
-            })
+    let n = match &o.source {
+        OutSource::Values(b) => return store(b),
+        OutSource::Node(n) => n,
+    };
+    let window = chunk_window(idx, &o.write_chunks, &o.shape);
+    let got: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
+    // The chunk's values, padded with the fill value to the full chunk shape at the edges, to
+    // `use_bytes`.
+    let compute = |use_bytes: &mut dyn FnMut(&[u8]) -> Result<()>| -> Result<()> {
+        let block = n.eval(&window)?;
+        let bytes = encode(&block.data, o.dtype);
+        if got == o.write_chunks {
+            return use_bytes(&bytes);
         }
+        let fill_value = plan::Data::F64(vec![if o.dtype.is_float() { f64::NAN } else { 0.0 }]);
+        let fill = encode(&fill_value, o.dtype);
+        PADDED.with(|padded| {
+            let mut padded = padded.borrow_mut();
+            pad_chunk(&mut padded, &bytes, &got, &o.write_chunks, &fill);
+            use_bytes(&padded)
+        })
+    };
+    let Some(repeats) = &o.repeats else {
+        return compute(&mut |bytes| store(bytes));
+    };
+    let encoded = repeats
+        .cell(idx, &got)
+        .get_or_init(|| {
+            let mut encoded = None;
+            compute(&mut |bytes| {
+                encoded = encode_chunk(o, idx, bytes).map_err(|e| failed(&e))?;
+                Ok(())
+            })
+            .map(|()| encoded)
+            .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(Error::Other)?;
+    match encoded {
+        Some(bytes) => o
+            .array
+            .storage()
+            .set(&o.array.chunk_key(idx), bytes)
+            .map_err(|e| failed(&e)),
+        None => o.array.erase_chunk(idx).map_err(|e| failed(&e)),
     }
+}
+
+/// Chunk `idx` of `o` with the values `bytes` (the full chunk shape), encoded as
+/// `zarrs::array::Array::store_chunk` encodes it; `None` for a chunk of fill values only, which
+/// is not written (as zarr-python does not write them).
+fn encode_chunk(
+    o: &OutArray,
+    idx: &[u64],
+    bytes: &[u8],
+) -> std::result::Result<Option<zarrs_storage::Bytes>, zarrs::array::ArrayError> {
+    use zarrs::array::ArrayToBytesCodecTraits as _;
+    let options = zarrs::array::CodecOptions::default();
+    let bytes = zarrs::array::ArrayBytes::new_flen(bytes);
+    if !options.store_empty_chunks() && bytes.is_fill_value(o.array.fill_value()) {
+        return Ok(None);
+    }
+    let shape = o.array.chunk_shape(idx)?;
+    let encoded = o
+        .array
+        .codecs()
+        .encode(
+            bytes,
+            &shape,
+            o.array.data_type(),
+            o.array.fill_value(),
+            &options,
+        )
+        .map_err(zarrs::array::ArrayError::CodecError)?;
+    Ok(Some(zarrs_storage::Bytes::from(encoded.into_owned())))
 }
 
 /// `bytes`, a C-order array of shape `got`, padded to `full` (each dimension at least as long)
@@ -1794,6 +1910,37 @@ mod tests {
             vec![1, 2]
         );
         assert!(label_slice(&[1.0, 3.0, 2.0], None, None).is_err());
+    }
+
+    #[test]
+    fn chunks_of_a_broadcast_feature_share_their_encoding() {
+        let t = plan::Node::new(
+            Op::Along {
+                dim: "time".into(),
+                values: Arc::new(vec![0.5; 10]),
+            },
+            vec!["time".into()],
+            vec![10],
+            VType::F32,
+        );
+        let dims: Vec<String> = ["time", "lat", "lon"].map(String::from).to_vec();
+        let feature = plan::Node::new(Op::Unary(UnOp::Sin, t), dims, vec![10, 5, 5], VType::F32);
+        let repeats = Repeats::of(&feature).expect("constant along lat and lon");
+        assert_eq!(repeats.varying, [true, false, false]);
+        let same = |a: &RepeatCell, b: &RepeatCell| Arc::ptr_eq(a, b);
+        // Tiles of one time chunk and one shape share a cell; another shape (an edge tile) or
+        // another time chunk do not.
+        let first = repeats.cell(&[0, 0, 0], &[4, 3, 3]);
+        assert!(same(&first, &repeats.cell(&[0, 0, 1], &[4, 3, 3])));
+        assert!(same(&first, &repeats.cell(&[0, 1, 0], &[4, 3, 3])));
+        assert!(!same(&first, &repeats.cell(&[0, 1, 1], &[4, 2, 2])));
+        assert!(!same(&first, &repeats.cell(&[1, 0, 0], &[4, 3, 3])));
+        // Only the latest few are kept.
+        for i in 2..20 {
+            repeats.cell(&[i, 0, 0], &[4, 3, 3]);
+        }
+        assert_eq!(repeats.recent.lock().unwrap().len(), REPEATS_KEPT);
+        assert!(!same(&first, &repeats.cell(&[0, 0, 0], &[4, 3, 3])));
     }
 
     #[test]
