@@ -1328,6 +1328,11 @@ pub fn build(
         .max()
         .unwrap_or(0);
     let workers = rayon::current_num_threads() as u64;
+    let repeating = state
+        .vars
+        .values()
+        .filter(|v| v.node.value_dims().len() < v.node.dims.len())
+        .count() as u64;
     let max_chunk_bytes = summary_vars
         .iter()
         .map(|v| v.chunks.iter().fold(8u64, |a, c| a.saturating_mul(*c)))
@@ -1357,12 +1362,17 @@ pub fn build(
         passes,
         // The cache, the one chunk of slack its buffer pool keeps (`ChunkCache`), each
         // worker's blocks and reduction accumulators, the encoded chunks waiting to be
-        // written, and the program itself.
+        // written, those kept for broadcast variables (`Repeats`), and the program itself.
         estimated_peak_memory: (opts.memory_limit as u64)
             .saturating_add(max_input_chunk_bytes)
             .saturating_add(workers.saturating_mul(max_chunk_bytes).saturating_mul(4))
             .saturating_add(workers.saturating_mul(accumulator_bytes))
             .saturating_add(WRITE_BEHIND_BYTES as u64)
+            .saturating_add(
+                repeating
+                    .saturating_mul(REPEATS_KEPT as u64)
+                    .saturating_mul(max_chunk_bytes),
+            )
             .saturating_add(64 * 1024 * 1024),
     };
     if opts.dry_run {
