@@ -1695,16 +1695,20 @@ fn write_chunk(out_store: &Store, o: &OutArray, idx: &[u64]) -> Result<()> {
     let compute = |use_bytes: &mut dyn FnMut(&[u8]) -> Result<()>| -> Result<()> {
         let block = n.eval(&window)?;
         let bytes = encode(&block.data, o.dtype);
-        if got == o.write_chunks {
-            return use_bytes(&bytes);
-        }
-        let fill_value = plan::Data::F64(vec![if o.dtype.is_float() { f64::NAN } else { 0.0 }]);
-        let fill = encode(&fill_value, o.dtype);
-        PADDED.with(|padded| {
-            let mut padded = padded.borrow_mut();
-            pad_chunk(&mut padded, &bytes, &got, &o.write_chunks, &fill);
-            use_bytes(&padded)
-        })
+        let done = if got == o.write_chunks {
+            use_bytes(&bytes)
+        } else {
+            let fill_value = plan::Data::F64(vec![if o.dtype.is_float() { f64::NAN } else { 0.0 }]);
+            let fill = encode(&fill_value, o.dtype);
+            PADDED.with(|padded| {
+                let mut padded = padded.borrow_mut();
+                pad_chunk(&mut padded, &bytes, &got, &o.write_chunks, &fill);
+                use_bytes(&padded)
+            })
+        };
+        drop(bytes);
+        plan::recycle(block.data);
+        done
     };
     let Some(repeats) = &o.repeats else {
         return compute(&mut |bytes| store(bytes));

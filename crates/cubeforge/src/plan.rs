@@ -246,6 +246,48 @@ impl Block {
     }
 }
 
+thread_local! {
+    /// Float buffers of blocks a worker is done with ([`recycle`]), for the next blocks read from
+    /// the chunk cache: a fresh allocation would be zeroed first (and, when the allocator takes
+    /// it from the kernel, faulted in), only to be overwritten.
+    static RECYCLED_F32: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static RECYCLED_F64: std::cell::RefCell<Vec<Vec<f64>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many buffers of each float type a worker keeps for reuse.
+const RECYCLED_KEPT: usize = 4;
+
+/// A buffer of `n` values, taken from `recycled` where one is large enough (its values are
+/// whatever it held: the caller overwrites them all), else a new one.
+fn reuse<T: Copy + Default>(recycled: &mut Vec<Vec<T>>, n: usize) -> Vec<T> {
+    let best = recycled
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.capacity() >= n)
+        .min_by_key(|(_, v)| (v.len() != n, v.capacity()))
+        .map(|(i, _)| i);
+    let mut v = best.map_or_else(Vec::new, |i| recycled.swap_remove(i));
+    if v.len() != n {
+        v.clear();
+        v.resize(n, T::default());
+    }
+    v
+}
+
+/// Give the float buffer of a block the calling worker is done with to the next block it reads.
+pub fn recycle(data: Data) {
+    fn keep<T>(recycled: &mut Vec<Vec<T>>, v: Vec<T>) {
+        if recycled.len() < RECYCLED_KEPT {
+            recycled.push(v);
+        }
+    }
+    match data {
+        Data::F32(v) => RECYCLED_F32.with(|r| keep(&mut r.borrow_mut(), v)),
+        Data::F64(v) => RECYCLED_F64.with(|r| keep(&mut r.borrow_mut(), v)),
+        Data::Bool(_) => {}
+    }
+}
+
 /// The block repeated `outer` times, each element repeated `inner` times.
 fn repeat_block(data: &Data, outer: usize, inner: usize) -> Data {
     fn rep<T: Copy>(v: &[T], outer: usize, inner: usize) -> Vec<T> {
@@ -717,14 +759,15 @@ impl Node {
             // Plain floats are copied from the cached chunks straight into the block, only the
             // selected positions.
             let n: usize = shape.iter().product();
+            // Every value is overwritten: a recycled buffer's old values never show.
             let read = match self.vtype {
                 VType::F32 => {
-                    let mut out = vec![0f32; n];
+                    let mut out = RECYCLED_F32.with(|r| reuse(&mut r.borrow_mut(), n));
                     self.read_plain_into(window, bytemuck::cast_slice_mut(&mut out))?
                         .then_some(Data::F32(out))
                 }
                 VType::F64 => {
-                    let mut out = vec![0f64; n];
+                    let mut out = RECYCLED_F64.with(|r| reuse(&mut r.borrow_mut(), n));
                     self.read_plain_into(window, bytemuck::cast_slice_mut(&mut out))?
                         .then_some(Data::F64(out))
                 }
@@ -2836,6 +2879,25 @@ mod tests {
             vec![n],
             vtype,
         )
+    }
+
+    #[test]
+    fn recycled_buffers_are_reused_by_size() {
+        let mut pool = vec![vec![1f32; 8], vec![2f32; 4], Vec::with_capacity(16)];
+        // The one of the right length, as it is.
+        assert_eq!(reuse(&mut pool, 4), vec![2f32; 4]);
+        // Else the smallest large enough, resized.
+        let v = reuse(&mut pool, 6);
+        assert_eq!((v.len(), v.capacity() >= 6), (6, true));
+        assert_eq!(pool.len(), 1);
+        // None large enough: a new one.
+        assert_eq!(reuse(&mut pool, 32), vec![0f32; 32]);
+        assert_eq!(pool.len(), 1);
+        // A worker keeps a few.
+        for _ in 0..10 {
+            recycle(Data::F32(vec![0.0; 3]));
+        }
+        RECYCLED_F32.with(|r| assert_eq!(r.borrow().len(), RECYCLED_KEPT));
     }
 
     #[test]
