@@ -582,8 +582,13 @@ mod local_impl {
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
             let tmp = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
-            super::write_file(&tmp, &value)?;
-            std::fs::rename(&tmp, &path)?;
+            if let Err(e) =
+                super::write_file(&tmp, &value).and_then(|()| std::fs::rename(&tmp, &path))
+            {
+                // Nothing half-written stays behind (a full disk, a failed rename).
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.into());
+            }
             Ok(())
         }
         fn set_partial_many(
@@ -843,6 +848,10 @@ mod tests {
                 assert_eq!(std::fs::read(&path).unwrap(), value[..n / 2], "{n} bytes");
             }
         }
+        // A write that fails (here the rename, onto a directory) leaves nothing behind.
+        std::fs::create_dir_all(dir.path().join("a/taken/x")).unwrap();
+        let key = zarrs_storage::StoreKey::new("a/taken").unwrap();
+        assert!(store.storage().set(&key, backing.slice(..70_000)).is_err());
         // No temporary file is left beside the objects.
         let left: Vec<_> = std::fs::read_dir(dir.path().join("a"))
             .unwrap()
