@@ -517,7 +517,7 @@ def print_table(rows: list[Row], cores_estimate: int) -> None:
                 fmt(ratio(xr_rss, cf_rss), 1) + ("x" if ratio(xr_rss, cf_rss) else ""),
                 fmt(floor1),
                 fmt(floor_n),
-                fmt(ratio(cs, floor_n), 1) + ("x" if ratio(cs, floor_n) else ""),
+                fmt(ratio(cs, floor_n), 2) + ("x" if ratio(cs, floor_n) else ""),
                 fmt(floor_buf_n),
                 fmt(ratio(cs, floor_buf_n), 2) + ("x" if ratio(cs, floor_buf_n) else ""),
                 note,
