@@ -2,8 +2,9 @@
 //! output chunks never wait for a disk or an upload.
 //!
 //! [`WriteBehind`] wraps any store. [`WritableStorageTraits::set`] queues the object and returns
-//! at once, unless the queue already holds its byte limit, in which case it waits for room: the
-//! memory it holds is bounded whatever the speed of the store. Reads, listings and erasures see
+//! at once, unless the queue already holds its byte limit (or [`MAX_QUEUED`] objects), in which
+//! case it waits for room: the memory it holds is bounded whatever the speed of the store. Two
+//! writes of one key are done one after the other, in the order they were queued. Reads, listings and erasures see
 //! queued objects as written. [`WriteBehind::finish`] waits for every queued write and reports
 //! the first that failed; after a failure, further writes are refused at once, so that a build
 //! stops early.
@@ -18,6 +19,9 @@ use zarrs_storage::{
     ReadableStorageTraits, ReadableWritableListableStorage, StorageError, StoreKey, StoreKeys,
     StoreKeysPrefixes, StorePrefix, WritableStorageTraits,
 };
+
+/// The most objects queued at once, whatever their size: a lookup of a key scans the queue.
+const MAX_QUEUED: usize = 1024;
 
 /// A store whose whole-object writes are done by background threads.
 pub struct WriteBehind {
@@ -55,11 +59,12 @@ struct State {
 }
 
 impl State {
+    /// The latest object queued or being written for `key`.
     fn pending(&self, key: &StoreKey) -> Option<&Bytes> {
         self.queued
             .iter()
-            .chain(&self.writing)
             .rev()
+            .chain(&self.writing)
             .find(|(k, _)| k == key)
             .map(|(_, v)| v)
     }
@@ -273,20 +278,15 @@ impl WritableStorageTraits for WriteBehind {
                 drop(st);
                 return s.inner.set(key, value);
             }
-            if st.held_bytes == 0 || st.held_bytes + value.len() <= s.limit_bytes {
+            let room = st.held_bytes == 0
+                || (st.held_bytes + value.len() <= s.limit_bytes && st.queued.len() < MAX_QUEUED);
+            if room {
                 break;
             }
             st = s.wait(&s.done, st);
         }
-        // A later write of the same key replaces a queued one.
-        st.queued.retain(|(k, _)| k != key);
-        st.held_bytes = st
-            .queued
-            .iter()
-            .chain(&st.writing)
-            .map(|(_, v)| v.len())
-            .sum::<usize>()
-            + value.len();
+        // Two writes of one key are done in the order they were queued (see `Shared::run`).
+        st.held_bytes += value.len();
         st.queued.push_back((key.clone(), value));
         drop(st);
         s.work.notify_one();
@@ -303,15 +303,15 @@ impl WritableStorageTraits for WriteBehind {
     fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
         {
             let mut st = self.shared.lock();
-            let before = st.queued.len();
-            st.queued.retain(|(k, _)| k != key);
-            if st.queued.len() != before {
-                st.held_bytes = st
-                    .queued
-                    .iter()
-                    .chain(&st.writing)
-                    .map(|(_, v)| v.len())
-                    .sum();
+            let dropped: usize = st
+                .queued
+                .iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, v)| v.len())
+                .sum();
+            if dropped > 0 {
+                st.queued.retain(|(k, _)| k != key);
+                st.held_bytes -= dropped;
                 self.shared.done.notify_all();
             }
         }
@@ -348,14 +348,35 @@ mod tests {
                 [i; 4]
             );
         }
+        // A second write of a key: read back at once, and the one that lands last.
         wb.set(&key("a/3"), Bytes::from(vec![9; 2])).unwrap();
+        assert_eq!(wb.get(&key("a/3")).unwrap().unwrap()[..], [9, 9]);
+        assert_eq!(wb.size_key(&key("a/3")).unwrap(), Some(2));
         wb.erase(&key("a/5")).unwrap();
+        assert!(wb.get(&key("a/5")).unwrap().is_none());
         wb.finish().unwrap();
         let keys = mem.list().unwrap();
         assert_eq!(keys.len(), 19);
         assert_eq!(mem.get(&key("a/3")).unwrap().unwrap()[..], [9, 9]);
         assert_eq!(mem.get(&key("a/7")).unwrap().unwrap()[..], [7; 4]);
         assert!(mem.get(&key("a/5")).unwrap().is_none());
+    }
+
+    #[test]
+    fn many_small_objects_are_queued_a_bounded_number_at_a_time() {
+        let mem = Arc::new(MemoryStore::new());
+        let wb = WriteBehind::new(mem.clone(), 2, 1 << 30).unwrap();
+        for i in 0..5000u32 {
+            wb.set(
+                &key(&format!("k/{i}")),
+                Bytes::from(i.to_le_bytes().to_vec()),
+            )
+            .unwrap();
+            assert!(wb.shared.lock().queued.len() <= MAX_QUEUED);
+        }
+        wb.finish().unwrap();
+        assert_eq!(mem.list().unwrap().len(), 5000);
+        assert_eq!(wb.shared.lock().held_bytes, 0);
     }
 
     /// A store whose writes of one key fail.
