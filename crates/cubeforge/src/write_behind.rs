@@ -107,7 +107,12 @@ impl Shared {
             let result = if skip {
                 Ok(())
             } else {
-                self.inner.set(&key, value)
+                // A store that panics fails this write instead of leaving it "being written"
+                // for ever, which would hang `finish`.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.inner.set(&key, value)
+                }))
+                .unwrap_or_else(|_| Err(StorageError::Other("the store panicked".into())))
             };
             st = self.lock();
             if let Some(i) = st.writing.iter().position(|(k, _)| *k == key) {
@@ -416,6 +421,7 @@ mod tests {
             if key.as_str() == "bad" {
                 return Err(StorageError::Other("disk full".into()));
             }
+            assert!(key.as_str() != "boom", "a store bug");
             self.0.set(key, value)
         }
         fn set_partial_many(
@@ -454,5 +460,13 @@ mod tests {
             *b"x"
         );
         assert!(wb.shared.inner.get(&key("later")).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_store_that_panics_fails_the_write_instead_of_hanging() {
+        let wb = WriteBehind::new(Arc::new(Failing(MemoryStore::new())), 2, 1 << 20).unwrap();
+        wb.set(&key("boom"), Bytes::from_static(b"x")).unwrap();
+        let (k, e) = wb.finish().unwrap_err();
+        assert_eq!((k.as_str(), e.as_str()), ("boom", "the store panicked"));
     }
 }
