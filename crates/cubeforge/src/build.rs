@@ -1679,66 +1679,56 @@ fn write_chunk(out_store: &Store, o: &OutArray, idx: &[u64]) -> Result<()> {
             out_store.location().join(o.array.chunk_key(idx).as_str())
         ))
     };
-    let store = |bytes: &[u8]| {
-        o.array
-            .store_chunk(idx, zarrs::array::ArrayBytes::new_flen(bytes))
-            .map_err(|e| failed(&e))
-    };
-    let n = match &o.source {
-        OutSource::Values(b) => return store(b),
-        OutSource::Node(n) => n,
-    };
-    let window = chunk_window(idx, &o.write_chunks, &o.shape);
-    let got: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
-    // The chunk's values, padded with the fill value to the full chunk shape at the edges, to
-    // `use_bytes`.
-    let compute = |use_bytes: &mut dyn FnMut(&[u8]) -> Result<()>| -> Result<()> {
-        let block = n.eval(&window)?;
-        let bytes = encode(&block.data, o.dtype);
-        let done = if got == o.write_chunks {
-            use_bytes(&bytes)
-        } else {
-            let fill_value = plan::Data::F64(vec![if o.dtype.is_float() { f64::NAN } else { 0.0 }]);
-            let fill = encode(&fill_value, o.dtype);
-            PADDED.with(|padded| {
-                let mut padded = padded.borrow_mut();
-                pad_chunk(&mut padded, &bytes, &got, &o.write_chunks, &fill);
-                use_bytes(&padded)
-            })
-        };
-        drop(bytes);
-        plan::recycle(block.data);
-        done
-    };
-    let Some(repeats) = &o.repeats else {
-        return compute(&mut |bytes| store(bytes));
-    };
-    let encoded = repeats
-        .cell(idx, &got)
-        .get_or_init(|| {
-            let mut encoded = None;
-            compute(&mut |bytes| {
-                encoded = encode_chunk(o, idx, bytes).map_err(|e| failed(&e))?;
-                Ok(())
-            })
-            .map(|()| encoded)
-            .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(Error::Other)?;
-    match encoded {
+    let put = |encoded: Option<zarrs_storage::Bytes>| match encoded {
         Some(bytes) => o
             .array
             .storage()
             .set(&o.array.chunk_key(idx), bytes)
             .map_err(|e| failed(&e)),
         None => o.array.erase_chunk(idx).map_err(|e| failed(&e)),
-    }
+    };
+    let n = match &o.source {
+        OutSource::Values(b) => return put(encode_chunk(o, idx, b).map_err(|e| failed(&e))?),
+        OutSource::Node(n) => n,
+    };
+    let window = chunk_window(idx, &o.write_chunks, &o.shape);
+    let got: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
+    // The chunk's values, padded with the fill value to the full chunk shape at the edges,
+    // encoded.
+    let compute = || -> Result<Option<zarrs_storage::Bytes>> {
+        let block = n.eval(&window)?;
+        let bytes = encode(&block.data, o.dtype);
+        let encoded = if got == o.write_chunks {
+            encode_chunk(o, idx, &bytes)
+        } else {
+            let fill_value = plan::Data::F64(vec![if o.dtype.is_float() { f64::NAN } else { 0.0 }]);
+            let fill = encode(&fill_value, o.dtype);
+            PADDED.with(|padded| {
+                let mut padded = padded.borrow_mut();
+                pad_chunk(&mut padded, &bytes, &got, &o.write_chunks, &fill);
+                encode_chunk(o, idx, &padded)
+            })
+        };
+        drop(bytes);
+        plan::recycle(block.data);
+        encoded.map_err(|e| failed(&e))
+    };
+    let encoded = match &o.repeats {
+        None => compute()?,
+        Some(repeats) => repeats
+            .cell(idx, &got)
+            .get_or_init(|| compute().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(Error::Other)?,
+    };
+    put(encoded)
 }
 
 /// Chunk `idx` of `o` with the values `bytes` (the full chunk shape), encoded as
 /// `zarrs::array::Array::store_chunk` encodes it; `None` for a chunk of fill values only, which
-/// is not written (as zarr-python does not write them).
+/// is not written (as zarr-python does not write them). The writer stores the bytes itself
+/// (`store_chunk` would encode again, and `store_encoded_chunk` is `unsafe`), so that a chunk
+/// repeated by a broadcast variable is encoded once ([`Repeats`]).
 fn encode_chunk(
     o: &OutArray,
     idx: &[u64],

@@ -595,12 +595,8 @@ impl Node {
                     .product();
                 let block = sel.len() * inner;
                 // Each run of consecutive positions is one window of the child.
-                let mut j = 0;
-                while j < sel.len() {
-                    let mut k = j + 1;
-                    while k < sel.len() && sel[k] == sel[k - 1] + 1 {
-                        k += 1;
-                    }
+                for run in runs(sel) {
+                    let (j, k) = (run.start, run.end);
                     let mut cw = window.clone();
                     cw[axis] = sel[j]..sel[j] + (k - j) as u64;
                     let run_block = (k - j) * inner;
@@ -615,7 +611,6 @@ impl Node {
                             f(off / run_block * block + j * inner + off % run_block, row);
                         })?;
                     }
-                    j = k;
                 }
                 Ok(())
             }
@@ -647,18 +642,13 @@ impl Node {
                     return Ok(false);
                 }
                 let per_position = out.len() / sel.len().max(1);
-                let mut j = 0;
-                while j < sel.len() {
-                    let mut k = j + 1;
-                    while k < sel.len() && sel[k] == sel[k - 1] + 1 {
-                        k += 1;
-                    }
+                for run in runs(sel) {
                     let mut rw = window.clone();
-                    rw[0] = sel[j]..sel[j] + (k - j) as u64;
-                    if !child.read_plain_into(&rw, &mut out[j * per_position..k * per_position])? {
+                    rw[0] = sel[run.start]..sel[run.start] + run.len() as u64;
+                    let part = &mut out[run.start * per_position..run.end * per_position];
+                    if !child.read_plain_into(&rw, part)? {
                         return Ok(false);
                     }
-                    j = k;
                 }
                 Ok(true)
             }
@@ -1709,21 +1699,36 @@ fn copy_typed<T: Copy>(
     }
 }
 
+/// The runs of consecutive positions in `positions` (each one more than the one before it), as
+/// ranges of indices into `positions`, in order.
+fn runs<T>(positions: &[T]) -> impl Iterator<Item = Range<usize>> + '_
+where
+    T: Copy + PartialEq + std::ops::Add<Output = T> + From<u8>,
+{
+    let mut j = 0;
+    std::iter::from_fn(move || {
+        if j >= positions.len() {
+            return None;
+        }
+        let mut k = j + 1;
+        while k < positions.len() && positions[k] == positions[k - 1] + T::from(1) {
+            k += 1;
+        }
+        let run = j..k;
+        j = k;
+        Some(run)
+    })
+}
+
 fn take_axis(b: &Block, axis: usize, rel: &[usize]) -> Block {
     /// Copy the positions `rel` of `axis` as runs of consecutive positions, each a block of
     /// contiguous memory.
     fn gather<T: Copy>(v: &[T], outer: usize, len: usize, inner: usize, rel: &[usize]) -> Vec<T> {
         let mut out = Vec::with_capacity(outer * rel.len() * inner);
         for o in 0..outer {
-            let mut k = 0;
-            while k < rel.len() {
-                let mut e = k + 1;
-                while e < rel.len() && rel[e] == rel[e - 1] + 1 {
-                    e += 1;
-                }
-                let from = (o * len + rel[k]) * inner;
-                out.extend_from_slice(&v[from..from + (e - k) * inner]);
-                k = e;
+            for run in runs(rel) {
+                let from = (o * len + rel[run.start]) * inner;
+                out.extend_from_slice(&v[from..from + run.len() * inner]);
             }
         }
         out
