@@ -501,6 +501,7 @@ impl Node {
                             path: array.chunk_path(&array.unit_chunk(&idx).0),
                             key: (location.clone(), idx),
                             array: Some(array.clone()),
+                            values: true,
                         });
                     }
                 }
@@ -1138,7 +1139,14 @@ impl<'a> ReductionJob<'a> {
 
     /// The input chunks block `b` reads.
     fn needs(&self, b: usize, out: &mut Vec<Needed>) {
-        self.child.chunks_needed(&self.window(b), out);
+        let w = self.window(b);
+        let from = out.len();
+        self.child.chunks_needed(&w, out);
+        if self.nan_scan.is_some_and(|(_, x)| x.runs_are_long(&w)) {
+            for n in &mut out[from..] {
+                n.values = false;
+            }
+        }
     }
 
     /// Add block `b` into `acc`.
@@ -1435,10 +1443,16 @@ impl Acc {
                     Row::Fill(x, n) => {
                         fold_nan(target, std::iter::repeat_n(x.is_nan(), n), nan, all_of);
                     }
+                    Row::Planes(_) => {
+                        let flags = row.nan_flags().unwrap_or_default();
+                        fold_nan(target, flags.into_iter(), nan, all_of);
+                    }
                 }
             } else {
+                let flags = row.nan_flags();
                 for i in 0..row.len() {
-                    let hit = row.is_nan(i) == nan;
+                    let is_nan = flags.as_ref().map_or_else(|| row.is_nan(i), |f| f[i]);
+                    let hit = is_nan == nan;
                     let e = o + i * step;
                     if all_of {
                         all[e] &= hit;
@@ -2064,7 +2078,13 @@ pub struct ChunkCache {
     state: Mutex<CacheState>,
     decoded: std::sync::atomic::AtomicU64,
     mapped: std::sync::atomic::AtomicU64,
+    /// The stored bytes of the chunks read by byte planes last, the latest last: neighbouring
+    /// tasks read other blocks of the same frames.
+    frames: Mutex<Vec<(ChunkKey, zarrs_storage::Bytes)>>,
 }
+
+/// Stored chunks kept for reading by byte planes (mapped files, not decoded data).
+const FRAMES_KEPT: usize = 4;
 
 /// A stored chunk: the array's location and the chunk's grid indices.
 pub type ChunkKey = (String, Vec<u64>);
@@ -2078,6 +2098,20 @@ pub struct Needed {
     pub path: Option<std::path::PathBuf>,
     /// The array it belongs to, so that a worker with nothing else to do can decode it ahead.
     pub array: Option<Arc<ZarrArray>>,
+    /// Whether the task reads the values; `false` when it only asks which are NaN, which a
+    /// chunk no task of the pass reads the values of answers from its byte planes, undecoded
+    /// (see [`PlaneSource`]).
+    pub values: bool,
+}
+
+impl Needed {
+    /// Whether only NaN-ness is asked of a chunk whose frames may be read by byte planes.
+    fn nan_only_direct(&self) -> bool {
+        !self.values
+            && self.array.as_ref().is_some_and(|a| {
+                a.unit_len().is_some() && matches!(a.dtype(), DType::Float32 | DType::Float64)
+            })
+    }
 }
 
 /// How many tasks ahead of the latest one started the cache asks the kernel to read the files of
@@ -2116,6 +2150,9 @@ enum Row<'a> {
     F64(&'a [f64]),
     /// `n` times one value (a chunk that is not stored).
     Fill(f64, usize),
+    /// Values of a chunk that is not decoded: only whether each is NaN is known, read from the
+    /// byte planes of its Blosc frame (see [`PlaneSource`]).
+    Planes(PlaneRow<'a>),
 }
 
 impl Row<'_> {
@@ -2124,15 +2161,26 @@ impl Row<'_> {
             Row::F32(v) => v.len(),
             Row::F64(v) => v.len(),
             Row::Fill(_, n) => *n,
+            Row::Planes(r) => r.len,
         }
     }
 
-    /// Whether any value's NaN-ness is `nan`.
+    /// Whether any value's NaN-ness is `nan`. For a [`Row::Planes`] row handed out first (its
+    /// quick look), `false` may also mean "not known yet": the row is then handed out again.
     fn any_nan_is(&self, nan: bool) -> bool {
         match self {
             Row::F32(v) => v.iter().any(|x| x.is_nan() == nan),
             Row::F64(v) => v.iter().any(|x| x.is_nan() == nan),
             Row::Fill(x, n) => *n > 0 && x.is_nan() == nan,
+            Row::Planes(r) => r.any_nan_is(nan),
+        }
+    }
+
+    /// Whether each value is NaN, for rows whose values are not at hand.
+    fn nan_flags(&self) -> Option<Vec<bool>> {
+        match self {
+            Row::Planes(r) => Some(r.src.nan_flags(r.start, r.len)),
+            _ => None,
         }
     }
 
@@ -2142,7 +2190,218 @@ impl Row<'_> {
             Row::F32(v) => v[i].is_nan(),
             Row::F64(v) => v[i].is_nan(),
             Row::Fill(x, _) => x.is_nan(),
+            Row::Planes(r) => r.src.nan_flags(r.start + i, 1)[0],
         }
+    }
+}
+
+/// Values `start .. start + len` of a chunk read through a [`PlaneSource`].
+#[derive(Debug, Clone, Copy)]
+struct PlaneRow<'a> {
+    src: &'a PlaneSource<'a>,
+    start: usize,
+    len: usize,
+    /// The first look: [`Row::any_nan_is`] answers from the most significant byte plane alone,
+    /// `true` only when that settles it; when it does not, the row is handed out again.
+    quick: bool,
+}
+
+impl PlaneRow<'_> {
+    fn any_nan_is(&self, nan: bool) -> bool {
+        if !self.quick {
+            return self.src.nan_flags(self.start, self.len).contains(&nan);
+        }
+        // A value whose top byte, sign aside, is not all ones is finite, whatever the others.
+        let (finite, maybe_nan) = self.src.top_byte(self.start, self.len);
+        match (nan, finite, maybe_nan) {
+            (false, true, _) => true,
+            (true, _, false) | (false, false, false) => false,
+            _ => {
+                self.src.unresolved.set(true);
+                false
+            }
+        }
+    }
+}
+
+/// Whether the values of a Blosc frame are NaN, read from its byte planes (see
+/// [`crate::blosc::Planes`]) without decoding the values: for little-endian floats the most
+/// significant byte is the last plane. A float is NaN when its exponent bits are all ones and
+/// its mantissa is not zero: the top byte (sign aside) tells most finite values apart; the next
+/// byte settles the rest but infinities and NaNs whose mantissa lies in the low bytes, and only
+/// for those are the low planes read. Planes are decompressed when first needed, for the two
+/// blocks read last.
+#[derive(Debug)]
+struct PlaneSource<'a> {
+    planes: crate::blosc::Planes<'a>,
+    /// Bytes per value: 4 or 8.
+    size: usize,
+    state: std::cell::RefCell<PlaneState>,
+    /// Set when a quick look could not decide (see [`PlaneRow::quick`]).
+    unresolved: std::cell::Cell<bool>,
+}
+
+#[derive(Debug, Default)]
+struct PlaneState {
+    /// Blocks with their planes decompressed so far (`None`: not yet), the latest last.
+    blocks: Vec<(usize, Vec<Option<Vec<u8>>>)>,
+    scratch: Vec<u8>,
+    spare: Vec<Vec<u8>>,
+    /// The first stream that did not decompress.
+    error: Option<String>,
+}
+
+/// Blocks whose planes a [`PlaneSource`] keeps: a row may span two.
+const PLANE_BLOCKS_KEPT: usize = 2;
+
+impl<'a> PlaneSource<'a> {
+    fn new(planes: crate::blosc::Planes<'a>, size: usize) -> PlaneSource<'a> {
+        PlaneSource {
+            planes,
+            size,
+            state: std::cell::RefCell::new(PlaneState::default()),
+            unresolved: std::cell::Cell::new(false),
+        }
+    }
+
+    /// The bits of the second most significant byte that belong to the exponent, and those
+    /// that belong to the mantissa.
+    fn second_byte_masks(&self) -> (u8, u8) {
+        if self.size == 4 {
+            (0x80, 0x7f)
+        } else {
+            (0xf0, 0x0f)
+        }
+    }
+
+    /// Call `f(block, from, to)` for the part of values `start .. start + len` in each block.
+    fn segments(&self, start: usize, len: usize, mut f: impl FnMut(usize, usize, usize)) {
+        let per = self.planes.block_values();
+        let (mut i, end) = (start, start + len);
+        while i < end {
+            let b = i / per;
+            let to = end.min((b + 1) * per);
+            f(b, i - b * per, to - b * per);
+            i = to;
+        }
+    }
+
+    /// Make sure plane `p` of block `b` is decompressed; `false` after a failure (recorded).
+    fn load(&self, st: &mut PlaneState, b: usize, p: usize) -> bool {
+        if st.error.is_some() {
+            return false;
+        }
+        let at = match st.blocks.iter().position(|(x, _)| *x == b) {
+            Some(at) => at,
+            None => {
+                if st.blocks.len() >= PLANE_BLOCKS_KEPT {
+                    let (_, old) = st.blocks.remove(0);
+                    st.spare.extend(old.into_iter().flatten());
+                }
+                st.blocks.push((b, vec![None; self.size]));
+                st.blocks.len() - 1
+            }
+        };
+        if st.blocks[at].1[p].is_some() {
+            return true;
+        }
+        let mut buf = st.spare.pop().unwrap_or_default();
+        let PlaneState { scratch, error, .. } = st;
+        match self.planes.plane(b, p, &mut buf, scratch) {
+            Ok(()) => {
+                st.blocks[at].1[p] = Some(buf);
+                true
+            }
+            Err(e) => {
+                *error = Some(e);
+                false
+            }
+        }
+    }
+
+    /// Plane `p` of block `b`, loaded before.
+    fn plane(st: &PlaneState, b: usize, p: usize) -> &[u8] {
+        st.blocks
+            .iter()
+            .find(|(x, _)| *x == b)
+            .and_then(|(_, planes)| planes[p].as_deref())
+            .unwrap_or(&[])
+    }
+
+    /// For values `start .. start + len`, from their top bytes: whether any is finite for
+    /// certain, and whether any may be NaN.
+    fn top_byte(&self, start: usize, len: usize) -> (bool, bool) {
+        let top = self.size - 1;
+        let mut guard = self.state.borrow_mut();
+        let st: &mut PlaneState = &mut guard;
+        let (mut finite, mut maybe_nan) = (false, false);
+        self.segments(start, len, |b, from, to| {
+            if !self.load(st, b, top) {
+                return;
+            }
+            let hi = &Self::plane(st, b, top)[from..to];
+            finite |= hi.iter().any(|x| x & 0x7f != 0x7f);
+            maybe_nan |= hi.iter().any(|x| x & 0x7f == 0x7f);
+        });
+        (finite, maybe_nan)
+    }
+
+    /// Whether each of values `start .. start + len` is NaN.
+    fn nan_flags(&self, start: usize, len: usize) -> Vec<bool> {
+        let top = self.size - 1;
+        let (exp, man) = self.second_byte_masks();
+        let mut out = Vec::with_capacity(len);
+        let mut guard = self.state.borrow_mut();
+        let st: &mut PlaneState = &mut guard;
+        self.segments(start, len, |b, from, to| {
+            let n = to - from;
+            if !self.load(st, b, top) {
+                out.resize(out.len() + n, false);
+                return;
+            }
+            let maybe = |hi: u8| hi & 0x7f == 0x7f;
+            if !Self::plane(st, b, top)[from..to].iter().any(|x| maybe(*x)) {
+                out.resize(out.len() + n, false);
+                return;
+            }
+            if !self.load(st, b, top - 1) {
+                out.resize(out.len() + n, false);
+                return;
+            }
+            // Exponent all ones, and no mantissa bit in the second byte: an infinity, or a NaN
+            // whose mantissa lies lower.
+            let (hi, next) = (
+                &Self::plane(st, b, top)[from..to],
+                &Self::plane(st, b, top - 1)[from..to],
+            );
+            let low_needed = hi
+                .iter()
+                .zip(next)
+                .any(|(h, m)| maybe(*h) && m & exp == exp && m & man == 0);
+            if low_needed && !(0..top - 1).all(|p| self.load(st, b, p)) {
+                out.resize(out.len() + n, false);
+                return;
+            }
+            let (hi, next) = (
+                &Self::plane(st, b, top)[from..to],
+                &Self::plane(st, b, top - 1)[from..to],
+            );
+            for i in 0..n {
+                let (h, m) = (hi[i], next[i]);
+                let nan = maybe(h)
+                    && m & exp == exp
+                    && (m & man != 0
+                        || (low_needed
+                            && (0..top - 1).any(|p| Self::plane(st, b, p)[from + i] != 0)));
+                out.push(nan);
+            }
+        });
+        out
+    }
+
+    /// Why a stream did not decompress, if one did not.
+    fn error(&self) -> Option<String> {
+        self.state.borrow().error.clone()
     }
 }
 
@@ -2176,6 +2435,9 @@ struct CacheState {
     tick: u64,
     /// For the pass under way: the (sorted) positions of the tasks that read each chunk.
     uses: HashMap<ChunkKey, Vec<usize>>,
+    /// For the pass under way: the chunks some task reads the values of (the others are only
+    /// asked which values are NaN).
+    full: std::collections::HashSet<ChunkKey>,
     /// The position of the latest task started.
     position: usize,
     /// The tasks started and not yet finished (a task that never reports its end stays here,
@@ -2305,6 +2567,18 @@ impl CacheState {
         entry.0.clone()
     }
 
+    /// Whether the chunk of `n` will be read by byte planes rather than decoded: a task asks
+    /// only which of its values are NaN, no task of the pass reads its values, and it is not
+    /// cached already.
+    fn by_planes(&self, n: &Needed) -> bool {
+        n.nan_only_direct() && self.planes_serve(&n.key)
+    }
+
+    /// Whether no task of the pass reads the values of chunk `key` and it is not cached.
+    fn planes_serve(&self, key: &ChunkKey) -> bool {
+        !self.full.contains(key) && !self.map.contains_key(key)
+    }
+
     /// A chunk of the scheduled tasks just ahead that is neither cached nor being decoded, and
     /// that fits in `limit` without evicting a chunk needed before it.
     fn next_to_decode_ahead(&mut self, limit: usize) -> Option<(ChunkKey, Arc<ZarrArray>)> {
@@ -2315,7 +2589,7 @@ impl CacheState {
             .get(from..to)?
             .iter()
             .flatten()
-            .find(|n| n.array.is_some() && !self.map.contains_key(&n.key))
+            .find(|n| n.array.is_some() && !self.map.contains_key(&n.key) && !self.by_planes(n))
             .and_then(|n| Some((n.key.clone(), n.array.clone()?)))?;
         self.bytes = self.map.values().map(entry_size).sum();
         let wanted = (self.bytes + expected_size(&array, &key.1)).saturating_sub(limit);
@@ -2366,6 +2640,7 @@ impl ChunkCache {
             state: Mutex::default(),
             decoded: std::sync::atomic::AtomicU64::new(0),
             mapped: std::sync::atomic::AtomicU64::new(0),
+            frames: Mutex::default(),
         }
     }
 
@@ -2382,8 +2657,12 @@ impl ChunkCache {
     /// another keeps the outer one's).
     pub fn set_schedule(&self, needs: Vec<Vec<Needed>>) -> bool {
         let mut uses: HashMap<ChunkKey, Vec<usize>> = HashMap::new();
+        let mut full = std::collections::HashSet::new();
         for (i, keys) in needs.iter().enumerate() {
             for n in keys {
+                if n.values {
+                    full.insert(n.key.clone());
+                }
                 let list = uses.entry(n.key.clone()).or_default();
                 if list.last() != Some(&i) {
                     list.push(i);
@@ -2406,6 +2685,7 @@ impl ChunkCache {
             );
         }
         st.uses = uses;
+        st.full = full;
         st.needs = needs;
         st.position = 0;
         st.prefetched = 0;
@@ -2426,6 +2706,9 @@ impl ChunkCache {
                 let mut seen: Vec<&ChunkKey> = Vec::new();
                 task.iter()
                     .filter_map(|n| {
+                        if n.nan_only_direct() {
+                            return None;
+                        }
                         let array = n.array.as_ref()?;
                         if seen.contains(&&n.key) {
                             return None;
@@ -2493,6 +2776,7 @@ impl ChunkCache {
     pub fn clear_schedule(&self) {
         if let Ok(mut st) = self.state.lock() {
             st.uses.clear();
+            st.full.clear();
             st.needs.clear();
             st.running.clear();
             st.unstarted = 0;
@@ -2500,6 +2784,9 @@ impl ChunkCache {
             st.position = 0;
             st.prefetched = 0;
             st.announced.clear();
+        }
+        if let Ok(mut frames) = self.frames.lock() {
+            frames.clear();
         }
     }
 
@@ -2746,15 +3033,22 @@ impl ChunkCache {
     ) -> Result<()> {
         let start: Vec<u64> = window.iter().map(|r| r.start).collect();
         let shape: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
+        if shape.iter().product::<u64>() == 0 {
+            return Ok(());
+        }
         let f32s = array.dtype() == DType::Float32;
-        self.for_each_chunk(array, &start, &shape, |cs, cached| {
-            let bytes = match cached {
+        for (idx, cs) in array.units_in(&start, &shape)? {
+            if self.visit_planes(array, &idx, &cs, &start, &shape, f)? {
+                continue;
+            }
+            let cached = self.chunk(array, &idx)?;
+            let bytes = match &*cached {
                 Cached::Fill(elem) => {
                     let v = array.dtype().element_to_f64(elem);
                     crate::zarr::overlap_rows(cs.shape(), cs.start(), &shape, &start, |_, o, n| {
                         f(o, Row::Fill(v, n));
                     });
-                    return;
+                    continue;
                 }
                 stored => stored.bytes(),
             };
@@ -2779,7 +3073,99 @@ impl ChunkCache {
                     }
                 }
             });
-        })
+        }
+        Ok(())
+    }
+
+    /// The stored bytes of `chunk` of `array`, for reading by byte planes; `None` when it is not
+    /// stored.
+    fn frame(&self, array: &ZarrArray, chunk: &[u64]) -> Result<Option<zarrs_storage::Bytes>> {
+        let key = (array.location(), chunk.to_vec());
+        if let Some((_, bytes)) = self
+            .frames
+            .lock()
+            .map_err(|_| Self::poisoned())?
+            .iter()
+            .find(|(k, _)| *k == key)
+        {
+            return Ok(Some(bytes.clone()));
+        }
+        let Some(bytes) = array.read_encoded_sparse(chunk)? else {
+            return Ok(None);
+        };
+        let mut frames = self.frames.lock().map_err(|_| Self::poisoned())?;
+        if frames.len() >= FRAMES_KEPT {
+            frames.remove(0);
+        }
+        frames.push((key, bytes.clone()));
+        Ok(Some(bytes))
+    }
+
+    /// Visit the rows of unit `idx` (of region `cs`) within the region `start .. start + shape`
+    /// as [`Row::Planes`], when the pass asks only which of its values are NaN (see
+    /// [`CacheState::by_planes`]) and its chunk is a Blosc frame that [`crate::blosc::Planes`]
+    /// reads. Every row is handed out for a quick look, and those it did not settle again.
+    /// `Ok(false)`, having visited nothing, when the unit is to be read through the cache.
+    fn visit_planes(
+        &self,
+        array: &ZarrArray,
+        idx: &[u64],
+        cs: &zarrs::array::ArraySubset,
+        start: &[u64],
+        shape: &[u64],
+        f: &mut dyn FnMut(usize, Row<'_>),
+    ) -> Result<bool> {
+        let Some(unit_len) = array.unit_len() else {
+            return Ok(false);
+        };
+        let size = array.dtype().size();
+        let key = (array.location(), idx.to_vec());
+        {
+            let st = self.state.lock().map_err(|_| Self::poisoned())?;
+            if !st.uses.contains_key(&key) || !st.planes_serve(&key) {
+                return Ok(false);
+            }
+        }
+        let (chunk, part) = array.unit_chunk(idx);
+        let Some(encoded) = self.frame(array, &chunk)? else {
+            return Ok(false);
+        };
+        let frame = array.trimmed_blosc_frame(&encoded).unwrap_or(&encoded);
+        let Some(planes) = crate::blosc::Planes::parse(frame, size) else {
+            return Ok(false);
+        };
+        if Some(planes.values() * size) != array.direct_chunk_len() {
+            return Ok(false);
+        }
+        let base = usize::try_from(part).unwrap_or(0) * (unit_len / size);
+        let src = PlaneSource::new(planes, size);
+        let mut again: Vec<(usize, usize, usize)> = Vec::new();
+        crate::zarr::overlap_rows(cs.shape(), cs.start(), shape, start, |so, o, n| {
+            src.unresolved.set(false);
+            let row = PlaneRow {
+                src: &src,
+                start: base + so,
+                len: n,
+                quick: true,
+            };
+            f(o, Row::Planes(row));
+            if src.unresolved.get() {
+                again.push((so, o, n));
+            }
+        });
+        for (so, o, n) in again {
+            let row = PlaneRow {
+                src: &src,
+                start: base + so,
+                len: n,
+                quick: false,
+            };
+            f(o, Row::Planes(row));
+        }
+        match src.error() {
+            None => Ok(true),
+            Some(reason) => Err(array.corrupt(&chunk, reason)),
+        }
     }
 
     /// Call `f(chunk_subset, chunk)` for every chunk of `array` that the region
@@ -3068,6 +3454,7 @@ mod tests {
                 key: (array.location(), vec![i]),
                 path: None,
                 array: None,
+                values: true,
             }
         };
         // Room for two chunks; tasks read chunks 0, 1, 2, then 0 again.
@@ -3101,6 +3488,7 @@ mod tests {
                 key: (array.location(), vec![i]),
                 path: None,
                 array: Some(array.clone()),
+                values: true,
             }
         };
         let read = |cache: &ChunkCache, i: u64| -> f32 {
@@ -3144,6 +3532,7 @@ mod tests {
                 key: (array.location(), vec![i]),
                 path: Some(std::path::PathBuf::from(format!("/nonexistent/{i}"))),
                 array: Some(array.clone()),
+                values: true,
             }
         };
         let announced = |cache: &ChunkCache| -> (Vec<std::path::PathBuf>, usize) {
@@ -3334,6 +3723,227 @@ mod tests {
         assert_eq!(v, vec![1.0, -2.0, 3.0, -4.0, 5.0, -6.0]);
     }
 
+    /// `all`/`any` of `op` (`IsNan` or `NotNull`) of `child` over the dimensions `over`.
+    fn nan_reduction(
+        child: &NodeRef,
+        dims: &[String],
+        op: UnOp,
+        kind: Reduction,
+        over: &[&str],
+    ) -> Result<Block> {
+        let unary = Node::new(
+            Op::Unary(op, child.clone()),
+            dims.to_vec(),
+            child.shape.clone(),
+            VType::Bool,
+        );
+        let kept: Vec<usize> = (0..dims.len())
+            .filter(|i| !over.contains(&dims[*i].as_str()))
+            .collect();
+        let node = Node::new(
+            Op::Reduce {
+                child: unary,
+                dims: over.iter().map(|d| (*d).to_string()).collect(),
+                kind,
+                result: OnceLock::new(),
+            },
+            kept.iter().map(|i| dims[*i].clone()).collect(),
+            kept.iter().map(|i| child.shape[*i]).collect(),
+            VType::Bool,
+        );
+        let window: Window = node.shape.iter().map(|n| 0..*n).collect();
+        node.eval(&window)
+    }
+
+    #[test]
+    fn nan_scans_by_byte_planes_agree_with_decoded_values() {
+        use zarrs::array::codec::{BloscCompressor, BloscShuffleMode};
+        let (nt, ny, nx, ct) = (10u64, 60u64, 70u64, 6u64);
+        let dims: Vec<String> = ["t", "y", "x"].iter().map(|d| (*d).to_string()).collect();
+        for size in [4usize, 8] {
+            // NaNs whose mantissa bits lie only in the lowest byte, positive and negative.
+            let (low_nan, neg_nan) = if size == 4 {
+                (f64::from(f32::from_bits(0x7f80_0001)), -f64::NAN)
+            } else {
+                (f64::from_bits(0x7ff0_0000_0000_0001), -f64::NAN)
+            };
+            let huge = if size == 4 {
+                f64::from(f32::MAX)
+            } else {
+                f64::MAX
+            };
+            #[allow(clippy::cast_precision_loss)]
+            let value = |t: u64, y: u64, x: u64| -> f64 {
+                let nan = match (y * 7 + x) % 3 {
+                    0 => f64::NAN,
+                    1 => low_nan,
+                    _ => neg_nan,
+                };
+                let alone = (y, x) == (50, 66);
+                match t {
+                    // NaN everywhere; then NaN but for an infinity, the largest finite value, a
+                    // negative infinity, a zero.
+                    2 | 8 => nan,
+                    3 if alone => f64::INFINITY,
+                    4 if alone => huge,
+                    5 if alone => f64::NEG_INFINITY,
+                    7 if alone => 0.0,
+                    3 | 4 | 5 | 7 => nan,
+                    // Land, and values.
+                    _ if x < 10 || (t + y + x) % 11 == 0 => f64::NAN,
+                    _ => (t * 1000 + y * 10 + x) as f64 / 7.0,
+                }
+            };
+            let store = memory_group(&format!("memory://plan-nan-planes-{size}"));
+            let zarray = format!(
+                r#"{{"zarr_format": 2, "shape": [{nt}, {ny}, {nx}],
+                   "chunks": [{ct}, {ny}, {nx}], "dtype": "<f{size}",
+                   "compressor": {{"id": "blosc", "cname": "lz4", "clevel": 5,
+                   "shuffle": 1, "blocksize": 0}}, "filters": null,
+                   "fill_value": "NaN", "order": "C"}}"#
+            );
+            put_key(&store, "a/.zarray", zarray.clone().into_bytes());
+            let mut frames = Vec::new();
+            for c in 0..nt.div_ceil(ct) {
+                let mut raw = Vec::new();
+                for t in c * ct..(c + 1) * ct {
+                    for (y, x) in (0..ny).flat_map(|y| (0..nx).map(move |x| (y, x))) {
+                        let v = value(t, y, x);
+                        #[allow(clippy::cast_possible_truncation)]
+                        if size == 4 {
+                            // A NaN keeps its payload through the conversion.
+                            let bits = if v.is_nan() && v.to_bits() == low_nan.to_bits() {
+                                0x7f80_0001
+                            } else {
+                                (v as f32).to_bits()
+                            };
+                            raw.extend_from_slice(&bits.to_le_bytes());
+                        } else {
+                            raw.extend_from_slice(&v.to_le_bytes());
+                        }
+                    }
+                }
+                // Blocks of 64 KiB: rows cross their boundaries, and the last is shorter.
+                let frame = crate::blosc::tests::frame_with(
+                    &raw,
+                    size,
+                    65536 / size,
+                    BloscCompressor::LZ4,
+                    BloscShuffleMode::Shuffle,
+                );
+                let planes = crate::blosc::Planes::parse(&frame, size).expect("planes");
+                assert!(planes.values() > planes.block_values());
+                put_key(&store, &format!("a/{c}.0.0"), frame.clone());
+                frames.push(frame);
+            }
+            let source = |store: &crate::store::Store| -> (NodeRef, Arc<ChunkCache>) {
+                let vtype = if size == 4 { VType::F32 } else { VType::F64 };
+                let dtype = if size == 4 {
+                    DType::Float32
+                } else {
+                    DType::Float64
+                };
+                let cache = Arc::new(ChunkCache::new(1 << 24));
+                let decoding =
+                    CfDecoding::from_attrs(&serde_json::Map::new(), dtype, Some(f64::NAN))
+                        .expect("decoding");
+                let node = Node::new(
+                    Op::Source {
+                        array: Arc::new(first_array(store)),
+                        decoding: Box::new(decoding),
+                        cache: cache.clone(),
+                    },
+                    dims.clone(),
+                    vec![nt, ny, nx],
+                    vtype,
+                );
+                // Some days, and a range of columns.
+                let days = vec![0u64, 2, 3, 4, 5, 6, 7, 8, 9];
+                let node = Node::new(
+                    Op::Take {
+                        child: node,
+                        dim: "t".into(),
+                        index: Arc::new(days.clone()),
+                    },
+                    dims.clone(),
+                    vec![days.len() as u64, ny, nx],
+                    vtype,
+                );
+                let columns: Vec<u64> = (5..nx).collect();
+                let node = Node::new(
+                    Op::Take {
+                        child: node,
+                        dim: "x".into(),
+                        index: Arc::new(columns.clone()),
+                    },
+                    dims.clone(),
+                    vec![days.len() as u64, ny, columns.len() as u64],
+                    vtype,
+                );
+                (node, cache)
+            };
+            let (x, cache) = source(&store);
+            assert!(x.visitable());
+            let evaluated = Node::new(Op::Cast(x.clone()), dims.clone(), x.shape.clone(), x.vtype);
+            let cases: Vec<(UnOp, Reduction, &[&str])> = [UnOp::IsNan, UnOp::NotNull]
+                .into_iter()
+                .flat_map(|op| {
+                    [Reduction::All, Reduction::Any]
+                        .into_iter()
+                        .flat_map(move |kind| {
+                            [&["y", "x"][..], &["t"], &["t", "x"], &["t", "y", "x"]]
+                                .into_iter()
+                                .map(move |over| (op, kind, over))
+                        })
+                })
+                .collect();
+            let fast: Vec<Block> = cases
+                .iter()
+                .map(|(op, kind, over)| nan_reduction(&x, &dims, *op, *kind, over).expect("fast"))
+                .collect();
+            // Read by planes: nothing decoded.
+            assert_eq!(cache.decoded(), 0, "size {size}");
+            for ((op, kind, over), f) in cases.iter().zip(&fast) {
+                let slow = nan_reduction(&evaluated, &dims, *op, *kind, over).expect("slow");
+                let (Data::Bool(f), Data::Bool(s)) = (&f.data, &slow.data) else {
+                    panic!("not boolean");
+                };
+                assert_eq!(f, s, "size {size}: {op:?} {kind:?} over {over:?}");
+            }
+            assert!(cache.decoded() > 0);
+            // Days all NaN: of days 0, 2, 3, 4, 5, 6, 7, 8, 9, days 2 and 8 (an infinity, the
+            // largest float, a zero are values).
+            let Data::Bool(days) =
+                nan_reduction(&x, &dims, UnOp::IsNan, Reduction::All, &["y", "x"])
+                    .expect("days")
+                    .data
+            else {
+                panic!("not boolean")
+            };
+            assert_eq!(
+                days,
+                vec![false, true, false, false, false, false, false, true, false]
+            );
+
+            // A stream that does not decompress: the chunk is named.
+            let damaged = memory_group(&format!("memory://plan-nan-planes-damaged-{size}"));
+            put_key(&damaged, "a/.zarray", zarray.into_bytes());
+            for (c, frame) in frames.iter().enumerate() {
+                let mut frame = frame.clone();
+                if c == 1 {
+                    let planes = crate::blosc::Planes::parse(&frame, size).expect("planes");
+                    let top = planes.stream_bytes(0, size - 1);
+                    frame[top].fill(0xff);
+                }
+                put_key(&damaged, &format!("a/{c}.0.0"), frame);
+            }
+            let (x, _) = source(&damaged);
+            let err = nan_reduction(&x, &dims, UnOp::IsNan, Reduction::All, &["y", "x"])
+                .expect_err("damaged");
+            assert!(err.to_string().contains("a/1.0.0"), "{err}");
+        }
+    }
+
     #[test]
     fn nan_scans_read_in_place_agree_with_evaluated_blocks() {
         let (nt, ny, nx) = (6u64, 4u64, 5u64);
@@ -3418,28 +4028,7 @@ mod tests {
         );
         assert!(!evaluated.visitable());
         let reduce = |child: &NodeRef, op: UnOp, kind: Reduction, over: &[&str]| -> Block {
-            let unary = Node::new(
-                Op::Unary(op, child.clone()),
-                dims.clone(),
-                child.shape.clone(),
-                VType::Bool,
-            );
-            let kept: Vec<usize> = (0..3)
-                .filter(|i| !over.contains(&dims[*i].as_str()))
-                .collect();
-            let node = Node::new(
-                Op::Reduce {
-                    child: unary,
-                    dims: over.iter().map(|d| (*d).to_string()).collect(),
-                    kind,
-                    result: OnceLock::new(),
-                },
-                kept.iter().map(|i| dims[*i].clone()).collect(),
-                kept.iter().map(|i| child.shape[*i]).collect(),
-                VType::Bool,
-            );
-            let window: Window = node.shape.iter().map(|n| 0..*n).collect();
-            node.eval(&window).expect("eval")
+            nan_reduction(child, &dims, op, kind, over).expect("eval")
         };
         let mut decided = 0;
         for op in [UnOp::IsNan, UnOp::NotNull] {
@@ -3549,6 +4138,7 @@ mod tests {
                 key: (array.location(), vec![i]),
                 path: None,
                 array: Some(array.clone()),
+                values: true,
             }
         };
         // Chunks hold one float32: 4 bytes each.
@@ -3646,6 +4236,7 @@ mod tests {
                 key: (array.location(), vec![i]),
                 path: None,
                 array: None,
+                values: true,
             }
         };
         let read = |cache: &ChunkCache, i: u64| -> f32 {

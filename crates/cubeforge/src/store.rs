@@ -389,12 +389,45 @@ const MAP_MIN_BYTES: u64 = 256 * 1024;
 /// being decoded would end the process with `SIGBUS`, as it does `ripgrep` or any reader that
 /// maps files; the mapping lives only for the decode of one chunk.
 fn map_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
-    #[allow(unsafe_code)]
-    // SAFETY: see above: the file is opened read-only and mapped privately for the duration
-    // of one decode; cubeforge never modifies it in place.
-    unsafe {
-        memmap2::MmapOptions::new().populate().map(file)
+    map_file_with(file, true)
+}
+
+/// As [`map_file`], its pages brought in as they are first read (for reading a small part of a
+/// file: the byte planes of a Blosc frame, see [`crate::blosc::Planes`]).
+fn map_file_with(file: &std::fs::File, populate: bool) -> std::io::Result<memmap2::Mmap> {
+    let mut options = memmap2::MmapOptions::new();
+    if populate {
+        options.populate();
     }
+    #[allow(unsafe_code)]
+    // SAFETY: see above: the file is opened read-only and mapped privately while one chunk is
+    // read; cubeforge never modifies it in place.
+    unsafe {
+        options.map(file)
+    }
+}
+
+/// The local file `path`, mapped without populating its pages, for reading a small part of it;
+/// `Ok(None)` when there is no such file. Files too small to map are read.
+///
+/// # Errors
+/// Opening, reading or mapping the file failed.
+pub fn map_sparse(path: &std::path::Path) -> std::io::Result<Option<zarrs_storage::Bytes>> {
+    use std::io::Read as _;
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if len >= MAP_MIN_BYTES {
+        if let Ok(map) = map_file_with(&file, false) {
+            return Ok(Some(zarrs_storage::Bytes::from_owner(map)));
+        }
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.read_to_end(&mut bytes)?;
+    Ok(Some(zarrs_storage::Bytes::from(bytes)))
 }
 
 /// Write `value` to a new file at `path`: on Linux, the whole 4 KiB blocks of an object of at

@@ -1054,7 +1054,7 @@ impl ZarrArray {
         }
     }
 
-    fn corrupt(&self, chunk: &[u64], reason: String) -> Error {
+    pub(crate) fn corrupt(&self, chunk: &[u64], reason: String) -> Error {
         Error::CorruptChunk {
             location: self
                 .store
@@ -1084,6 +1084,22 @@ impl ZarrArray {
             )))
             .map_err(storage_error)?;
         storage.get(&key).map_err(storage_error)
+    }
+
+    /// A chunk's stored bytes for reading a small part of them: a local file is mapped without
+    /// bringing in its pages first (see [`crate::store::map_sparse`]); other stores as
+    /// [`ZarrArray::read_encoded`]. `None` when the chunk is not stored.
+    ///
+    /// # Errors
+    /// As [`ZarrArray::read_encoded`].
+    pub fn read_encoded_sparse(&self, chunk: &[u64]) -> Result<Option<zarrs_storage::Bytes>> {
+        if let Some(path) = self.chunk_path(chunk) {
+            if let Ok(found) = crate::store::map_sparse(&path) {
+                return Ok(found);
+            }
+            // Anything else: as the store reports it.
+        }
+        self.read_encoded(chunk)
     }
 
     /// Decode a chunk's stored bytes through `zarrs`.
@@ -1122,7 +1138,7 @@ impl ZarrArray {
     /// ignores them; C-Blosc's validation, which `zarrs` applies, refuses the chunk. When the
     /// compressor is Blosc and the frame header says it is shorter than the stored object, the
     /// frame alone.
-    fn trimmed_blosc_frame<'a>(&self, encoded: &'a [u8]) -> Option<&'a [u8]> {
+    pub(crate) fn trimmed_blosc_frame<'a>(&self, encoded: &'a [u8]) -> Option<&'a [u8]> {
         if !self
             .entry
             .meta
