@@ -2105,9 +2105,12 @@ pub struct Needed {
 }
 
 impl Needed {
-    /// Whether only NaN-ness is asked of a chunk whose frames may be read by byte planes.
+    /// Whether only NaN-ness is asked of a chunk whose frames may be read by byte planes
+    /// (little-endian floats, as [`PlaneSource`] reads them, on a little-endian machine: the
+    /// arrays decoded straight into buffers hold the machine's byte order).
     fn nan_only_direct(&self) -> bool {
-        !self.values
+        cfg!(target_endian = "little")
+            && !self.values
             && self.array.as_ref().is_some_and(|a| {
                 a.unit_len().is_some() && matches!(a.dtype(), DType::Float32 | DType::Float64)
             })
@@ -3115,7 +3118,7 @@ impl ChunkCache {
         shape: &[u64],
         f: &mut dyn FnMut(usize, Row<'_>),
     ) -> Result<bool> {
-        let Some(unit_len) = array.unit_len() else {
+        let Some(unit_len) = array.unit_len().filter(|_| cfg!(target_endian = "little")) else {
             return Ok(false);
         };
         let size = array.dtype().size();
