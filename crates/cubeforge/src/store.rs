@@ -387,7 +387,8 @@ const MAP_MIN_BYTES: u64 = 256 * 1024;
 /// equal to its input, and replaces objects by renaming a new file over them, which leaves a
 /// mapping of the old file intact). Another process truncating an input chunk while it is
 /// being decoded would end the process with `SIGBUS`, as it does `ripgrep` or any reader that
-/// maps files; the mapping lives only for the decode of one chunk.
+/// maps files; a mapping lives while one chunk is decoded (or, for a scan reading byte planes,
+/// while the neighbouring tasks of one pass read the same chunk).
 fn map_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
     map_file_with(file, true)
 }
