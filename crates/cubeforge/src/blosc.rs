@@ -289,25 +289,11 @@ pub(crate) mod tests {
     /// `data` as a Blosc frame (LZ4, level 5, byte shuffle of 4-byte items), as zarr-python
     /// writes float32 chunks.
     pub(crate) fn frame(data: &[u8]) -> Vec<u8> {
-        let codec = BloscCodec::new(
-            BloscCompressor::LZ4,
-            BloscCompressionLevel::try_from(5u8).unwrap(),
-            None,
-            BloscShuffleMode::Shuffle,
-            Some(4),
-        )
-        .unwrap();
-        codec
-            .encode(
-                std::borrow::Cow::Borrowed(data),
-                &zarrs::array::CodecOptions::default(),
-            )
-            .unwrap()
-            .into_owned()
+        frame_with(data, 4, 0, BloscCompressor::LZ4, BloscShuffleMode::Shuffle)
     }
 
-    /// `data` as a Blosc frame of `typesize`-byte values in blocks of `blocksize` bytes, with
-    /// compressor `cname` and shuffle `shuffle`.
+    /// `data` as a Blosc frame of `typesize`-byte values in blocks of `blocksize` bytes (0: as
+    /// C-Blosc chooses), with compressor `cname` and shuffle `shuffle`.
     pub(crate) fn frame_with(
         data: &[u8],
         typesize: usize,

@@ -380,7 +380,9 @@ struct LocalStore {
 /// copy cost as much CPU as the decompression on a virtual machine).
 const MAP_MIN_BYTES: u64 = 256 * 1024;
 
-/// Map a whole file read-only, its pages populated at once.
+/// Map a whole file read-only, its pages populated at once when `populate` (else brought in as
+/// they are first read, for reading a small part of a file: the byte planes of a Blosc frame, see
+/// [`crate::blosc::Planes`]).
 ///
 /// One of the library's `unsafe` blocks (with the C-Blosc calls of [`crate::blosc`]): a
 /// mapping is only sound while no one truncates or rewrites the file. Cubeforge never writes to an input it is reading (it refuses an output
@@ -389,13 +391,7 @@ const MAP_MIN_BYTES: u64 = 256 * 1024;
 /// being decoded would end the process with `SIGBUS`, as it does `ripgrep` or any reader that
 /// maps files; a mapping lives while one chunk is decoded (or, for a scan reading byte planes,
 /// while the neighbouring tasks of one pass read the same chunk).
-fn map_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
-    map_file_with(file, true)
-}
-
-/// As [`map_file`], its pages brought in as they are first read (for reading a small part of a
-/// file: the byte planes of a Blosc frame, see [`crate::blosc::Planes`]).
-fn map_file_with(file: &std::fs::File, populate: bool) -> std::io::Result<memmap2::Mmap> {
+fn map_file(file: &std::fs::File, populate: bool) -> std::io::Result<memmap2::Mmap> {
     let mut options = memmap2::MmapOptions::new();
     if populate {
         options.populate();
@@ -414,21 +410,32 @@ fn map_file_with(file: &std::fs::File, populate: bool) -> std::io::Result<memmap
 /// # Errors
 /// Opening, reading or mapping the file failed.
 pub fn map_sparse(path: &std::path::Path) -> std::io::Result<Option<zarrs_storage::Bytes>> {
-    use std::io::Read as _;
-    let mut file = match std::fs::File::open(path) {
+    let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     let len = file.metadata()?.len();
+    map_or_read(file, len, false).map(Some)
+}
+
+/// The `len` bytes of `file`: mapped (its pages populated at once when `populate`) when it is
+/// large enough and the file system can map it, else read.
+fn map_or_read(
+    mut file: std::fs::File,
+    len: u64,
+    populate: bool,
+) -> std::io::Result<zarrs_storage::Bytes> {
+    use std::io::Read as _;
     if len >= MAP_MIN_BYTES {
-        if let Ok(map) = map_file_with(&file, false) {
-            return Ok(Some(zarrs_storage::Bytes::from_owner(map)));
+        if let Ok(map) = map_file(&file, populate) {
+            return Ok(zarrs_storage::Bytes::from_owner(map));
         }
+        // A file system that cannot map files: read it.
     }
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     file.read_to_end(&mut bytes)?;
-    Ok(Some(zarrs_storage::Bytes::from(bytes)))
+    Ok(zarrs_storage::Bytes::from(bytes))
 }
 
 /// Write `value` to a new file at `path`: on Linux, the whole 4 KiB blocks of an object of at
@@ -553,9 +560,8 @@ mod local_impl {
 
     impl ReadableStorageTraits for LocalStore {
         fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
-            use std::io::Read as _;
             let path = self.base.join(key.as_str());
-            let mut file = match std::fs::File::open(&path) {
+            let file = match std::fs::File::open(&path) {
                 Ok(file) => file,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                 // Anything else: as `FilesystemStore` reports it.
@@ -565,15 +571,7 @@ mod local_impl {
                 Ok(m) if m.is_file() => m.len(),
                 _ => return self.inner.get(key),
             };
-            if len >= super::MAP_MIN_BYTES {
-                if let Ok(map) = super::map_file(&file) {
-                    return Ok(Some(Bytes::from_owner(map)));
-                }
-                // A file system that cannot map files: read it.
-            }
-            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-            file.read_to_end(&mut bytes)?;
-            Ok(Some(Bytes::from(bytes)))
+            Ok(Some(super::map_or_read(file, len, true)?))
         }
         fn get_partial_many<'a>(
             &'a self,
