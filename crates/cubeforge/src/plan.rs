@@ -2127,7 +2127,7 @@ enum Cached {
     /// The chunk's bytes, as `zarrs` decoded them.
     Bytes(Vec<u8>),
     /// The chunk's bytes in a buffer of the cache's pool (see [`ChunkCache`]).
-    Pooled(memmap2::MmapMut),
+    Pooled(PoolBuf),
     /// A chunk that is not stored: the fill value (one element's bytes) everywhere.
     Fill(Vec<u8>),
 }
@@ -2137,13 +2137,101 @@ impl Cached {
     fn bytes(&self) -> &[u8] {
         match self {
             Cached::Bytes(b) | Cached::Fill(b) => b,
-            Cached::Pooled(b) => b,
+            Cached::Pooled(b) => b.bytes(),
         }
     }
 
-    fn len(&self) -> usize {
-        self.bytes().len()
+    /// The memory held: the bytes, or the whole pooled buffer they lie in.
+    fn held(&self) -> usize {
+        match self {
+            Cached::Pooled(b) => b.capacity(),
+            other => other.bytes().len(),
+        }
     }
+}
+
+/// A buffer of the chunk cache's pool: an anonymous mapping, faulted in whole, whose first `len`
+/// bytes hold a chunk. A buffer serves any chunk of at most its size and at least
+/// [`PoolBuf::SERVES`] of it, and grows (the kernel moves the pages it has, and faults in only
+/// the new ones) for a larger chunk when the pool has no buffer that large: chunks of several
+/// sizes (100-day chunks of one variable, quarters of 500-day chunks of another) then share the
+/// memory already faulted in, rather than each size mapping and zeroing its own.
+#[derive(Debug)]
+struct PoolBuf {
+    map: memmap2::MmapMut,
+    len: usize,
+}
+
+impl PoolBuf {
+    /// The smallest part of a buffer a chunk may use: a larger buffer is left for a larger chunk.
+    const SERVES: (usize, usize) = (2, 3);
+
+    /// A new buffer of `len` bytes, faulted in.
+    fn map(len: usize) -> std::io::Result<PoolBuf> {
+        let map = memmap2::MmapOptions::new()
+            .len(len.max(1))
+            .populate()
+            .map_anon()?;
+        Ok(PoolBuf { map, len })
+    }
+
+    fn capacity(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the buffer can hold a chunk of `len` bytes without growing, and is not much
+    /// larger than it.
+    fn serves(&self, len: usize) -> bool {
+        let cap = self.capacity();
+        cap >= len && cap.saturating_mul(Self::SERVES.0) <= len.saturating_mul(Self::SERVES.1)
+    }
+
+    /// Make the buffer `len` bytes long, growing it when it is smaller. On failure the buffer is
+    /// unchanged (and still usable at its old size).
+    fn resize(&mut self, len: usize) -> std::io::Result<()> {
+        let old = self.capacity();
+        if len > old {
+            // SAFETY: the mapping is anonymous and owned by this buffer alone, and `&mut self`
+            // guarantees that no slice of it is borrowed: moving it invalidates no reference.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.map
+                    .remap(len, memmap2::RemapOptions::new().may_move(true))?;
+            }
+            // Fault in the new pages at once, as a new buffer is (best effort: on kernels
+            // before 5.14 they are faulted in as the chunk is written).
+            let _ = self
+                .map
+                .advise_range(memmap2::Advice::PopulateWrite, old, len - old);
+        }
+        self.len = len;
+        Ok(())
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.map[..self.len]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.map[..self.len]
+    }
+}
+
+/// Of the `idle` buffers, the one to hold a chunk of `len` bytes: the smallest that serves it
+/// as it is, else the largest of those smaller than it (to grow), else none.
+fn pick_buffer(idle: &[PoolBuf], len: usize) -> Option<usize> {
+    let fitting = idle
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.serves(len))
+        .min_by_key(|(_, b)| b.capacity());
+    let growing = || {
+        idle.iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() < len)
+            .max_by_key(|(_, b)| b.capacity())
+    };
+    fitting.or_else(growing).map(|(i, _)| i)
 }
 
 /// A run of values along the last dimension, where the chunk cache holds them.
@@ -2459,10 +2547,10 @@ struct CacheState {
     announced: std::collections::HashSet<std::path::PathBuf>,
     /// Files announced so far, over all passes.
     announcements: usize,
-    /// Buffers of evicted chunks, oldest first, for the next chunks of the same size.
-    idle: Vec<memmap2::MmapMut>,
+    /// Buffers of evicted chunks, oldest first, for the next chunks (see [`pick_buffer`]).
+    idle: Vec<PoolBuf>,
     /// Idle buffers set aside for chunks about to be decoded into them.
-    reserved: HashMap<ChunkKey, memmap2::MmapMut>,
+    reserved: HashMap<ChunkKey, PoolBuf>,
     /// The expected size of the largest chunk asked for so far: the pool's slack.
     largest: usize,
 }
@@ -2470,7 +2558,7 @@ struct CacheState {
 /// The bytes an entry holds, or will hold once decoded.
 fn entry_size((slot, _, expected): &(ChunkSlot, u64, usize)) -> usize {
     match slot.value.get() {
-        Some(Ok(v)) => v.len(),
+        Some(Ok(v)) => v.held(),
         Some(Err(_)) => 0,
         None => *expected,
     }
@@ -2505,14 +2593,14 @@ impl CacheState {
 
     /// Take out of the pool the oldest idle buffers until they, the buffers reserved for chunks
     /// about to be decoded and the decoded chunks fit in `limit` plus the largest chunk asked
-    /// for so far. A chunk being decoded into a newly mapped buffer (no idle one had its size)
+    /// for so far. A chunk being decoded into a newly mapped buffer (no idle one could hold it)
     /// is not counted: there are at most as many as workers.
     ///
     /// The one chunk of slack lets chunks of different sizes take turns (a 500-day chunk of one
     /// variable among 100-day chunks of others) in memory already faulted in: without it, the
     /// small buffers freed for a large chunk would be released just before the next small
     /// chunks need them, and the large one just before the next large chunk.
-    fn trim_idle(&mut self, limit: usize) -> Vec<memmap2::MmapMut> {
+    fn trim_idle(&mut self, limit: usize) -> Vec<PoolBuf> {
         let limit = limit.saturating_add(self.largest);
         let decoded: usize = self
             .map
@@ -2520,21 +2608,26 @@ impl CacheState {
             .filter(|e| e.0.value.get().is_some())
             .map(entry_size)
             .sum();
-        let reserved: usize = self.reserved.values().map(|b| b.len()).sum();
-        let mut idle: usize = self.idle.iter().map(|b| b.len()).sum();
+        let reserved: usize = self.reserved.values().map(PoolBuf::capacity).sum();
+        let mut idle: usize = self.idle.iter().map(PoolBuf::capacity).sum();
         let mut released = Vec::new();
         while !self.idle.is_empty() && decoded + reserved + idle > limit {
             // The oldest of the size most idle buffers have: one buffer of each size stays as
             // long as possible, for the next chunk of that size.
-            let count = |len: usize| self.idle.iter().filter(|b| b.len() == len).count();
-            let most = self.idle.iter().map(|b| count(b.len())).max().unwrap_or(0);
+            let count = |len: usize| self.idle.iter().filter(|b| b.capacity() == len).count();
+            let most = self
+                .idle
+                .iter()
+                .map(|b| count(b.capacity()))
+                .max()
+                .unwrap_or(0);
             let i = self
                 .idle
                 .iter()
-                .position(|b| count(b.len()) == most)
+                .position(|b| count(b.capacity()) == most)
                 .unwrap_or(0);
             let buf = self.idle.remove(i);
-            idle -= buf.len();
+            idle -= buf.capacity();
             released.push(buf);
         }
         released
@@ -2549,7 +2642,7 @@ impl CacheState {
         if self.reserved.contains_key(key) {
             return;
         }
-        if let Some(i) = self.idle.iter().position(|b| b.len() == len) {
+        if let Some(i) = pick_buffer(&self.idle, len) {
             let buf = self.idle.remove(i);
             self.reserved.insert(key.clone(), buf);
         }
@@ -2613,7 +2706,7 @@ impl CacheState {
 }
 
 /// The pooled buffer of an evicted entry, when nothing else holds the chunk any more.
-fn pooled_buffer(slot: ChunkSlot) -> Option<memmap2::MmapMut> {
+fn pooled_buffer(slot: ChunkSlot) -> Option<PoolBuf> {
     let value = Arc::try_unwrap(slot).ok()?.value.into_inner()?.ok()?;
     match Arc::try_unwrap(value).ok()? {
         Cached::Pooled(buf) => Some(buf),
@@ -2876,7 +2969,7 @@ impl ChunkCache {
                     }
                 };
                 let mut buf = self.take_buffer(key, len)?;
-                return match array.decode_unit_into(&key.1, &encoded, &mut buf) {
+                return match array.decode_unit_into(&key.1, &encoded, buf.bytes_mut()) {
                     Ok(()) => Ok(Arc::new(Cached::Pooled(buf))),
                     Err(e) => {
                         self.give_back(buf);
@@ -2893,46 +2986,48 @@ impl ChunkCache {
     }
 
     /// A buffer of `len` bytes for chunk `key`, about to be decoded: the one reserved for it,
-    /// else an idle one of that size from the pool, else a new anonymous mapping. Idle buffers
-    /// beyond what the limit leaves room for are released.
-    fn take_buffer(
-        &self,
-        key: &ChunkKey,
-        len: usize,
-    ) -> std::result::Result<memmap2::MmapMut, String> {
+    /// else an idle one from the pool (see [`pick_buffer`]; grown when smaller), else a new
+    /// anonymous mapping. Idle buffers beyond what the limit leaves room for are released.
+    fn take_buffer(&self, key: &ChunkKey, len: usize) -> std::result::Result<PoolBuf, String> {
         let (found, released) = {
             let mut st = self
                 .state
                 .lock()
                 .map_err(|_| "chunk cache poisoned".to_string())?;
             let found = match st.reserved.remove(key) {
-                Some(buf) if buf.len() == len => Some(buf),
+                Some(buf) if buf.serves(len) || buf.capacity() < len => Some(buf),
                 other => {
                     if let Some(buf) = other {
                         st.idle.push(buf);
                     }
-                    st.idle
-                        .iter()
-                        .position(|b| b.len() == len)
-                        .map(|i| st.idle.remove(i))
+                    pick_buffer(&st.idle, len).map(|i| st.idle.remove(i))
                 }
             };
             let released = st.trim_idle(self.limit);
             (found, released)
         };
         drop(released);
-        match found {
-            Some(buf) => Ok(buf),
-            None => {
-                self.mapped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if std::env::var_os("CUBEFORGE_TRACE_CHUNKS").is_some() {
-                    eprintln!("map {len} for {} {:?}", key.0, key.1);
+        let trace = std::env::var_os("CUBEFORGE_TRACE_CHUNKS").is_some();
+        if let Some(mut buf) = found {
+            let from = buf.capacity();
+            match buf.resize(len) {
+                Ok(()) => {
+                    if trace && from < len {
+                        eprintln!("grow {from} to {len} for {} {:?}", key.0, key.1);
+                    }
+                    return Ok(buf);
                 }
-                memmap2::MmapOptions::new().len(len).populate().map_anon()
+                // The pool keeps the buffer; the chunk gets a new one.
+                Err(_) => self.give_back(buf),
             }
-            .map_err(|e| format!("cannot allocate {len} bytes for a decoded chunk: {e}")),
         }
+        self.mapped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if trace {
+            eprintln!("map {len} for {} {:?}", key.0, key.1);
+        }
+        PoolBuf::map(len)
+            .map_err(|e| format!("cannot allocate {len} bytes for a decoded chunk: {e}"))
     }
 
     /// Return the buffer reserved for chunk `key` to the pool (the chunk is not stored, or
@@ -2946,7 +3041,7 @@ impl ChunkCache {
     }
 
     /// Return an unused buffer to the pool.
-    fn give_back(&self, buf: memmap2::MmapMut) {
+    fn give_back(&self, buf: PoolBuf) {
         if let Ok(mut st) = self.state.lock() {
             st.idle.push(buf);
         }
@@ -2981,7 +3076,7 @@ impl ChunkCache {
     /// The buffers of evicted chunks go to the pool; returned are those the pool cannot keep
     /// within the limit, to be released once the lock is let go.
     #[must_use]
-    fn evict(&self, st: &mut CacheState, keep: &ChunkKey) -> Vec<memmap2::MmapMut> {
+    fn evict(&self, st: &mut CacheState, keep: &ChunkKey) -> Vec<PoolBuf> {
         // Chunks the pass is done with, and that nobody is reading, go back to the pool at once:
         // the next chunks are decoded into memory already faulted in, and the pool stays as
         // small as the pass allows rather than growing to the limit.
@@ -3567,22 +3662,28 @@ mod tests {
     /// A 1-d float32 array of `n` Blosc-compressed chunks of 1024 values (value = position), the
     /// last chunk not stored, chunk 2 with bytes after its frame.
     fn blosc_array(name: &str, n: u32) -> ZarrArray {
-        const N: u32 = 1024;
+        blosc_array_of(name, n, 1024)
+    }
+
+    /// A float32 array of `n` Blosc chunks of `len` elements, value `i` at `i`; the last chunk is
+    /// not stored, and chunk 2 has bytes after its frame.
+    fn blosc_array_of(name: &str, n: u32, len: u32) -> ZarrArray {
         let store = memory_group(&format!("memory://{name}"));
         let put = |key: &str, bytes: Vec<u8>| put_key(&store, key, bytes);
         put(
             "a/.zarray",
             format!(
-                r#"{{"zarr_format": 2, "shape": [{}], "chunks": [{N}], "dtype": "<f4",
+                r#"{{"zarr_format": 2, "shape": [{}], "chunks": [{}], "dtype": "<f4",
                    "compressor": {{"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1,
                    "blocksize": 0}}, "filters": null, "fill_value": "NaN", "order": "C"}}"#,
-                u64::from(n) * u64::from(N)
+                u64::from(n) * u64::from(len),
+                len
             )
             .into_bytes(),
         );
         for c in 0..n - 1 {
             #[allow(clippy::cast_precision_loss)]
-            let raw: Vec<u8> = (c * N..(c + 1) * N)
+            let raw: Vec<u8> = (c * len..(c + 1) * len)
                 .flat_map(|i| (i as f32).to_le_bytes())
                 .collect();
             let mut frame = crate::blosc::tests::frame(&raw);
@@ -3703,6 +3804,39 @@ mod tests {
         // first two into the buffer of a chunk evicted for it.
         assert_eq!(cache.decoded(), 6);
         assert_eq!(cache.buffers_mapped(), 2);
+    }
+
+    #[test]
+    fn chunks_of_other_sizes_share_the_pooled_buffers() {
+        // Chunks of 4 KiB, 5 KiB and 2 KiB, in a cache with room for one chunk at a time.
+        let a = blosc_array_of("plan-pool-4k", 3, 1024);
+        let b = blosc_array_of("plan-pool-5k", 3, 1280);
+        let c = blosc_array_of("plan-pool-2k", 3, 512);
+        let cache = ChunkCache::new(6 << 10);
+        let read = |array: &ZarrArray, start: u64| -> f32 {
+            let raw = cache.read_region(array, &[start], &[1]).expect("read");
+            f32::from_le_bytes(raw.bytes[..4].try_into().expect("4 bytes"))
+        };
+        let mut mapped = Vec::new();
+        for (array, start) in [(&a, 7u64), (&b, 1290), (&a, 1030), (&b, 3), (&c, 600)] {
+            #[allow(clippy::cast_precision_loss)]
+            let want = start as f32;
+            assert_eq!(read(array, start), want);
+            mapped.push(cache.buffers_mapped());
+        }
+        // The 4 KiB buffer grows to 5 KiB for the next chunk of `b`, then holds the 4 KiB
+        // chunks and the 5 KiB ones in turn; a 2 KiB chunk gets a buffer of its own rather than
+        // holding one more than half as large again.
+        assert_eq!(mapped, [1, 1, 1, 1, 2]);
+        assert_eq!(cache.decoded(), 5);
+        let st = cache.state.lock().expect("lock");
+        let mut sizes: Vec<usize> = st.idle.iter().map(PoolBuf::capacity).collect();
+        sizes.extend(st.map.values().filter_map(|e| match e.0.value.get() {
+            Some(Ok(v)) => Some(v.held()),
+            _ => None,
+        }));
+        sizes.sort_unstable();
+        assert_eq!(sizes, [2 << 10, 5 << 10]);
     }
 
     #[test]
