@@ -1835,12 +1835,18 @@ fn unary(op: UnOp, d: Data, out: VType) -> Data {
         UnOp::NotNull => Data::Bool(nan_test(&d, false)),
         UnOp::Neg => map(d, |x| -x, |x| -x),
         UnOp::Abs => map(d, f32::abs, f64::abs),
-        // NaN passes through as it is (libm's special-case path for it is a slow call).
-        UnOp::Log => map(
-            d,
-            |x| if x.is_nan() { x } else { x.ln() },
-            |x| if x.is_nan() { x } else { x.ln() },
-        ),
+        // NaN passes through as it is: libm's special-case path for it is a slow call.
+        UnOp::Log => match d {
+            Data::F32(mut v) => {
+                skip_nan_runs(&mut v, f32::is_nan, f32::ln);
+                Data::F32(v)
+            }
+            other => {
+                let mut v = other.into_f64();
+                skip_nan_runs(&mut v, f64::is_nan, f64::ln);
+                Data::F64(v)
+            }
+        },
         UnOp::Exp => map(d, f32::exp, f64::exp),
         UnOp::Sqrt => map(d, f32::sqrt, f64::sqrt),
         UnOp::Log10 => map(d, |x| f64::from(x).log10() as f32, f64::log10),
@@ -1848,6 +1854,23 @@ fn unary(op: UnOp, d: Data, out: VType) -> Data {
         UnOp::Cos => map(d, |x| f64::from(x).cos() as f32, f64::cos),
     }
     .convert_if_needed(out)
+}
+
+/// `f` applied in place to the values that are not NaN, run by run. (A loop testing each value
+/// would not do: the compiler, free to call `f` on any value, calls it on four at a time, NaNs
+/// included, and keeps the NaNs afterwards.)
+fn skip_nan_runs<T: Copy>(v: &mut [T], is_nan: impl Fn(T) -> bool, f: impl Fn(T) -> T) {
+    let mut i = 0;
+    while i < v.len() {
+        while i < v.len() && is_nan(v[i]) {
+            i += 1;
+        }
+        let start = i;
+        while i < v.len() && !is_nan(v[i]) {
+            i += 1;
+        }
+        v[start..i].iter_mut().for_each(|x| *x = f(*x));
+    }
 }
 
 impl Data {
@@ -3804,6 +3827,42 @@ mod tests {
         // first two into the buffer of a chunk evicted for it.
         assert_eq!(cache.decoded(), 6);
         assert_eq!(cache.buffers_mapped(), 2);
+    }
+
+    #[test]
+    fn log_keeps_each_nan_and_takes_the_log_of_the_rest() {
+        let payload = f32::from_bits(0x7fc0_1234);
+        let x: Vec<f32> = vec![
+            f32::NAN,
+            1.0,
+            2.5,
+            payload,
+            f32::NAN,
+            10.0,
+            0.0,
+            -1.0,
+            f32::INFINITY,
+            f32::NAN,
+            7.0,
+        ];
+        let Data::F32(got) = unary(UnOp::Log, Data::F32(x.clone()), VType::F32) else {
+            panic!("float32 in, float32 out");
+        };
+        for (a, b) in x.iter().zip(&got) {
+            if a.is_nan() {
+                assert_eq!(a.to_bits(), b.to_bits(), "a NaN passes through as it is");
+            } else {
+                assert_eq!(a.ln().to_bits(), b.to_bits(), "log({a})");
+            }
+        }
+        let x64: Vec<f64> = x.iter().map(|v| f64::from(*v)).collect();
+        let Data::F64(got) = unary(UnOp::Log, Data::F64(x64.clone()), VType::F64) else {
+            panic!("float64 in, float64 out");
+        };
+        for (a, b) in x64.iter().zip(&got) {
+            let want = if a.is_nan() { *a } else { a.ln() };
+            assert_eq!(want.to_bits(), b.to_bits(), "log({a})");
+        }
     }
 
     #[test]
