@@ -4,7 +4,7 @@
 For each ``--days N``:
 
 1. writes the synthetic input with ``cubeforge example io --days N`` once, cached in ``--workdir``;
-2. runs ``--repeat`` times (default 3), each in a fresh process whose wall time, CPU time and
+2. runs ``--repeat`` times (default 3), taking turns in a rotating order, each in a fresh process whose wall time, CPU time and
    peak RSS are taken from ``wait4`` (the same numbers ``/usr/bin/time -v`` prints), and reports
    the run of median wall time (peak RSS: the highest of the runs):
 
@@ -405,22 +405,30 @@ def run_one(binary: Path, recipe: Path, workdir: Path, days: int, tools: list[st
 
     runs: dict[str, list[Run]] = {tool: [] for tool in tools}
     floors: list[dict] = []
-    # The tools take turns, so that a slow spell of the machine does not fall on one tool only.
+    # The tools take turns, so that a slow spell of the machine does not fall on one tool only,
+    # and the order rotates from one round to the next, so that no tool always runs right after
+    # the same other one (after xarray + dask has freed 1.5 GB, a virtual machine's host may take
+    # the memory back, and the next process pays for faulting it in again).
+    order = [tool for tool in ("xarray", "cubeforge", "floor") if tool in tools]
     for rep in range(repeat):
-        if "xarray" in tools:
-            dst = out_dir / f"xarray-{days}d-{rep}.zarr"
-            runs["xarray"].append(step("xarray", rep, [sys.executable, str(REFERENCE), str(src), str(dst)]))
-        if "cubeforge" in tools:
-            dst = out_dir / f"cubeforge-{days}d-{rep}.zarr"
-            cmd = [str(binary), "build", str(recipe), "--input", str(src), "--output", str(dst), "--quiet"]
-            runs["cubeforge"].append(step("cubeforge", rep, cmd))
-        if "floor" in tools:
-            dst = out_dir / f"floor-{days}d-{rep}"
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--floor-worker", str(src), "--floor-out", str(dst)]
-            run = step("floor", rep, cmd)
-            runs["floor"].append(run)
-            if run.ok:
-                floors.append({**json.loads(run.stdout), "process_wall_s": run.wall_s, "process_peak_rss_mb": run.peak_rss_mb})
+        shift = rep % len(order)
+        for tool in order[shift:] + order[:shift]:
+            if tool == "xarray":
+                dst = out_dir / f"xarray-{days}d-{rep}.zarr"
+                runs["xarray"].append(step("xarray", rep, [sys.executable, str(REFERENCE), str(src), str(dst)]))
+            elif tool == "cubeforge":
+                dst = out_dir / f"cubeforge-{days}d-{rep}.zarr"
+                cmd = [str(binary), "build", str(recipe), "--input", str(src), "--output", str(dst), "--quiet"]
+                runs["cubeforge"].append(step("cubeforge", rep, cmd))
+            else:
+                dst = out_dir / f"floor-{days}d-{rep}"
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--floor-worker", str(src), "--floor-out", str(dst)]
+                run = step("floor", rep, cmd)
+                runs["floor"].append(run)
+                if run.ok:
+                    floors.append(
+                        {**json.loads(run.stdout), "process_wall_s": run.wall_s, "process_peak_rss_mb": run.peak_rss_mb}
+                    )
     for tool in ("xarray", "cubeforge"):
         if tool not in tools:
             continue
