@@ -2174,8 +2174,8 @@ impl Cached {
 }
 
 /// A buffer of the chunk cache's pool: an anonymous mapping, faulted in whole, whose first `len`
-/// bytes hold a chunk. A buffer serves any chunk of at most its size and at least
-/// [`PoolBuf::SERVES`] of it, and grows (the kernel moves the pages it has, and faults in only
+/// bytes hold a chunk. A buffer serves any chunk of at most its size and at least two thirds of
+/// it ([`PoolBuf::SERVES`]), and grows (the kernel moves the pages it has, and faults in only
 /// the new ones) for a larger chunk when the pool has no buffer that large: chunks of several
 /// sizes (100-day chunks of one variable, quarters of 500-day chunks of another) then share the
 /// memory already faulted in, rather than each size mapping and zeroing its own.
@@ -2186,7 +2186,8 @@ struct PoolBuf {
 }
 
 impl PoolBuf {
-    /// The smallest part of a buffer a chunk may use: a larger buffer is left for a larger chunk.
+    /// The smallest part of a buffer a chunk may use, as a fraction (numerator, denominator): a
+    /// larger buffer is left for a larger chunk.
     const SERVES: (usize, usize) = (2, 3);
 
     /// A new buffer of `len` bytes, faulted in.
