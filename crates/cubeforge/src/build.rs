@@ -1696,6 +1696,19 @@ fn write_chunk(out_store: &Store, o: &OutArray, idx: &[u64]) -> Result<()> {
     // The chunk's values, padded with the fill value to the full chunk shape at the edges,
     // encoded.
     let compute = || -> Result<Option<zarrs_storage::Bytes>> {
+        if got != o.write_chunks && vtype_is(n.vtype, o.dtype) {
+            // An edge chunk computed in the padded block itself where the node allows it.
+            let full: Vec<usize> = o
+                .write_chunks
+                .iter()
+                .map(|c| usize::try_from(*c).unwrap_or(0))
+                .collect();
+            if let Some(data) = n.eval_padded(&window, &full)? {
+                let encoded = encode_chunk(o, idx, &encode(&data, o.dtype));
+                plan::recycle(data);
+                return encoded.map_err(|e| failed(&e));
+            }
+        }
         let block = n.eval(&window)?;
         let bytes = encode(&block.data, o.dtype);
         let encoded = if got == o.write_chunks {
@@ -1722,6 +1735,14 @@ fn write_chunk(out_store: &Store, o: &OutArray, idx: &[u64]) -> Result<()> {
             .map_err(Error::Other)?,
     };
     put(encoded)
+}
+
+/// Whether values of type `vtype` are stored as `dtype` byte for byte (see [`encode`]).
+fn vtype_is(vtype: VType, dtype: DType) -> bool {
+    matches!(
+        (vtype, dtype),
+        (VType::F32, DType::Float32) | (VType::F64, DType::Float64)
+    )
 }
 
 /// Chunk `idx` of `o` with the values `bytes` (the full chunk shape), encoded as

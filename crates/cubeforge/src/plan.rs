@@ -267,24 +267,24 @@ fn reuse<T: Copy + Default>(recycled: &mut Vec<Vec<T>>, n: usize) -> Vec<T> {
         .min_by_key(|(_, v)| (v.len() != n, v.capacity()))
         .map(|(i, _)| i);
     let mut v = best.map_or_else(Vec::new, |i| recycled.swap_remove(i));
-    if v.len() != n {
-        v.clear();
-        v.resize(n, T::default());
-    }
+    // Only values past the old length are written: the caller overwrites them all anyway.
+    v.resize(n, T::default());
     v
 }
 
 /// Give the float buffer of a block the calling worker is done with to the next block it reads.
 pub fn recycle(data: Data) {
-    fn keep<T>(recycled: &mut Vec<Vec<T>>, v: Vec<T>) {
-        if recycled.len() < RECYCLED_KEPT {
-            recycled.push(v);
-        }
-    }
     match data {
-        Data::F32(v) => RECYCLED_F32.with(|r| keep(&mut r.borrow_mut(), v)),
-        Data::F64(v) => RECYCLED_F64.with(|r| keep(&mut r.borrow_mut(), v)),
+        Data::F32(v) => RECYCLED_F32.with(|r| keep_recycled(&mut r.borrow_mut(), v)),
+        Data::F64(v) => RECYCLED_F64.with(|r| keep_recycled(&mut r.borrow_mut(), v)),
         Data::Bool(_) => {}
+    }
+}
+
+/// Keep `v` among a worker's `recycled` buffers, unless it has enough of them.
+fn keep_recycled<T>(recycled: &mut Vec<Vec<T>>, v: Vec<T>) {
+    if recycled.len() < RECYCLED_KEPT {
+        recycled.push(v);
     }
 }
 
@@ -622,32 +622,36 @@ impl Node {
     }
 
     /// Read `window` of this [`Node::visitable`] node from the chunk cache into `out` (C order,
-    /// exactly the window's size, the node's float type as bytes), copying only the positions
-    /// selections below keep: each run of consecutive positions along the first dimension is a
-    /// contiguous part of `out`. `Ok(false)` for a selection of scattered positions along another
-    /// dimension, which [`Node::eval`] gathers instead; `out` is then left partly written.
-    fn read_plain_into(&self, window: &Window, out: &mut [u8]) -> Result<bool> {
+    /// the node's float type as bytes), a buffer of shape `layout` (each dimension at least the
+    /// window's) that holds the window at the start of each dimension, copying only the
+    /// positions selections below keep: each run of consecutive positions along the first
+    /// dimension is a contiguous part of `out`. The rest of `out` is left as it is. `Ok(false)`
+    /// for a selection of scattered positions along another dimension, which [`Node::eval`]
+    /// gathers instead; `out` is then left partly written.
+    fn read_plain_into(&self, window: &Window, out: &mut [u8], layout: &[u64]) -> Result<bool> {
         match &self.op {
             Op::Source { array, cache, .. } => {
                 let start: Vec<u64> = window.iter().map(|r| r.start).collect();
                 let sizes: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
-                cache.read_region_into(array, &start, &sizes, out)?;
+                cache.read_region_into(array, &start, &sizes, out, layout)?;
                 Ok(true)
             }
             Op::Take { child, dim, index } => {
                 let (axis, sel, _, cw) = self.take_window(dim, index, window);
                 if sel.windows(2).all(|w| w[1] == w[0] + 1) {
-                    return child.read_plain_into(&cw, out);
+                    return child.read_plain_into(&cw, out, layout);
                 }
                 if axis != 0 {
                     return Ok(false);
                 }
-                let per_position = out.len() / sel.len().max(1);
+                let per_position = out.len() / usize::try_from(layout[0]).unwrap_or(1).max(1);
+                let mut run_layout = layout.to_vec();
                 for run in runs(sel) {
                     let mut rw = window.clone();
                     rw[0] = sel[run.start]..sel[run.start] + run.len() as u64;
+                    run_layout[0] = run.len() as u64;
                     let part = &mut out[run.start * per_position..run.end * per_position];
-                    if !child.read_plain_into(&rw, part)? {
+                    if !child.read_plain_into(&rw, part, &run_layout)? {
                         return Ok(false);
                     }
                 }
@@ -736,6 +740,137 @@ impl Node {
             .collect()
     }
 
+    /// This [`Node::visitable`] float node's `window`, read from the chunk cache into a recycled
+    /// buffer of shape `layout` (each dimension at least the window's) that holds the window at
+    /// the start of each dimension and NaN everywhere else. `None` for a selection of scattered
+    /// positions (see [`Node::read_plain_into`]) or a node that is not a float.
+    fn read_plain(&self, window: &Window, layout: &[usize]) -> Result<Option<Data>> {
+        fn read<T: bytemuck::Pod + Default>(
+            node: &Node,
+            window: &Window,
+            layout: &[usize],
+            fill: T,
+            recycled: &'static std::thread::LocalKey<std::cell::RefCell<Vec<Vec<T>>>>,
+        ) -> Result<Option<Vec<T>>> {
+            let got: Vec<usize> = window
+                .iter()
+                .map(|r| usize::try_from(r.end - r.start).unwrap_or(0))
+                .collect();
+            let layout64: Vec<u64> = layout.iter().map(|n| *n as u64).collect();
+            // Every value is overwritten: a recycled buffer's old values never show.
+            let mut out = recycled.with(|r| reuse(&mut r.borrow_mut(), layout.iter().product()));
+            fill_outside(&mut out, &got, layout, fill);
+            if node.read_plain_into(window, bytemuck::cast_slice_mut(&mut out), &layout64)? {
+                Ok(Some(out))
+            } else {
+                recycled.with(|r| keep_recycled(&mut r.borrow_mut(), out));
+                Ok(None)
+            }
+        }
+        Ok(match self.vtype {
+            VType::F32 => read(self, window, layout, f32::NAN, &RECYCLED_F32)?.map(Data::F32),
+            VType::F64 => read(self, window, layout, f64::NAN, &RECYCLED_F64)?.map(Data::F64),
+            _ => None,
+        })
+    }
+
+    /// Whether [`Node::eval_padded`] computes this node's values in the padded block itself
+    /// (short of a selection of scattered positions, found only when read).
+    fn pads(&self) -> bool {
+        let same_floats = |child: &Node| {
+            child.dims == self.dims
+                && child.vtype == self.vtype
+                && matches!(self.vtype, VType::F32 | VType::F64)
+        };
+        match &self.op {
+            _ if self.visitable() => matches!(self.vtype, VType::F32 | VType::F64),
+            Op::Unary(op, child) => {
+                !matches!(op, UnOp::Not | UnOp::IsNan | UnOp::NotNull)
+                    && same_floats(child)
+                    && child.pads()
+            }
+            Op::Where(c, a, b) => {
+                let (k, nd) = (c.dims.len(), self.dims.len());
+                same_floats(a)
+                    && b.dims.is_empty()
+                    && k > 0
+                    && k <= nd
+                    && self.dims[nd - k..] == c.dims[..]
+                    && a.pads()
+            }
+            _ => false,
+        }
+    }
+
+    /// The values of `window` laid out as an edge chunk is stored: in a block of shape `full`
+    /// (each dimension at least the window's) that holds them at the start of each dimension,
+    /// NaN everywhere else. Computed in that block, without a second copy, for a float node
+    /// read from the chunk cache ([`Node::visitable`]) and for float functions and masks of one
+    /// (a `where` with a scalar `other` and a condition over trailing dimensions); `None` for
+    /// any other node, which the caller evaluates and pads.
+    ///
+    /// # Errors
+    /// Read and decode errors of the sources, naming the chunk.
+    pub fn eval_padded(&self, window: &Window, full: &[usize]) -> Result<Option<Data>> {
+        let got: Vec<usize> = window
+            .iter()
+            .map(|r| usize::try_from(r.end - r.start).unwrap_or(0))
+            .collect();
+        let fits = got.len() == full.len() && got.iter().zip(full).all(|(g, f)| g <= f);
+        if !fits || !self.pads() {
+            return Ok(None);
+        }
+        if self.visitable() {
+            return self.read_plain(window, full);
+        }
+        let row = got.last().copied().unwrap_or(0);
+        match &self.op {
+            Op::Unary(op, child) => {
+                let Some(mut data) = child.eval_padded(window, full)? else {
+                    return Ok(None);
+                };
+                padded_rows(&got, full, |_, off| match &mut data {
+                    Data::F32(v) => unary_f32(*op, &mut v[off..off + row]),
+                    Data::F64(v) => unary_f64(*op, &mut v[off..off + row]),
+                    Data::Bool(_) => unreachable!("a float function of a float block"),
+                });
+                Ok(Some(data))
+            }
+            Op::Where(c, a, b) => {
+                // The condition's dimensions are the trailing ones (see `pads`): one slab of
+                // it applies to each position along the leading ones.
+                let cond = c.eval(&self.window_of(c, window))?.data.into_bool();
+                let other = b
+                    .eval(&self.window_of(b, window))?
+                    .data
+                    .into_vtype(self.vtype);
+                let slab: usize = got[got.len() - c.dims.len()..].iter().product();
+                if cond.len() != slab || other.len() != 1 || row == 0 {
+                    return Ok(None);
+                }
+                let Some(mut data) = a.eval_padded(window, full)? else {
+                    return Ok(None);
+                };
+                // The positions each row of the condition drops.
+                let drop: Vec<Vec<Range<usize>>> = cond.chunks(row).map(false_runs).collect();
+                padded_rows(&got, full, |r, off| {
+                    let drop = &drop[r % drop.len()];
+                    match (&mut data, &other) {
+                        (Data::F32(v), Data::F32(o)) => {
+                            fill_runs(&mut v[off..off + row], drop, o[0])
+                        }
+                        (Data::F64(v), Data::F64(o)) => {
+                            fill_runs(&mut v[off..off + row], drop, o[0])
+                        }
+                        _ => unreachable!("a float mask of a float block"),
+                    }
+                });
+                Ok(Some(data))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Evaluate over `window` (one range per dimension of this node).
     ///
     /// # Errors
@@ -749,22 +884,7 @@ impl Node {
         if self.visitable() {
             // Plain floats are copied from the cached chunks straight into the block, only the
             // selected positions.
-            let n: usize = shape.iter().product();
-            // Every value is overwritten: a recycled buffer's old values never show.
-            let read = match self.vtype {
-                VType::F32 => {
-                    let mut out = RECYCLED_F32.with(|r| reuse(&mut r.borrow_mut(), n));
-                    self.read_plain_into(window, bytemuck::cast_slice_mut(&mut out))?
-                        .then_some(Data::F32(out))
-                }
-                VType::F64 => {
-                    let mut out = RECYCLED_F64.with(|r| reuse(&mut r.borrow_mut(), n));
-                    self.read_plain_into(window, bytemuck::cast_slice_mut(&mut out))?
-                        .then_some(Data::F64(out))
-                }
-                _ => None,
-            };
-            if let Some(data) = read {
+            if let Some(data) = self.read_plain(window, &shape)? {
                 return Ok(Block {
                     dims: self.dims.clone(),
                     shape,
@@ -1801,23 +1921,7 @@ fn decode_raw(raw: &crate::dtype::RawArray, dec: &CfDecoding, vtype: VType) -> D
     }
 }
 
-#[allow(clippy::cast_possible_truncation)]
 fn unary(op: UnOp, d: Data, out: VType) -> Data {
-    /// Apply in place to float32 values (numpy computes float32 math in single precision), or
-    /// in double precision otherwise.
-    fn map(d: Data, f32f: impl Fn(f32) -> f32, f64f: impl Fn(f64) -> f64) -> Data {
-        match d {
-            Data::F32(mut v) => {
-                v.iter_mut().for_each(|x| *x = f32f(*x));
-                Data::F32(v)
-            }
-            other => {
-                let mut v = other.into_f64();
-                v.iter_mut().for_each(|x| *x = f64f(*x));
-                Data::F64(v)
-            }
-        }
-    }
     let nan_test = |d: &Data, want_nan: bool| -> Vec<bool> {
         match d {
             Data::F32(v) => v.iter().map(|x| x.is_nan() == want_nan).collect(),
@@ -1833,27 +1937,55 @@ fn unary(op: UnOp, d: Data, out: VType) -> Data {
         }
         UnOp::IsNan => Data::Bool(nan_test(&d, true)),
         UnOp::NotNull => Data::Bool(nan_test(&d, false)),
-        UnOp::Neg => map(d, |x| -x, |x| -x),
-        UnOp::Abs => map(d, f32::abs, f64::abs),
-        // NaN passes through as it is: libm's special-case path for it is a slow call.
-        UnOp::Log => match d {
+        // Float32 values are computed in single precision, as numpy does; the rest in double.
+        _ => match d {
             Data::F32(mut v) => {
-                skip_nan_runs(&mut v, f32::is_nan, f32::ln);
+                unary_f32(op, &mut v);
                 Data::F32(v)
             }
             other => {
                 let mut v = other.into_f64();
-                skip_nan_runs(&mut v, f64::is_nan, f64::ln);
+                unary_f64(op, &mut v);
                 Data::F64(v)
             }
         },
-        UnOp::Exp => map(d, f32::exp, f64::exp),
-        UnOp::Sqrt => map(d, f32::sqrt, f64::sqrt),
-        UnOp::Log10 => map(d, |x| f64::from(x).log10() as f32, f64::log10),
-        UnOp::Sin => map(d, |x| f64::from(x).sin() as f32, f64::sin),
-        UnOp::Cos => map(d, |x| f64::from(x).cos() as f32, f64::cos),
     }
     .convert_if_needed(out)
+}
+
+/// A float function `op` applied in place to float32 values (`log10`, `sin` and `cos` through
+/// double precision). Not for the functions whose result is boolean, which leave `v` as it is.
+#[allow(clippy::cast_possible_truncation)]
+fn unary_f32(op: UnOp, v: &mut [f32]) {
+    let map = |v: &mut [f32], f: fn(f32) -> f32| v.iter_mut().for_each(|x| *x = f(*x));
+    match op {
+        UnOp::Neg => map(v, |x| -x),
+        UnOp::Abs => map(v, f32::abs),
+        // NaN passes through as it is: libm's special-case path for it is a slow call.
+        UnOp::Log => skip_nan_runs(v, f32::is_nan, f32::ln),
+        UnOp::Exp => map(v, f32::exp),
+        UnOp::Sqrt => map(v, f32::sqrt),
+        UnOp::Log10 => map(v, |x| f64::from(x).log10() as f32),
+        UnOp::Sin => map(v, |x| f64::from(x).sin() as f32),
+        UnOp::Cos => map(v, |x| f64::from(x).cos() as f32),
+        UnOp::Not | UnOp::IsNan | UnOp::NotNull => {}
+    }
+}
+
+/// [`unary_f32`] for float64 values.
+fn unary_f64(op: UnOp, v: &mut [f64]) {
+    let map = |v: &mut [f64], f: fn(f64) -> f64| v.iter_mut().for_each(|x| *x = f(*x));
+    match op {
+        UnOp::Neg => map(v, |x| -x),
+        UnOp::Abs => map(v, f64::abs),
+        UnOp::Log => skip_nan_runs(v, f64::is_nan, f64::ln),
+        UnOp::Exp => map(v, f64::exp),
+        UnOp::Sqrt => map(v, f64::sqrt),
+        UnOp::Log10 => map(v, f64::log10),
+        UnOp::Sin => map(v, f64::sin),
+        UnOp::Cos => map(v, f64::cos),
+        UnOp::Not | UnOp::IsNan | UnOp::NotNull => {}
+    }
 }
 
 /// `f` applied in place to the values that are not NaN, run by run. (A loop testing each value
@@ -1976,10 +2108,13 @@ fn select(cond: &[bool], x: Data, y: &Data) -> Data {
     fn pick<T: Copy>(cond: &[bool], mut a: Vec<T>, b: &[T]) -> Vec<T> {
         let slab = cond.len().max(1);
         if b.len() == 1 && a.len() != 1 {
-            let v = b[0];
+            let drop = false_runs(cond);
             for part in a.chunks_mut(slab) {
-                for (slot, c) in part.iter_mut().zip(cond) {
-                    *slot = if *c { *slot } else { v };
+                let n = part.len();
+                if n == slab {
+                    fill_runs(part, &drop, b[0]);
+                } else {
+                    fill_runs(part, &false_runs(&cond[..n]), b[0]);
                 }
             }
         } else {
@@ -1996,6 +2131,90 @@ fn select(cond: &[bool], x: Data, y: &Data) -> Data {
         (Data::F64(a), Data::F64(b)) => Data::F64(pick(cond, a, b)),
         (Data::Bool(a), Data::Bool(b)) => Data::Bool(pick(cond, a, b)),
         (a, b) => Data::F64(pick(cond, a.into_f64(), &b.to_f64())),
+    }
+}
+
+/// The runs of consecutive `false` in `keep`: a mask applied to many slabs of values sets only
+/// these (a mask of mostly `true`, as an ocean mask is, then costs next to nothing).
+fn false_runs(keep: &[bool]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < keep.len() {
+        while i < keep.len() && keep[i] {
+            i += 1;
+        }
+        let start = i;
+        while i < keep.len() && !keep[i] {
+            i += 1;
+        }
+        if start < i {
+            out.push(start..i);
+        }
+    }
+    out
+}
+
+/// Set the runs `drop` of `values` to `other`.
+fn fill_runs<T: Copy>(values: &mut [T], drop: &[Range<usize>], other: T) {
+    for r in drop {
+        values[r.clone()].fill(other);
+    }
+}
+
+/// Set the elements of a C-ordered buffer of shape `full` that lie outside the block of shape
+/// `got` at its start (each of `got`'s dimensions at most `full`'s) to `fill`.
+fn fill_outside<T: Copy>(buf: &mut [T], got: &[usize], full: &[usize], fill: T) {
+    let Some((&last, outer)) = full.split_last() else {
+        return;
+    };
+    if got == full || last == 0 {
+        return;
+    }
+    let got_row = got.last().copied().unwrap_or(0);
+    let mut idx = vec![0usize; outer.len()];
+    for row in buf.chunks_exact_mut(last) {
+        if idx.iter().zip(got).all(|(i, g)| i < g) {
+            row[got_row..].fill(fill);
+        } else {
+            row.fill(fill);
+        }
+        for d in (0..outer.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < outer[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+}
+
+/// Call `f(row, offset)` for each row (along the last dimension) of a block of shape `got` held
+/// at the start of each dimension of a C-ordered buffer of shape `full`, in order: `row` counts
+/// the block's rows, `offset` is where the row starts in the buffer.
+fn padded_rows(got: &[usize], full: &[usize], mut f: impl FnMut(usize, usize)) {
+    let Some((_, outer)) = got.split_last() else {
+        f(0, 0);
+        return;
+    };
+    if got.contains(&0) {
+        return;
+    }
+    let mut strides = vec![0usize; outer.len()];
+    let mut stride = full.last().copied().unwrap_or(1);
+    for d in (0..outer.len()).rev() {
+        strides[d] = stride;
+        stride *= full[d];
+    }
+    let mut idx = vec![0usize; outer.len()];
+    for r in 0..outer.iter().product() {
+        f(r, idx.iter().zip(&strides).map(|(i, s)| i * s).sum());
+        for d in (0..outer.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < outer[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
     }
 }
 
@@ -3321,7 +3540,7 @@ impl ChunkCache {
         let esize = array.dtype().size();
         let total: u64 = shape.iter().product();
         let mut out = vec![0u8; usize::try_from(total).unwrap_or(0) * esize];
-        self.read_region_into(array, start, shape, &mut out)?;
+        self.read_region_into(array, start, shape, &mut out, shape)?;
         Ok(crate::dtype::RawArray {
             dtype: array.dtype(),
             shape: shape.to_vec(),
@@ -3329,8 +3548,9 @@ impl ChunkCache {
         })
     }
 
-    /// Read a region of an array through the cache into `out` (C order, native endian, exactly
-    /// the region's size).
+    /// Read a region of an array through the cache into `out` (C order, native endian), a
+    /// buffer of shape `layout` (each dimension at least the region's) that holds the region at
+    /// the start of each dimension; the rest of `out` is left as it is.
     ///
     /// # Errors
     /// Read and decode errors naming the chunk.
@@ -3340,19 +3560,21 @@ impl ChunkCache {
         start: &[u64],
         shape: &[u64],
         out: &mut [u8],
+        layout: &[u64],
     ) -> Result<()> {
         let esize = array.dtype().size();
         self.for_each_chunk(array, start, shape, |cs, cached| match cached {
             Cached::Fill(elem) => {
-                crate::zarr::fill_region(elem, cs.shape(), cs.start(), out, shape, start);
+                crate::zarr::fill_region_in(elem, cs.shape(), cs.start(), out, shape, start, layout)
             }
-            stored => crate::zarr::copy_region(
+            stored => crate::zarr::copy_region_in(
                 stored.bytes(),
                 cs.shape(),
                 cs.start(),
                 out,
                 shape,
                 start,
+                layout,
                 esize,
             ),
         })
@@ -3918,6 +4140,14 @@ mod tests {
             panic!("type changed")
         };
         assert_eq!(v, vec![1.0, -2.0, 3.0, -4.0, 5.0, -6.0]);
+        // A last slab cut short, and a condition of runs.
+        let cond = [false, true, true, false, false];
+        let x = Data::F32((1..=12).map(|i| i as f32).collect());
+        let Data::F32(v) = select(&cond, x, &Data::F32(vec![0.0])) else {
+            panic!("type changed")
+        };
+        let want = [0, 2, 3, 0, 0, 0, 7, 8, 0, 0, 0, 12];
+        assert_eq!(v, want.map(|i| i as f32).to_vec());
     }
 
     /// `all`/`any` of `op` (`IsNan` or `NotNull`) of `child` over the dimensions `over`.
@@ -4292,10 +4522,10 @@ mod tests {
             vec![1..5, 1..3, 1..4],
             vec![2..3, 0..1, 0..4],
         ] {
-            let n: usize = window.iter().map(|r| (r.end - r.start) as usize).product();
-            block.resize(n, 0.0);
+            let shape: Vec<u64> = window.iter().map(|r| r.end - r.start).collect();
+            block.resize(shape.iter().product::<u64>() as usize, 0.0);
             assert!(runs
-                .read_plain_into(&window, bytemuck::cast_slice_mut(&mut block))
+                .read_plain_into(&window, bytemuck::cast_slice_mut(&mut block), &shape)
                 .expect("read"));
             let Data::F32(got) = runs.eval(&window).expect("eval").data else {
                 panic!("not float32")
@@ -4323,7 +4553,7 @@ mod tests {
         let window: Window = x.shape.iter().map(|n| 0..*n).collect();
         let mut block = vec![0f32; x.shape.iter().product::<u64>() as usize];
         assert!(!x
-            .read_plain_into(&window, bytemuck::cast_slice_mut(&mut block))
+            .read_plain_into(&window, bytemuck::cast_slice_mut(&mut block), &x.shape)
             .expect("read"));
     }
 
@@ -4569,6 +4799,117 @@ mod tests {
             child.shape.clone(),
             vtype,
         )
+    }
+
+    #[test]
+    fn padded_evaluation_agrees_with_evaluating_and_padding() {
+        // Values with NaNs, in chunks of 3 x 2; days 3 dropped (runs along the first axis).
+        let src = grid_source(
+            "plan-padded",
+            [7, 5],
+            [3, 2],
+            |t, x| {
+                if (t + x) % 4 == 0 {
+                    f32::NAN
+                } else {
+                    (t * 10 + x) as f32 + 0.5
+                }
+            },
+            1 << 20,
+        );
+        let take = Node::new(
+            Op::Take {
+                child: src.clone(),
+                dim: "t".into(),
+                index: Arc::new(vec![0, 1, 2, 4, 5, 6]),
+            },
+            src.dims.clone(),
+            vec![6, 5],
+            VType::F32,
+        );
+        let log = unary_node(UnOp::Log, &take, VType::F32);
+        let nan = Node::new(
+            Op::Const(Data::F64(vec![f64::NAN])),
+            vec![],
+            vec![],
+            VType::F64,
+        );
+        let where_ = |cond: &NodeRef, x: &NodeRef| {
+            Node::new(
+                Op::Where(cond.clone(), x.clone(), nan.clone()),
+                x.dims.clone(),
+                x.shape.clone(),
+                VType::F32,
+            )
+        };
+        let over_x = along("x", vec![1.0, 0.0, 1.0, 1.0, 0.0], VType::Bool);
+        let masked = where_(&over_x, &log);
+        // A condition over every dimension: one row of it per row of the block.
+        let twenty = Node::new(Op::Const(Data::F64(vec![20.0])), vec![], vec![], VType::F64);
+        let above = Node::new(
+            Op::Binary(BinOp::Gt, take.clone(), twenty),
+            take.dims.clone(),
+            take.shape.clone(),
+            VType::Bool,
+        );
+        let masked_by_values = where_(&above, &take);
+        for node in [&take, &log, &masked, &masked_by_values] {
+            for (window, full) in [
+                (vec![3..6, 4..5], vec![4, 2]),
+                (vec![1..6, 2..5], vec![5, 4]),
+                (vec![0..3, 0..2], vec![3, 2]),
+                (vec![2..4, 0..5], vec![3, 5]),
+            ] {
+                let Some(Data::F32(padded)) = node.eval_padded(&window, &full).expect("padded")
+                else {
+                    panic!("{:?} is computed padded", node.op)
+                };
+                let Data::F32(block) = node.eval(&window).expect("eval").data else {
+                    panic!("not float32")
+                };
+                let got: Vec<usize> = window.iter().map(|r| (r.end - r.start) as usize).collect();
+                let mut want = Vec::new();
+                for i in 0..full[0] {
+                    for j in 0..full[1] {
+                        want.push(if i < got[0] && j < got[1] {
+                            block[i * got[1] + j]
+                        } else {
+                            f32::NAN
+                        });
+                    }
+                }
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&padded), bits(&want), "{window:?} in {full:?}");
+            }
+        }
+        // A condition along the leading dimension, or another operation: evaluated and padded
+        // by the caller.
+        let over_t = along("t", vec![1.0, 0.0, 1.0, 1.0, 0.0, 1.0], VType::Bool);
+        let sum = Node::new(
+            Op::Binary(BinOp::Add, take.clone(), take.clone()),
+            take.dims.clone(),
+            take.shape.clone(),
+            VType::F32,
+        );
+        for node in [where_(&over_t, &take), sum] {
+            let padded = node.eval_padded(&vec![0..2, 0..3], &[3, 4]).expect("eval");
+            assert!(padded.is_none(), "{:?}", node.op);
+        }
+        // Scattered positions along the last dimension are gathered by `eval`.
+        let scattered = Node::new(
+            Op::Take {
+                child: src.clone(),
+                dim: "x".into(),
+                index: Arc::new(vec![0, 2, 4]),
+            },
+            src.dims.clone(),
+            vec![7, 3],
+            VType::F32,
+        );
+        let padded = scattered
+            .eval_padded(&vec![0..7, 0..3], &[9, 4])
+            .expect("eval");
+        assert!(padded.is_none());
     }
 
     #[test]

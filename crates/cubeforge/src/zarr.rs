@@ -1281,13 +1281,39 @@ pub fn copy_region(
     dst_start: &[u64],
     esize: usize,
 ) {
+    copy_region_in(
+        src, src_shape, src_start, dst, dst_shape, dst_start, dst_shape, esize,
+    );
+}
+
+/// [`copy_region`] into a destination block (shape `dst_shape` at `dst_start`) that sits at the
+/// start of each dimension of a larger C-ordered buffer of shape `dst_layout`; the buffer's
+/// elements outside the block are left as they are.
+#[allow(clippy::too_many_arguments)]
+pub fn copy_region_in(
+    src: &[u8],
+    src_shape: &[u64],
+    src_start: &[u64],
+    dst: &mut [u8],
+    dst_shape: &[u64],
+    dst_start: &[u64],
+    dst_layout: &[u64],
+    esize: usize,
+) {
     if src_shape.is_empty() {
         dst[..esize].copy_from_slice(&src[..esize]);
         return;
     }
-    overlap_rows(src_shape, src_start, dst_shape, dst_start, |so, dof, n| {
-        dst[dof * esize..(dof + n) * esize].copy_from_slice(&src[so * esize..(so + n) * esize]);
-    });
+    overlap_rows_in(
+        src_shape,
+        src_start,
+        dst_shape,
+        dst_start,
+        dst_layout,
+        |so, dof, n| {
+            dst[dof * esize..(dof + n) * esize].copy_from_slice(&src[so * esize..(so + n) * esize]);
+        },
+    );
 }
 
 /// Set the overlap of a block of fill values (shape `src_shape` at `src_start`, every element
@@ -1300,22 +1326,44 @@ pub fn fill_region(
     dst_shape: &[u64],
     dst_start: &[u64],
 ) {
+    fill_region_in(
+        elem, src_shape, src_start, dst, dst_shape, dst_start, dst_shape,
+    );
+}
+
+/// [`fill_region`] into a block laid out in a larger buffer, as [`copy_region_in`].
+pub fn fill_region_in(
+    elem: &[u8],
+    src_shape: &[u64],
+    src_start: &[u64],
+    dst: &mut [u8],
+    dst_shape: &[u64],
+    dst_start: &[u64],
+    dst_layout: &[u64],
+) {
     let esize = elem.len();
     if src_shape.is_empty() {
         dst[..esize].copy_from_slice(elem);
         return;
     }
     let all_zero = elem.iter().all(|b| *b == 0);
-    overlap_rows(src_shape, src_start, dst_shape, dst_start, |_, dof, n| {
-        let row = &mut dst[dof * esize..(dof + n) * esize];
-        if all_zero {
-            row.fill(0);
-        } else {
-            for e in row.chunks_exact_mut(esize) {
-                e.copy_from_slice(elem);
+    overlap_rows_in(
+        src_shape,
+        src_start,
+        dst_shape,
+        dst_start,
+        dst_layout,
+        |_, dof, n| {
+            let row = &mut dst[dof * esize..(dof + n) * esize];
+            if all_zero {
+                row.fill(0);
+            } else {
+                for e in row.chunks_exact_mut(esize) {
+                    e.copy_from_slice(elem);
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 /// Call `f(src_offset, dst_offset, len)` (in elements) for every row of the overlap of two
@@ -1325,6 +1373,19 @@ pub(crate) fn overlap_rows(
     src_start: &[u64],
     dst_shape: &[u64],
     dst_start: &[u64],
+    f: impl FnMut(usize, usize, usize),
+) {
+    overlap_rows_in(src_shape, src_start, dst_shape, dst_start, dst_shape, f);
+}
+
+/// [`overlap_rows`] with destination offsets in a buffer of shape `dst_layout` (each dimension
+/// at least `dst_shape`'s) that holds the destination block at the start of each dimension.
+pub(crate) fn overlap_rows_in(
+    src_shape: &[u64],
+    src_start: &[u64],
+    dst_shape: &[u64],
+    dst_start: &[u64],
+    dst_layout: &[u64],
     mut f: impl FnMut(usize, usize, usize),
 ) {
     let ndim = src_shape.len();
@@ -1345,7 +1406,7 @@ pub(crate) fn overlap_rows(
         s
     };
     let ss = strides(src_shape);
-    let ds = strides(dst_shape);
+    let ds = strides(dst_layout);
     let row = usize::try_from(hi[ndim - 1] - lo[ndim - 1]).unwrap_or(0);
     let mut idx = lo.clone();
     loop {
@@ -1387,6 +1448,41 @@ mod tests {
         let mut win = vec![0u8; 4];
         copy_region(&src, &[2, 3], &[1, 1], &mut win, &[2, 2], &[2, 2], 1);
         assert_eq!(win, vec![5, 6, 0, 0]);
+    }
+
+    #[test]
+    fn copy_region_in_a_larger_buffer_writes_the_block_only() {
+        // src block 2x3 at (1,1) holding 1..6; the window 2x2 at (2,2) held at the start of a
+        // 3x4 buffer sees src (2,2),(2,3)
+        let src: Vec<u8> = (1..=6).collect();
+        let mut buf = vec![9u8; 12];
+        copy_region_in(
+            &src,
+            &[2, 3],
+            &[1, 1],
+            &mut buf,
+            &[2, 2],
+            &[2, 2],
+            &[3, 4],
+            1,
+        );
+        assert_eq!(buf, vec![5, 6, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]);
+        // the whole source in a 3x4 window at (1,1): rows of 3 in rows of 4
+        let mut buf = vec![9u8; 12];
+        copy_region_in(
+            &src,
+            &[2, 3],
+            &[1, 1],
+            &mut buf,
+            &[3, 3],
+            &[1, 1],
+            &[3, 4],
+            1,
+        );
+        assert_eq!(buf, vec![1, 2, 3, 9, 4, 5, 6, 9, 9, 9, 9, 9]);
+        let mut buf = vec![9u8; 12];
+        fill_region_in(&[7], &[2, 3], &[1, 1], &mut buf, &[3, 3], &[0, 0], &[3, 4]);
+        assert_eq!(buf, vec![9, 9, 9, 9, 9, 7, 7, 9, 9, 7, 7, 9]);
     }
 
     #[test]
