@@ -388,6 +388,77 @@ fn build_writes_a_cube_and_dry_run_writes_nothing() {
     assert!(msg.contains("--overwrite"), "{msg}");
 }
 
+/// A rebuild over a finished cube (`--resume` or `--overwrite`) takes its group metadata away
+/// before anything else, so a rebuild that fails leaves nothing a reader takes for a cube.
+#[test]
+fn a_failed_rebuild_leaves_no_finished_cube_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = example(dir.path(), "120");
+    let recipe = dir.path().join("r.yaml");
+    std::fs::write(&recipe, RECIPE).unwrap();
+    let out = dir.path().join("cube.zarr");
+    let build = |flag: &str| {
+        cubeforge(&[
+            "build",
+            s(&recipe),
+            "--input",
+            s(&input),
+            "--output",
+            s(&out),
+            "--quiet",
+            flag,
+        ])
+    };
+    // The input's `sst` chunks, whole and cut short.
+    let chunks: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(input.join("sst"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    assert!(!chunks.is_empty());
+    let group_metadata = [".zgroup", ".zattrs", ".zmetadata"];
+    for flag in ["--resume", "--overwrite"] {
+        for (path, bytes) in &chunks {
+            std::fs::write(path, bytes).unwrap();
+        }
+        let res = build("--overwrite");
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        assert!(group_metadata.iter().all(|k| out.join(k).is_file()));
+        for (path, bytes) in &chunks {
+            std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
+        }
+        // Without its `sst` chunks the resumed build must recompute them from the input.
+        for entry in std::fs::read_dir(out.join("sst")).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+        let res = build(flag);
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(
+            stderr.contains("sst/") && stderr.contains("cannot decode chunk"),
+            "{flag}: {stderr}"
+        );
+        for key in group_metadata {
+            assert!(
+                !out.join(key).exists(),
+                "{flag}: {key} left after a failed build"
+            );
+        }
+        fails(&["info", s(&out)]);
+    }
+}
+
 #[test]
 fn bad_recipes_name_field_and_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -1382,6 +1382,12 @@ pub fn build(
     // Destination.
     let out_store = Store::open(&out_loc)?;
     if out_store.exists()? {
+        // A reader must never take what follows for a finished cube: the group metadata goes
+        // first, both before an overwrite empties the destination and before a resume rewrites
+        // chunks of a cube that may have been committed already.
+        if opts.overwrite || opts.resume {
+            withdraw_group_metadata(&out_store)?;
+        }
         if opts.overwrite {
             remove_all(&out_store)?;
         } else if !opts.resume {
@@ -1847,6 +1853,20 @@ fn remove_partial_files(store: &Store) -> Result<()> {
         }),
         _ => Ok(()),
     }
+}
+
+/// Removes a cube's group and consolidated metadata (Zarr v2 and v3), consolidated metadata
+/// first, so that readers refuse the store from then on; keys that do not exist are skipped.
+fn withdraw_group_metadata(store: &Store) -> Result<()> {
+    use zarrs_storage::WritableStorageTraits as _;
+    for key in [".zmetadata", ".zgroup", ".zattrs", "zarr.json"] {
+        let k = zarrs_storage::StoreKey::new(key).map_err(|e| Error::Other(e.to_string()))?;
+        store
+            .storage()
+            .erase(&k)
+            .map_err(|e| store.storage_error(key, e))?;
+    }
+    Ok(())
 }
 
 fn remove_all(store: &Store) -> Result<()> {
