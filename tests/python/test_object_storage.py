@@ -119,6 +119,14 @@ def test_build_from_bucket_into_bucket_opens_in_xarray(cubeforge, s3_server, exa
     xr.testing.assert_identical(remote.drop_attrs(), xr.open_zarr(local_cube).load().drop_attrs())
     assert set(remote.data_vars) == {"y", "so", "sst", "topo", "ocean_mask", "sin_time", "cos_time"}
 
+    # Rebuilt over the finished cube (its group metadata withdrawn first, keys that do not exist
+    # skipped), resumed or overwritten, the bucket holds the same cube again.
+    for flag in ("--resume", "--overwrite"):
+        cf(cubeforge, env, "build", RECIPE, "--input", f"s3://{bucket}/in/io.zarr",
+           "--output", f"s3://{bucket}/out/cube.zarr", "--quiet", flag)
+        got = bucket_tree(s3_server, bucket, "out/cube.zarr")
+        assert set(got) == set(want) and chunk_files(got) == chunk_files(want), flag
+
 
 def test_cp_round_trips_are_byte_identical(cubeforge, s3_server, example, tmp_path):
     env = s3_server.env()
