@@ -298,20 +298,55 @@ operations:
   - assign: {ly: \"log(y)\"}
 ";
 
+/// `build RECIPE --input INPUT --output OUT`, then `extra`.
+fn build_args<'a>(
+    recipe: &'a Path,
+    input: &'a Path,
+    out: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec!["build", s(recipe), "--input", s(input), "--output", s(out)];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// A temporary directory with an example input of `days` days, RECIPE written to `r.yaml`, and
+/// the output path `cube.zarr` (not created).
+struct BuildCase {
+    /// Kept for the case's lifetime: dropping it removes the directory.
+    _dir: tempfile::TempDir,
+    input: PathBuf,
+    recipe: PathBuf,
+    out: PathBuf,
+}
+
+impl BuildCase {
+    fn new(days: &str) -> BuildCase {
+        let dir = tempfile::tempdir().unwrap();
+        let input = example(dir.path(), days);
+        let recipe = dir.path().join("r.yaml");
+        std::fs::write(&recipe, RECIPE).unwrap();
+        let out = dir.path().join("cube.zarr");
+        BuildCase {
+            _dir: dir,
+            input,
+            recipe,
+            out,
+        }
+    }
+
+    /// Run `build` on the case, with `extra` arguments.
+    fn build(&self, extra: &[&str]) -> Output {
+        cubeforge(&build_args(&self.recipe, &self.input, &self.out, extra))
+    }
+}
+
 /// Run `build` on a variant of RECIPE; returns the one-line error, and checks nothing was written.
 fn bad_recipe(dir: &Path, input: &Path, recipe: &str) -> String {
     let path = dir.join("bad.yaml");
     std::fs::write(&path, recipe).unwrap();
     let out = dir.join("out.zarr");
-    let msg = fails(&[
-        "build",
-        s(&path),
-        "--input",
-        s(input),
-        "--output",
-        s(&out),
-        "--quiet",
-    ]);
+    let msg = fails(&build_args(&path, input, &out, &["--quiet"]));
     assert!(
         !out.exists(),
         "nothing may be written for a bad recipe: {msg}"
@@ -325,21 +360,9 @@ fn bad_recipe(dir: &Path, input: &Path, recipe: &str) -> String {
 
 #[test]
 fn build_writes_a_cube_and_dry_run_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = example(dir.path(), "260");
-    let recipe = dir.path().join("r.yaml");
-    std::fs::write(&recipe, RECIPE).unwrap();
-    let out = dir.path().join("cube.zarr");
-    let plan = cubeforge(&[
-        "build",
-        s(&recipe),
-        "--input",
-        s(&input),
-        "--output",
-        s(&out),
-        "--dry-run",
-        "--json",
-    ]);
+    let case = BuildCase::new("260");
+    let out = &case.out;
+    let plan = case.build(&["--dry-run", "--json"]);
     assert!(
         plan.status.success(),
         "{}",
@@ -349,21 +372,13 @@ fn build_writes_a_cube_and_dry_run_writes_nothing() {
     let doc: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     assert_eq!(doc["plan"]["dims"]["lat"], "149");
     assert_eq!(doc["plan"]["passes"], 1);
-    let res = cubeforge(&[
-        "build",
-        s(&recipe),
-        "--input",
-        s(&input),
-        "--output",
-        s(&out),
-        "--quiet",
-    ]);
+    let res = case.build(&["--quiet"]);
     assert!(
         res.status.success(),
         "{}",
         String::from_utf8_lossy(&res.stderr)
     );
-    let info = cubeforge(&["info", "--json", "--verify", s(&out)]);
+    let info = cubeforge(&["info", "--json", "--verify", s(out)]);
     assert!(
         info.status.success(),
         "{}",
@@ -377,43 +392,29 @@ fn build_writes_a_cube_and_dry_run_writes_nothing() {
     );
     assert_eq!(doc["attrs"]["cubeforge_version"], env!("CARGO_PKG_VERSION"));
     // A second build refuses to overwrite unless asked.
-    let msg = fails(&[
-        "build",
-        s(&recipe),
-        "--input",
-        s(&input),
-        "--output",
-        s(&out),
-    ]);
+    let msg = fails(&build_args(&case.recipe, &case.input, out, &[]));
     assert!(msg.contains("--overwrite"), "{msg}");
+}
+
+/// The chunk files of one array of a v2 store (its `.zarray` and `.zattrs` left out).
+fn chunk_files(array_dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(array_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect()
 }
 
 /// A rebuild over a finished cube (`--resume` or `--overwrite`) takes its group metadata away
 /// before anything else, so a rebuild that fails leaves nothing a reader takes for a cube.
 #[test]
 fn a_failed_rebuild_leaves_no_finished_cube_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = example(dir.path(), "120");
-    let recipe = dir.path().join("r.yaml");
-    std::fs::write(&recipe, RECIPE).unwrap();
-    let out = dir.path().join("cube.zarr");
-    let build = |flag: &str| {
-        cubeforge(&[
-            "build",
-            s(&recipe),
-            "--input",
-            s(&input),
-            "--output",
-            s(&out),
-            "--quiet",
-            flag,
-        ])
-    };
+    let case = BuildCase::new("120");
+    let (input, out) = (&case.input, &case.out);
+    let build = |flag: &str| case.build(&["--quiet", flag]);
     // The input's `sst` chunks, whole and cut short.
-    let chunks: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(input.join("sst"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+    let chunks: Vec<(PathBuf, Vec<u8>)> = chunk_files(&input.join("sst"))
+        .into_iter()
         .map(|p| {
             let bytes = std::fs::read(&p).unwrap();
             (p, bytes)
@@ -436,11 +437,8 @@ fn a_failed_rebuild_leaves_no_finished_cube_behind() {
             std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
         }
         // Without its `sst` chunks the resumed build must recompute them from the input.
-        for entry in std::fs::read_dir(out.join("sst")).unwrap() {
-            let path = entry.unwrap().path();
-            if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
-                std::fs::remove_file(path).unwrap();
-            }
+        for path in chunk_files(&out.join("sst")) {
+            std::fs::remove_file(path).unwrap();
         }
         let res = build(flag);
         let stderr = String::from_utf8_lossy(&res.stderr);
@@ -455,7 +453,7 @@ fn a_failed_rebuild_leaves_no_finished_cube_behind() {
                 "{flag}: {key} left after a failed build"
             );
         }
-        fails(&["info", s(&out)]);
+        fails(&["info", s(out)]);
     }
 }
 
@@ -529,13 +527,6 @@ fn bad_recipes_name_field_and_line() {
     // Output equal to input.
     let path = dir.path().join("same.yaml");
     std::fs::write(&path, RECIPE).unwrap();
-    let msg = fails(&[
-        "build",
-        s(&path),
-        "--input",
-        s(&input),
-        "--output",
-        s(&input),
-    ]);
+    let msg = fails(&build_args(&path, &input, &input, &[]));
     assert!(msg.contains("is the input"), "{msg}");
 }
