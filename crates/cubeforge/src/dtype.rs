@@ -176,6 +176,26 @@ impl DType {
             DType::Float64 => f64::from_ne_bytes(arr(bytes)),
         }
     }
+
+    /// Append `x` as one native-endian element to `out`, cast as Rust's `as` casts (toward
+    /// zero and saturating for integers, NaN as 0; the nearest `f16` for half floats).
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    pub fn push_f64(self, x: f64, out: &mut Vec<u8>) {
+        match self {
+            DType::Bool => out.push(u8::from(x != 0.0)),
+            DType::Int8 => out.extend((x as i8).to_ne_bytes()),
+            DType::UInt8 => out.push(x as u8),
+            DType::Int16 => out.extend((x as i16).to_ne_bytes()),
+            DType::UInt16 => out.extend((x as u16).to_ne_bytes()),
+            DType::Int32 => out.extend((x as i32).to_ne_bytes()),
+            DType::UInt32 => out.extend((x as u32).to_ne_bytes()),
+            DType::Int64 => out.extend((x as i64).to_ne_bytes()),
+            DType::UInt64 => out.extend((x as u64).to_ne_bytes()),
+            DType::Float16 => out.extend(half::f16::from_f64(x).to_ne_bytes()),
+            DType::Float32 => out.extend((x as f32).to_ne_bytes()),
+            DType::Float64 => out.extend(x.to_ne_bytes()),
+        }
+    }
 }
 
 impl std::fmt::Display for DType {

@@ -1,6 +1,8 @@
 //! The library's error type. Every variant names where the problem is (a path, URL or store key)
 //! and what it is, in one line, so that the CLI can print it as is.
 
+use std::sync::Arc;
+
 use zarrs_storage::StorageError;
 
 /// Result alias used throughout the library.
@@ -125,4 +127,140 @@ pub enum Error {
     /// Anything else, already phrased for the user.
     #[error("{0}")]
     Other(String),
+}
+
+impl Error {
+    /// A failure kept where several threads may report it (a chunk that did not decode, a
+    /// reduction that failed), as an error of its own kind again: the error itself when nothing
+    /// else holds it any more, else a copy with the same variant and message.
+    #[must_use]
+    pub fn from_shared(shared: Arc<Error>) -> Error {
+        Arc::try_unwrap(shared).unwrap_or_else(|e| e.duplicate())
+    }
+
+    /// The same error: the same variant, fields and message.
+    fn duplicate(&self) -> Error {
+        match self {
+            Error::InvalidUrl { url, reason } => Error::InvalidUrl {
+                url: url.clone(),
+                reason: reason.clone(),
+            },
+            Error::NotFound { location } => Error::NotFound {
+                location: location.clone(),
+            },
+            Error::NotZarr { location } => Error::NotZarr {
+                location: location.clone(),
+            },
+            Error::InvalidMetadata { location, reason } => Error::InvalidMetadata {
+                location: location.clone(),
+                reason: reason.clone(),
+            },
+            Error::Unsupported {
+                location,
+                feature,
+                detail,
+            } => Error::Unsupported {
+                location: location.clone(),
+                feature: feature.clone(),
+                detail: detail.clone(),
+            },
+            Error::CorruptChunk { location, reason } => Error::CorruptChunk {
+                location: location.clone(),
+                reason: reason.clone(),
+            },
+            Error::Storage { location, source } => Error::Storage {
+                location: location.clone(),
+                source: match source {
+                    StorageError::IOError(e) => StorageError::IOError(e.clone()),
+                    other => StorageError::Other(other.to_string()),
+                },
+            },
+            Error::Missing {
+                location,
+                what,
+                hint,
+            } => Error::Missing {
+                location: location.clone(),
+                what: what.clone(),
+                hint: hint.clone(),
+            },
+            Error::DestinationNotEmpty { location } => Error::DestinationNotEmpty {
+                location: location.clone(),
+            },
+            Error::Recipe { location, message } => Error::Recipe {
+                location: location.clone(),
+                message: message.clone(),
+            },
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Credentials { location, reason } => Error::Credentials {
+                location: location.clone(),
+                reason: reason.clone(),
+            },
+            Error::Refused { location, reason } => Error::Refused {
+                location: location.clone(),
+                reason: reason.clone(),
+            },
+            Error::Transfer {
+                location,
+                reason,
+                done,
+            } => Error::Transfer {
+                location: location.clone(),
+                reason: reason.clone(),
+                done: done.clone(),
+            },
+            Error::Other(message) => Error::Other(message.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_error_keeps_its_kind_and_message() {
+        let errors = [
+            Error::CorruptChunk {
+                location: "memory://x/a/0".into(),
+                reason: "truncated".into(),
+            },
+            Error::Storage {
+                location: "s3://b/k".into(),
+                source: StorageError::Other("503 Slow Down".into()),
+            },
+            Error::Storage {
+                location: "/d/k".into(),
+                source: StorageError::IOError(Arc::new(std::io::Error::from(
+                    std::io::ErrorKind::PermissionDenied,
+                ))),
+            },
+            Error::Io {
+                path: "/d".into(),
+                source: std::io::Error::from_raw_os_error(28),
+            },
+            Error::Other("internal".into()),
+        ];
+        for e in errors {
+            let text = e.to_string();
+            let kind = std::mem::discriminant(&e);
+            let shared = Arc::new(e);
+            let held = shared.clone();
+            // Held elsewhere too: a copy of the same kind and message.
+            let copy = Error::from_shared(shared);
+            assert_eq!(
+                (std::mem::discriminant(&copy), copy.to_string()),
+                (kind, text.clone())
+            );
+            // The last holder gets the error itself.
+            let own = Error::from_shared(held);
+            assert_eq!(
+                (std::mem::discriminant(&own), own.to_string()),
+                (kind, text)
+            );
+        }
+    }
 }

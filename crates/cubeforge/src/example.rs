@@ -18,11 +18,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
-use serde_json::{json, Map, Value};
-use zarrs::array::{Array, ArrayMetadata, ArrayMetadataV2};
-use zarrs_storage::{StoreKey, WritableStorageTraits};
+use serde_json::{json, Value};
+use zarrs::array::Array;
+use zarrs_storage::ListableStorageTraits as _;
 
+use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::formats::zarr::writer::{
+    array_doc, commit_group, zarrs_metadata, ArrayDoc, ArrayLayout, Compressor,
+};
 use crate::store::Store;
 
 /// Number of latitudes.
@@ -172,7 +176,7 @@ enum Field {
 struct VarSpec {
     name: &'static str,
     field: Option<Field>,
-    dtype: &'static str,
+    dtype: DType,
     chunk_t: u64,
     attrs: Value,
 }
@@ -189,100 +193,107 @@ fn var_specs() -> Vec<VarSpec> {
         v(
             "CHL",
             Some(Field::Chl),
-            "<f4",
+            DType::Float32,
             TIME_CHUNK,
             json!({"long_name": "Chlorophyll-a concentration, level 3 (gappy)", "units": "milligram m-3", "standard_name": "mass_concentration_of_chlorophyll_a_in_sea_water"}),
         ),
         v(
             "CHL_cmes-cloud",
             Some(Field::Cloud),
-            "|u1",
+            DType::UInt8,
             TIME_CHUNK,
             json!({"long_name": "Cloud flag", "flag_values": [0, 1], "flag_meanings": "clear cloud"}),
         ),
         v(
             "CHL_cmes-gapfree",
             Some(Field::ChlGapfree),
-            "<f4",
+            DType::Float32,
             TIME_CHUNK,
             json!({"long_name": "Chlorophyll-a concentration, gap-free", "units": "milligram m-3", "standard_name": "mass_concentration_of_chlorophyll_a_in_sea_water"}),
         ),
         v(
             "sst",
             Some(Field::Sst),
-            "<f4",
+            DType::Float32,
             TIME_CHUNK,
             json!({"long_name": "Sea surface temperature", "units": "degree_Celsius", "standard_name": "sea_surface_temperature"}),
         ),
         v(
             "so",
             Some(Field::So),
-            "<f4",
+            DType::Float32,
             SO_TIME_CHUNK,
             json!({"long_name": "Sea water salinity", "units": "1e-3", "standard_name": "sea_water_salinity"}),
         ),
         v(
             "wind_speed",
             Some(Field::WindSpeed),
-            "<f4",
+            DType::Float32,
             TIME_CHUNK,
             json!({"long_name": "Wind speed at 10 m", "units": "m s-1"}),
         ),
         v(
             "u_wind",
             Some(Field::UWind),
-            "<f4",
+            DType::Float32,
             TIME_CHUNK,
             json!({"long_name": "Eastward wind at 10 m", "units": "m s-1"}),
         ),
     ]
 }
 
-const BLOSC: fn() -> Value =
-    || json!({"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0});
-
-fn zarray(shape: &[u64], chunks: &[u64], dtype: &str) -> Value {
-    let fill = if dtype.contains('f') {
-        json!("NaN")
-    } else {
-        Value::Null
-    };
-    json!({
-        "zarr_format": 2,
-        "shape": shape,
-        "chunks": chunks,
-        "dtype": dtype,
-        "compressor": BLOSC(),
-        "fill_value": fill,
-        "order": "C",
-        "filters": null,
-        "dimension_separator": ".",
-    })
-}
-
-fn with_dims(attrs: &Value, dims: &[&str]) -> Map<String, Value> {
-    let mut m = attrs.as_object().cloned().unwrap_or_default();
-    m.insert("_ARRAY_DIMENSIONS".into(), json!(dims));
-    m
-}
-
 type WriteArray = Array<dyn zarrs_storage::ReadableWritableListableStorageTraits>;
 
-fn new_array(
-    store: &Store,
-    name: &str,
-    zarray: &Value,
-    attrs: Map<String, Value>,
-) -> Result<WriteArray> {
-    let mut md: ArrayMetadataV2 = serde_json::from_value(zarray.clone())
-        .map_err(|e| Error::Other(format!("internal: bad example metadata for {name}: {e}")))?;
-    md.attributes = attrs;
-    Array::new_with_metadata(
-        store.storage().clone(),
-        &format!("/{name}"),
-        ArrayMetadata::V2(md),
-    )
-    .map_err(|e| Error::Other(format!("{}: {e}", store.location().join(name))))
+/// An array of the example, its documents as zarr-python writes them (see
+/// [`crate::formats::zarr::writer`]; `zarrs`' own writer adds keys of its own), and the `zarrs`
+/// array its chunks are written through.
+struct ExampleArray {
+    doc: ArrayDoc,
+    array: WriteArray,
+}
+
+impl ExampleArray {
+    /// A new array of `store` with the given shape, chunks, type, attributes and dimensions,
+    /// Blosc lz4 level 5 with byte shuffle.
+    fn new(
+        store: &Store,
+        name: &str,
+        (shape, chunks): (&[u64], &[u64]),
+        dtype: DType,
+        attrs: &Value,
+        dims: &[&str],
+    ) -> Result<ExampleArray> {
+        let dims: Vec<String> = dims.iter().map(|d| (*d).to_string()).collect();
+        let layout = ArrayLayout {
+            zarr_format: 2,
+            name,
+            dims: &dims,
+            shape,
+            chunks,
+            shards: None,
+            dtype,
+            compressor: &Compressor::default_for(2),
+        };
+        let doc = array_doc(&layout, attrs.as_object().cloned().unwrap_or_default());
+        let array = Array::new_with_metadata(
+            store.storage().clone(),
+            &format!("/{name}"),
+            zarrs_metadata(&doc)?,
+        )
+        .map_err(|e| Error::Other(format!("{}: {e}", store.location().join(name))))?;
+        Ok(ExampleArray { doc, array })
+    }
+
+    /// Write the whole array, one chunk.
+    fn store_all<T: zarrs::array::Element>(&self, store: &Store, data: &[T]) -> Result<()> {
+        let zeros = vec![0u64; self.array.dimensionality()];
+        self.array.store_chunk(&zeros, data).map_err(|e| {
+            Error::Other(format!(
+                "{}: {e}",
+                store.location().join(&self.array.path().to_string())
+            ))
+        })
+    }
 }
 
 fn day_of_year(day: u64) -> f32 {
@@ -380,7 +391,6 @@ fn fill_chunk(field: Field, g: &Grid, opts: ExampleOptions, t0: u64, nt: usize, 
 /// # Errors
 /// [`Error::DestinationNotEmpty`] when the destination already holds something (the caller removes
 /// it first), and storage errors while writing.
-#[allow(clippy::too_many_lines)]
 pub fn write_example(
     store: &Store,
     opts: ExampleOptions,
@@ -400,29 +410,50 @@ pub fn write_example(
     if opts.days == 0 {
         return Err(Error::Other("--days must be at least 1".into()));
     }
-    let days = opts.days;
     let grid = Grid::new(opts.seed);
-    let specs = var_specs();
-
     // Chunks first, metadata last: a reader never sees a half-written store as complete.
+    let mut arrays = write_time_varying(store, &grid, opts, progress)?;
+    arrays.extend(write_static(store, &grid, opts.days)?);
+    let docs: Vec<ArrayDoc> = arrays.into_iter().map(|a| a.doc).collect();
+    let end =
+        crate::cf::time::TimeEncoding::parse("days since 1979-01-01", Some("proleptic_gregorian"))
+            .and_then(|e| e.decode_i64(i64::try_from(opts.days - 1).unwrap_or(0)))
+            .map(|t| t.to_short())
+            .unwrap_or_default();
+    let global = json!({
+        "Conventions": "CF-1.8, ACDD-1.3",
+        "title": "Synthetic Indian Ocean chlorophyll, SST and salinity (cubeforge example)",
+        "summary": "Synthetic data shaped like the 'mind the chl gap' IO.zarr store used by the NOAA CNN tutorial. Not real observations.",
+        "source": format!("cubeforge {} example io --days {} --seed {}", crate::VERSION, opts.days, opts.seed),
+        "time_coverage_start": "1979-01-01",
+        "time_coverage_end": end,
+        "geospatial_lat_min": -12.0, "geospatial_lat_max": 32.0,
+        "geospatial_lon_min": 42.0, "geospatial_lon_max": 102.0,
+        "example_seed": opts.seed,
+    });
+    let Value::Object(global) = global else {
+        return Err(Error::Other("internal: example attributes".into()));
+    };
+    commit_group(store, 2, &docs, global)
+}
+
+/// The time-varying variables, written chunk by chunk in parallel, bigger chunks first.
+fn write_time_varying(
+    store: &Store,
+    grid: &Grid,
+    opts: ExampleOptions,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Vec<ExampleArray>> {
+    let days = opts.days;
+    let specs = var_specs();
     let mut arrays = Vec::new();
     let mut tasks: Vec<(usize, u64)> = Vec::new();
     for (vi, s) in specs.iter().enumerate() {
-        let za = zarray(
-            &[days, NLAT as u64, NLON as u64],
-            &[s.chunk_t, NLAT as u64, NLON as u64],
-            s.dtype,
-        );
-        arrays.push((
-            s.name,
-            za.clone(),
-            new_array(
-                store,
-                s.name,
-                &za,
-                with_dims(&s.attrs, &["time", "lat", "lon"]),
-            )?,
-        ));
+        let shape = [days, NLAT as u64, NLON as u64];
+        let chunks = [s.chunk_t, NLAT as u64, NLON as u64];
+        let dims = ["time", "lat", "lon"];
+        let a = ExampleArray::new(store, s.name, (&shape, &chunks), s.dtype, &s.attrs, &dims)?;
+        arrays.push(a);
         for c in 0..days.div_ceil(s.chunk_t) {
             tasks.push((vi, c));
         }
@@ -437,7 +468,7 @@ pub fn write_example(
         let chunk_t = usize::try_from(s.chunk_t).unwrap_or(0);
         let n = chunk_t * NLAT * NLON;
         let nt = usize::try_from((days - t0).min(s.chunk_t)).unwrap_or(0);
-        let array = &arrays[vi].2;
+        let array = &arrays[vi].array;
         let field = s
             .field
             .ok_or_else(|| Error::Other("internal: static field in time loop".into()))?;
@@ -445,156 +476,78 @@ pub fn write_example(
         let write = |r: std::result::Result<(), zarrs::array::ArrayError>| {
             r.map_err(|e| Error::Other(format!("{}: {e}", store.location().join(key.as_str()))))
         };
-        if s.dtype == "|u1" {
+        if s.dtype == DType::UInt8 {
             let mut out8 = vec![0u8; n];
-            fill_chunk(field, &grid, opts, t0, nt, ChunkOut::U8(&mut out8));
+            fill_chunk(field, grid, opts, t0, nt, ChunkOut::U8(&mut out8));
             write(array.store_chunk(&[c, 0, 0], &out8))?;
         } else {
             // Padding beyond the last day holds the fill value, as zarr-python writes it.
             let mut out32 = vec![f32::NAN; n];
-            fill_chunk(field, &grid, opts, t0, nt, ChunkOut::F32(&mut out32));
+            fill_chunk(field, grid, opts, t0, nt, ChunkOut::F32(&mut out32));
             write(array.store_chunk(&[c, 0, 0], &out32))?;
         }
         progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
         Ok(())
     })?;
+    Ok(arrays)
+}
 
-    // Static variables and coordinates.
+/// The static variables (land mask, bathymetry) and the coordinates.
+fn write_static(store: &Store, grid: &Grid, days: u64) -> Result<Vec<ExampleArray>> {
     let plane = [NLAT as u64, NLON as u64];
-    let land_z = zarray(&plane, &plane, "|u1");
-    let land = new_array(
+    let planar = (&plane[..], &plane[..]);
+    let land = ExampleArray::new(
         store,
         "CHL_cmes-land",
-        &land_z,
-        with_dims(
-            &json!({"long_name": "Land mask", "flag_values": [0, 1], "flag_meanings": "water land"}),
-            &["lat", "lon"],
-        ),
+        planar,
+        DType::UInt8,
+        &json!({"long_name": "Land mask", "flag_values": [0, 1], "flag_meanings": "water land"}),
+        &["lat", "lon"],
     )?;
-    store_all(store, &land, &grid.land)?;
-    arrays.push(("CHL_cmes-land", land_z, land));
-
-    let topo_z = zarray(&plane, &plane, "<f8");
-    let topo = new_array(
+    land.store_all(store, &grid.land)?;
+    let topo = ExampleArray::new(
         store,
         "topo",
-        &topo_z,
-        with_dims(
-            &json!({"long_name": "Bathymetry and elevation", "units": "m", "positive": "up"}),
-            &["lat", "lon"],
-        ),
+        planar,
+        DType::Float64,
+        &json!({"long_name": "Bathymetry and elevation", "units": "m", "positive": "up"}),
+        &["lat", "lon"],
     )?;
-    store_all(store, &topo, &grid.topo)?;
-    arrays.push(("topo", topo_z, topo));
-
-    let lat_z = zarray(&[NLAT as u64], &[NLAT as u64], "<f4");
-    let lat_a = new_array(
+    topo.store_all(store, &grid.topo)?;
+    let nlat = [NLAT as u64];
+    let lat_a = ExampleArray::new(
         store,
         "lat",
-        &lat_z,
-        with_dims(
-            &json!({"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y"}),
-            &["lat"],
-        ),
+        (&nlat, &nlat),
+        DType::Float32,
+        &json!({"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y"}),
+        &["lat"],
     )?;
-    store_all(store, &lat_a, &(0..NLAT).map(lat).collect::<Vec<f32>>())?;
-    arrays.push(("lat", lat_z, lat_a));
-
-    let lon_z = zarray(&[NLON as u64], &[NLON as u64], "<f4");
-    let lon_a = new_array(
+    lat_a.store_all(store, &(0..NLAT).map(lat).collect::<Vec<f32>>())?;
+    let nlon = [NLON as u64];
+    let lon_a = ExampleArray::new(
         store,
         "lon",
-        &lon_z,
-        with_dims(
-            &json!({"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"}),
-            &["lon"],
-        ),
+        (&nlon, &nlon),
+        DType::Float32,
+        &json!({"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"}),
+        &["lon"],
     )?;
-    store_all(store, &lon_a, &(0..NLON).map(lon).collect::<Vec<f32>>())?;
-    arrays.push(("lon", lon_z, lon_a));
-
-    let time_z = zarray(&[days], &[days], "<i8");
-    let time_a = new_array(
+    lon_a.store_all(store, &(0..NLON).map(lon).collect::<Vec<f32>>())?;
+    let ndays = [days];
+    let time_a = ExampleArray::new(
         store,
         "time",
-        &time_z,
-        with_dims(
-            &json!({"units": "days since 1979-01-01", "calendar": "proleptic_gregorian", "standard_name": "time", "long_name": "time", "axis": "T"}),
-            &["time"],
-        ),
+        (&ndays, &ndays),
+        DType::Int64,
+        &json!({"units": "days since 1979-01-01", "calendar": "proleptic_gregorian", "standard_name": "time", "long_name": "time", "axis": "T"}),
+        &["time"],
     )?;
-    store_all(
-        store,
-        &time_a,
-        &(0..days)
-            .map(|d| i64::try_from(d).unwrap_or(i64::MAX))
-            .collect::<Vec<i64>>(),
-    )?;
-    arrays.push(("time", time_z, time_a));
-
-    // Metadata: arrays, then the group, then the consolidated document that readers open.
-    let mut consolidated = Map::new();
-    // The documents are written as zarr-python writes them (zarrs' own writer adds keys of its own).
-    for (name, za, array) in &arrays {
-        let attrs = Value::Object(array.attributes().clone());
-        put_json(store, &format!("{name}/.zarray"), za)?;
-        put_json(store, &format!("{name}/.zattrs"), &attrs)?;
-        consolidated.insert(format!("{name}/.zarray"), za.clone());
-        consolidated.insert(format!("{name}/.zattrs"), attrs);
-    }
-    let end =
-        crate::cf::time::TimeEncoding::parse("days since 1979-01-01", Some("proleptic_gregorian"))
-            .and_then(|e| e.decode_i64(i64::try_from(days - 1).unwrap_or(0)))
-            .map(|t| t.to_short())
-            .unwrap_or_default();
-    let global = json!({
-        "Conventions": "CF-1.8, ACDD-1.3",
-        "title": "Synthetic Indian Ocean chlorophyll, SST and salinity (cubeforge example)",
-        "summary": "Synthetic data shaped like the 'mind the chl gap' IO.zarr store used by the NOAA CNN tutorial. Not real observations.",
-        "source": format!("cubeforge {} example io --days {} --seed {}", crate::VERSION, days, opts.seed),
-        "time_coverage_start": "1979-01-01",
-        "time_coverage_end": end,
-        "geospatial_lat_min": -12.0, "geospatial_lat_max": 32.0,
-        "geospatial_lon_min": 42.0, "geospatial_lon_max": 102.0,
-        "example_seed": opts.seed,
-    });
-    consolidated.insert(".zgroup".into(), json!({"zarr_format": 2}));
-    consolidated.insert(".zattrs".into(), global.clone());
-    put_json(store, ".zattrs", &global)?;
-    put_json(store, ".zgroup", &json!({"zarr_format": 2}))?;
-    put_json(
-        store,
-        ".zmetadata",
-        &json!({"metadata": consolidated, "zarr_consolidated_format": 1}),
-    )?;
-    Ok(())
-}
-
-fn store_all<T: zarrs::array::Element>(
-    store: &Store,
-    array: &WriteArray,
-    data: &[T],
-) -> Result<()> {
-    let zeros = vec![0u64; array.dimensionality()];
-    array.store_chunk(&zeros, data).map_err(|e| {
-        Error::Other(format!(
-            "{}: {e}",
-            store.location().join(&array.path().to_string())
-        ))
-    })
-}
-
-/// Write a JSON document at `key`, formatted as zarr-python formats metadata.
-///
-/// # Errors
-/// Storage errors.
-pub fn put_json(store: &Store, key: &str, value: &Value) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Other(e.to_string()))?;
-    let k = StoreKey::new(key).map_err(|e| Error::Other(e.to_string()))?;
-    store
-        .storage()
-        .set(&k, text.into_bytes().into())
-        .map_err(|e| store.storage_error(key, e))
+    let times: Vec<i64> = (0..days)
+        .map(|d| i64::try_from(d).unwrap_or(i64::MAX))
+        .collect();
+    time_a.store_all(store, &times)?;
+    Ok(vec![land, topo, lat_a, lon_a, time_a])
 }
 
 #[cfg(test)]

@@ -6,14 +6,25 @@
 //!
 //! | module | layer |
 //! |---|---|
-//! | [`store`] | paths and URLs to one synchronous byte store (local, memory, S3, GCS, Azure, HTTP) |
-//! | [`zarr`], [`blosc`] | Zarr v2/v3 hierarchies and arrays, read through `zarrs` (Blosc chunks straight into the executor's buffers) |
-//! | [`dtype`], [`cf`], [`dataset`] | the dataset model: dimensions, coordinates, variables, CF decoding |
+//! | [`store`], [`write_behind`] | paths and URLs to one synchronous byte store (local, memory, S3, GCS, Azure, HTTP) |
+//! | [`transfer`] | `ls`, `du`, `cp`, `sync`, `rm` between local paths and object stores |
+//! | [`formats`] | stored arrays: Zarr v2/v3 through `zarrs` (Blosc chunks straight into the executor's buffers), the one Zarr metadata writer |
+//! | [`source`], [`region`] | the seam between formats and the executor: [`source::ChunkSource`], regions of arrays |
+//! | [`dtype`], [`cf`], [`coord`], [`dataset`] | the dataset model: dimensions, stored or computed coordinates, variables, CF decoding |
 //! | [`info`] | dataset summaries (`cubeforge info`) |
 //! | [`recipe`], [`expr`] | recipes (YAML) and the expression language of `assign` |
-//! | [`plan`] | the lazy graph of named-dimension operations, evaluated by window |
-//! | [`build`] | recipe to plan, streaming execution, Zarr output |
+//! | [`plan`] | the lazy graph of named-dimension operations, plain data |
+//! | [`lower`] | a recipe's operations to a plan |
+//! | [`exec`] | the executor: readers, the chunk cache, reductions, passes, evaluation by window |
+//! | [`write`] | output arrays and chunks, encode-once repeats, the destination's safety |
+//! | [`build`] | `cubeforge build`: open, lower, summarise, prepare, run passes, commit |
 //! | [`example`] | the embedded synthetic example store used by the main job, tests and benchmarks |
+//!
+//! ```text
+//!   store ──► formats ──(ChunkSource)──► exec ◄── plan ◄── lower ◄── recipe
+//!                 │                        │                          │
+//!                 └── zarr writer ◄── write ◄──────── build ──────────┘
+//! ```
 //!
 //! See `docs/ARCHITECTURE.md` in the repository for the design and its reasons.
 //!
@@ -28,23 +39,33 @@
 //! ```
 
 pub mod aws_profile;
-pub mod blosc;
 pub mod build;
 pub mod cf;
+pub mod coord;
 pub mod dataset;
 pub mod dtype;
 pub mod error;
 pub mod example;
+pub mod exec;
 pub mod expr;
+pub mod formats;
 pub mod info;
+pub mod lower;
 pub mod plan;
 pub mod recipe;
+pub mod region;
+pub mod source;
 pub mod store;
 pub mod transfer;
+pub mod write;
 pub mod write_behind;
-pub mod zarr;
+
+#[cfg(test)]
+mod testkit;
 
 pub use error::{Error, Result};
+/// Zarr, under its old path.
+pub use formats::zarr;
 
 /// The version of cubeforge, recorded in the provenance of every cube it writes.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -61,47 +61,7 @@ fn default_format() -> u8 {
     2
 }
 
-/// An output compressor.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "lowercase")]
-pub enum Compressor {
-    /// Blosc.
-    Blosc {
-        /// `lz4`, `lz4hc`, `zstd`, `zlib`, `blosclz`.
-        #[serde(default = "default_cname")]
-        cname: String,
-        /// 0–9.
-        #[serde(default = "default_clevel")]
-        clevel: u8,
-        /// 0 none, 1 byte, 2 bit.
-        #[serde(default = "default_shuffle")]
-        shuffle: u8,
-    },
-    /// Zstandard.
-    Zstd {
-        /// Level.
-        #[serde(default)]
-        level: i32,
-    },
-    /// Gzip / zlib.
-    Zlib {
-        /// Level.
-        #[serde(default = "default_clevel")]
-        level: u8,
-    },
-    /// No compression.
-    None,
-}
-
-fn default_cname() -> String {
-    "lz4".into()
-}
-fn default_clevel() -> u8 {
-    5
-}
-fn default_shuffle() -> u8 {
-    1
-}
+pub use crate::formats::zarr::writer::Compressor;
 
 /// A label slice (`{start: 35, stop: -5}`), with xarray's `.sel(dim=slice(start, stop))` meaning.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -382,7 +382,7 @@ const MAP_MIN_BYTES: u64 = 256 * 1024;
 
 /// Map a whole file read-only, its pages populated at once when `populate` (else brought in as
 /// they are first read, for reading a small part of a file: the byte planes of a Blosc frame, see
-/// [`crate::blosc::Planes`]).
+/// [`crate::formats::zarr::blosc::Planes`]).
 ///
 /// One of the library's `unsafe` blocks (with the C-Blosc calls of [`crate::blosc`]): a
 /// mapping is only sound while no one truncates or rewrites the file. Cubeforge never writes to an input it is reading (it refuses an output

@@ -1,0 +1,129 @@
+//! Coordinates of a dimension: stored (the values of a coordinate variable, read from a source)
+//! or computed (`start + step × index`, such as the x and y of a target grid), so that a
+//! dimension can have coordinates before any array does.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::cf::CfDecoding;
+use crate::dtype::{DType, RawArray};
+use crate::error::Result;
+use crate::source::ChunkSource;
+
+/// Where a coordinate's values come from.
+#[derive(Debug, Clone)]
+pub enum CoordValues {
+    /// The values of a one-dimensional source (a coordinate variable).
+    Stored(Arc<dyn ChunkSource>),
+    /// `start + step × i` for `i` in `0 .. len`, cast to the coordinate's type as a cast does.
+    Computed {
+        /// The first value.
+        start: f64,
+        /// The step between neighbours.
+        step: f64,
+        /// How many.
+        len: u64,
+    },
+}
+
+/// One coordinate (index) variable of a dimension.
+#[derive(Debug, Clone)]
+pub struct Coord {
+    /// Its values.
+    pub values: CoordValues,
+    /// The type its values are stored (and written) as.
+    pub dtype: DType,
+    /// Its attributes as stored, to write back (`units`, `calendar`, …).
+    pub attrs: Map<String, Value>,
+    /// How its stored values decode (a CF time, say).
+    pub decoding: CfDecoding,
+}
+
+impl Coord {
+    /// The coordinate whose values are those of `source`.
+    #[must_use]
+    pub fn stored(
+        source: Arc<dyn ChunkSource>,
+        attrs: Map<String, Value>,
+        decoding: CfDecoding,
+    ) -> Coord {
+        Coord {
+            dtype: source.dtype(),
+            values: CoordValues::Stored(source),
+            attrs,
+            decoding,
+        }
+    }
+
+    /// The coordinate `start + step × i` for `i` in `0 .. len`, of type `dtype`.
+    #[must_use]
+    pub fn computed(
+        start: f64,
+        step: f64,
+        len: u64,
+        dtype: DType,
+        attrs: Map<String, Value>,
+        decoding: CfDecoding,
+    ) -> Coord {
+        Coord {
+            values: CoordValues::Computed { start, step, len },
+            dtype,
+            attrs,
+            decoding,
+        }
+    }
+
+    /// Every value, as stored (not decoded).
+    ///
+    /// # Errors
+    /// Read and decode errors of a stored coordinate, naming its chunk.
+    pub fn raw(&self) -> Result<RawArray> {
+        match &self.values {
+            CoordValues::Stored(source) => {
+                let shape = source.shape().to_vec();
+                source.read_region(&vec![0; shape.len()], &shape)
+            }
+            CoordValues::Computed { start, step, len } => {
+                let mut bytes =
+                    Vec::with_capacity(usize::try_from(*len).unwrap_or(0) * self.dtype.size());
+                for i in 0..*len {
+                    #[allow(clippy::cast_precision_loss)]
+                    self.dtype.push_f64(start + step * i as f64, &mut bytes);
+                }
+                Ok(RawArray {
+                    dtype: self.dtype,
+                    shape: vec![*len],
+                    bytes,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn computed_coordinates_are_start_plus_step_times_index() {
+        let decoding = CfDecoding::from_attrs(&Map::new(), DType::Float64, None).expect("decoding");
+        let x = Coord::computed(
+            500_000.5,
+            -30.0,
+            4,
+            DType::Float64,
+            Map::new(),
+            decoding.clone(),
+        );
+        let raw = x.raw().expect("values");
+        assert_eq!(raw.shape, vec![4]);
+        assert_eq!(
+            raw.to_f64_vec(),
+            vec![500_000.5, 499_970.5, 499_940.5, 499_910.5]
+        );
+        // Cast to the coordinate's type as a cast does.
+        let i = Coord::computed(0.0, 2.5, 3, DType::Int16, Map::new(), decoding);
+        assert_eq!(i.raw().expect("values").to_f64_vec(), vec![0.0, 2.0, 5.0]);
+    }
+}

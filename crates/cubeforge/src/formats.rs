@@ -1,0 +1,5 @@
+//! Formats: each reads one kind of stored array and hands it to the executor as a
+//! [`ChunkSource`](crate::source::ChunkSource), in a file (or folder) of its own. NetCDF and
+//! GeoTIFF go beside Zarr.
+
+pub mod zarr;

@@ -1,0 +1,384 @@
+//! Hierarchy discovery: the members of a group (v2 with or without consolidated `.zmetadata`,
+//! v3 with or without inline consolidated metadata, implicit v3 groups) or a single array.
+
+use serde_json::{Map, Value};
+use zarrs::array::{ArrayMetadata, ArrayMetadataV2, ArrayMetadataV3};
+use zarrs_storage::{ListableStorageTraits, ReadableStorageTraits, StoreKey, StorePrefix};
+
+use super::{ArrayMeta, ZarrFormat};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// One array found in a group, ready to open.
+#[derive(Debug, Clone)]
+pub struct ArrayEntry {
+    /// Name within its group.
+    pub name: String,
+    /// Node path from the store root (`/sst`, `/group/array`).
+    pub path: String,
+    /// Metadata summary.
+    pub meta: ArrayMeta,
+    /// The metadata in `zarrs`'s own form.
+    pub(crate) zarrs_meta: std::result::Result<ArrayMetadata, String>,
+}
+
+/// The members of one group.
+#[derive(Debug, Clone)]
+pub struct GroupListing {
+    /// Zarr format of the group.
+    pub zarr_format: ZarrFormat,
+    /// Whether the listing came from consolidated metadata.
+    pub consolidated: bool,
+    /// Group attributes.
+    pub attrs: Map<String, Value>,
+    /// Arrays directly in the group, sorted by name.
+    pub arrays: Vec<ArrayEntry>,
+    /// Sub-groups directly in the group, sorted by name.
+    pub groups: Vec<String>,
+    /// When the node at the path is itself an array (not a group), this is true and `arrays`
+    /// holds that one array.
+    pub is_array: bool,
+}
+
+impl GroupListing {
+    /// A group's listing of its members, sorted by name.
+    fn of_members(
+        zarr_format: ZarrFormat,
+        consolidated: bool,
+        attrs: Map<String, Value>,
+        mut arrays: Vec<ArrayEntry>,
+        mut groups: Vec<String>,
+    ) -> GroupListing {
+        arrays.sort_by(|a, b| a.name.cmp(&b.name));
+        groups.sort();
+        GroupListing {
+            zarr_format,
+            consolidated,
+            attrs,
+            arrays,
+            groups,
+            is_array: false,
+        }
+    }
+}
+
+pub(crate) fn key_in(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+fn get_json(store: &Store, key: &str) -> Result<Option<Value>> {
+    let k = StoreKey::new(key).map_err(|e| Error::InvalidUrl {
+        url: store.location().join(key),
+        reason: e.to_string(),
+    })?;
+    let Some(bytes) = store
+        .storage()
+        .get(&k)
+        .map_err(|e| store.storage_error(key, e))?
+    else {
+        return Ok(None);
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|e| Error::InvalidMetadata {
+        location: store.location().join(key),
+        reason: format!("not UTF-8 text: {e}"),
+    })?;
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| Error::InvalidMetadata {
+            location: store.location().join(key),
+            reason: format!("not valid JSON: {e}"),
+        })
+}
+
+fn v2_entry(
+    store: &Store,
+    path: &str,
+    name: &str,
+    zarray: &Value,
+    zattrs: Option<&Value>,
+) -> Result<ArrayEntry> {
+    let location = store.location().join(&key_in(path, ".zarray"));
+    let meta = ArrayMeta::from_v2(zarray, zattrs, &location)?;
+    let zarrs_meta = serde_json::from_value::<ArrayMetadataV2>(zarray.clone())
+        .map(|mut m| {
+            if let Some(Value::Object(a)) = zattrs {
+                m.attributes = a.clone();
+            }
+            ArrayMetadata::V2(m)
+        })
+        .map_err(|e| e.to_string());
+    Ok(ArrayEntry {
+        name: name.to_string(),
+        path: format!("/{path}"),
+        meta,
+        zarrs_meta,
+    })
+}
+
+fn v3_entry(store: &Store, path: &str, name: &str, doc: &Value) -> Result<ArrayEntry> {
+    let location = store.location().join(&key_in(path, "zarr.json"));
+    let meta = ArrayMeta::from_v3(doc, &location)?;
+    let zarrs_meta = serde_json::from_value::<ArrayMetadataV3>(doc.clone())
+        .map(ArrayMetadata::V3)
+        .map_err(|e| e.to_string());
+    Ok(ArrayEntry {
+        name: name.to_string(),
+        path: format!("/{path}"),
+        meta,
+        zarrs_meta,
+    })
+}
+
+/// List the group (or single array) at `path` (`""` for the root).
+///
+/// # Errors
+/// [`Error::NotFound`] when nothing is there, [`Error::NotZarr`] when there is no Zarr metadata,
+/// [`Error::InvalidMetadata`] for unreadable metadata documents.
+pub fn list_group(store: &Store, path: &str) -> Result<GroupListing> {
+    let path = path.trim_matches('/');
+    if !store.exists()? {
+        return Err(Error::NotFound {
+            location: store.location().to_string(),
+        });
+    }
+    let name_of = |p: &str| p.rsplit('/').next().unwrap_or("").to_string();
+
+    if let Some(doc) = get_json(store, &key_in(path, "zarr.json"))? {
+        let node_type = doc.get("node_type").and_then(Value::as_str).unwrap_or("");
+        return match node_type {
+            "array" => {
+                let name = if path.is_empty() {
+                    store_stem(store)
+                } else {
+                    name_of(path)
+                };
+                Ok(GroupListing {
+                    zarr_format: 3,
+                    consolidated: false,
+                    attrs: Map::new(),
+                    arrays: vec![v3_entry(store, path, &name, &doc)?],
+                    groups: vec![],
+                    is_array: true,
+                })
+            }
+            "group" => list_v3_group(store, path, &doc),
+            other => Err(Error::InvalidMetadata {
+                location: store.location().join(&key_in(path, "zarr.json")),
+                reason: format!("unknown node_type '{other}' (expected 'group' or 'array')"),
+            }),
+        };
+    }
+    if let Some(zgroup) = get_json(store, &key_in(path, ".zgroup"))? {
+        check_v2_format(store, &key_in(path, ".zgroup"), &zgroup)?;
+        return list_v2_group(store, path);
+    }
+    if let Some(zarray) = get_json(store, &key_in(path, ".zarray"))? {
+        check_v2_format(store, &key_in(path, ".zarray"), &zarray)?;
+        let zattrs = get_json(store, &key_in(path, ".zattrs"))?;
+        let name = if path.is_empty() {
+            store_stem(store)
+        } else {
+            name_of(path)
+        };
+        return Ok(GroupListing {
+            zarr_format: 2,
+            consolidated: false,
+            attrs: Map::new(),
+            arrays: vec![v2_entry(store, path, &name, &zarray, zattrs.as_ref())?],
+            groups: vec![],
+            is_array: true,
+        });
+    }
+    // A v3 implicit group: no metadata of its own, but children with zarr.json.
+    let listing = list_children(store, path, 3)?;
+    if !listing.arrays.is_empty() || !listing.groups.is_empty() {
+        return Ok(listing);
+    }
+    Err(Error::NotZarr {
+        location: store.location().join(path),
+    })
+}
+
+fn store_stem(store: &Store) -> String {
+    let text = store.location().to_string();
+    let last = text
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("data")
+        .to_string();
+    last.strip_suffix(".zarr")
+        .map_or(last.clone(), str::to_string)
+}
+
+fn check_v2_format(store: &Store, key: &str, doc: &Value) -> Result<()> {
+    match doc.get("zarr_format").and_then(Value::as_u64) {
+        Some(2) => Ok(()),
+        Some(v) => Err(Error::Unsupported {
+            location: store.location().join(key),
+            feature: format!("zarr_format {v}"),
+            detail: "v2 metadata documents must say zarr_format 2".into(),
+        }),
+        None => Err(Error::InvalidMetadata {
+            location: store.location().join(key),
+            reason: "missing 'zarr_format'".into(),
+        }),
+    }
+}
+
+fn list_v2_group(store: &Store, path: &str) -> Result<GroupListing> {
+    let attrs = get_json(store, &key_in(path, ".zattrs"))?
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    let zmeta_key = key_in(path, ".zmetadata");
+    if let Some(zmeta) = get_json(store, &zmeta_key)? {
+        let Some(entries) = zmeta.get("metadata").and_then(Value::as_object) else {
+            return Err(Error::InvalidMetadata {
+                location: store.location().join(&zmeta_key),
+                reason: "consolidated metadata has no 'metadata' object".into(),
+            });
+        };
+        let mut arrays = Vec::new();
+        let mut groups = Vec::new();
+        for (key, doc) in entries {
+            let Some((child, file)) = key.rsplit_once('/') else {
+                continue;
+            };
+            if child.contains('/') {
+                continue; // deeper than one level: belongs to a sub-group
+            }
+            let child_path = key_in(path, child);
+            match file {
+                ".zarray" => {
+                    let zattrs = entries.get(&format!("{child}/.zattrs"));
+                    arrays.push(v2_entry(store, &child_path, child, doc, zattrs)?);
+                }
+                ".zgroup" => groups.push(child.to_string()),
+                _ => {}
+            }
+        }
+        return Ok(GroupListing::of_members(2, true, attrs, arrays, groups));
+    }
+    let mut listing = list_children(store, path, 2)?;
+    listing.attrs = attrs;
+    Ok(listing)
+}
+
+fn list_v3_group(store: &Store, path: &str, doc: &Value) -> Result<GroupListing> {
+    let attrs = doc
+        .get("attributes")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let consolidated = doc
+        .get("consolidated_metadata")
+        .and_then(|c| c.get("metadata"))
+        .and_then(Value::as_object);
+    if let Some(entries) = consolidated {
+        let mut arrays = Vec::new();
+        let mut groups = Vec::new();
+        for (child, child_doc) in entries {
+            if child.contains('/') {
+                continue;
+            }
+            match child_doc.get("node_type").and_then(Value::as_str) {
+                Some("array") => {
+                    arrays.push(v3_entry(store, &key_in(path, child), child, child_doc)?)
+                }
+                Some("group") => groups.push(child.clone()),
+                _ => {}
+            }
+        }
+        return Ok(GroupListing::of_members(3, true, attrs, arrays, groups));
+    }
+    let mut listing = list_children(store, path, 3)?;
+    listing.attrs = attrs;
+    Ok(listing)
+}
+
+/// Find children by listing the store (no consolidated metadata).
+fn list_children(store: &Store, path: &str, zarr_format: ZarrFormat) -> Result<GroupListing> {
+    let prefix = if path.is_empty() {
+        StorePrefix::root()
+    } else {
+        StorePrefix::new(format!("{path}/")).map_err(|e| Error::InvalidUrl {
+            url: store.location().join(path),
+            reason: e.to_string(),
+        })?
+    };
+    let dir = store
+        .storage()
+        .list_dir(&prefix)
+        .map_err(|e| store.storage_error(path, e))?;
+    let mut arrays = Vec::new();
+    let mut groups = Vec::new();
+    for child_prefix in dir.prefixes() {
+        let child_path = child_prefix.as_str().trim_end_matches('/');
+        let child = child_path
+            .rsplit('/')
+            .next()
+            .unwrap_or(child_path)
+            .to_string();
+        if zarr_format == 3 {
+            match get_json(store, &key_in(child_path, "zarr.json"))? {
+                Some(doc) if doc.get("node_type").and_then(Value::as_str) == Some("array") => {
+                    arrays.push(v3_entry(store, child_path, &child, &doc)?);
+                }
+                Some(_) => groups.push(child),
+                None => {
+                    if has_metadata_below(store, child_prefix)? {
+                        groups.push(child); // implicit group
+                    }
+                }
+            }
+        } else if let Some(zarray) = get_json(store, &key_in(child_path, ".zarray"))? {
+            let zattrs = get_json(store, &key_in(child_path, ".zattrs"))?;
+            arrays.push(v2_entry(
+                store,
+                child_path,
+                &child,
+                &zarray,
+                zattrs.as_ref(),
+            )?);
+        } else if get_json(store, &key_in(child_path, ".zgroup"))?.is_some() {
+            groups.push(child);
+        }
+    }
+    Ok(GroupListing::of_members(
+        zarr_format,
+        false,
+        Map::new(),
+        arrays,
+        groups,
+    ))
+}
+
+fn has_metadata_below(store: &Store, prefix: &StorePrefix) -> Result<bool> {
+    let keys = store
+        .storage()
+        .list_prefix(prefix)
+        .map_err(|e| store.storage_error(prefix.as_str(), e))?;
+    Ok(keys.iter().any(|k| k.as_str().ends_with("zarr.json")))
+}
+
+/// Remove every key under `prefix` (`""` for the whole store).
+///
+/// # Errors
+/// [`Error::Storage`] when the backend refuses.
+pub fn erase_prefix(store: &Store, prefix: &str) -> Result<()> {
+    use zarrs_storage::WritableStorageTraits as _;
+    let p = prefix.trim_matches('/');
+    let sp = if p.is_empty() {
+        StorePrefix::root()
+    } else {
+        StorePrefix::new(format!("{p}/")).map_err(|e| Error::Other(e.to_string()))?
+    };
+    store
+        .storage()
+        .erase_prefix(&sp)
+        .map_err(|e| store.storage_error(p, e))
+}

@@ -1,0 +1,231 @@
+//! Lowering: a recipe's operations, applied in order to an input's variables, become the plan's
+//! nodes ([`crate::plan`]). What lowering keeps per dimension (its length, the positions of the
+//! input it holds, its coordinate) and per variable (its node, its attributes) is the
+//! [`State`]; each recipe operation is one function of [`ops`](self) changing it.
+//!
+//! | file | what |
+//! |---|---|
+//! | `lower/input.rs` | [`Input`]: the variables, dimensions and coordinates lowering starts from |
+//! | `lower/ops.rs` | one function per recipe operation |
+//! | `lower/expr.rs` | `assign` expressions to nodes: broadcasting, type promotion, functions |
+//! | `lower/labels.rs` | xarray's label semantics: slices on sorted coordinates, dates as labels |
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+
+use crate::cf::time::TimeEncoding;
+use crate::cf::Decoded;
+use crate::coord::Coord;
+use crate::error::{Error, Result};
+use crate::exec::Exec;
+use crate::plan::{Node, NodeRef, Op, SourceRef, VType};
+use crate::recipe::{Operation, RecipeDoc};
+use crate::source::Sources;
+
+mod expr;
+mod input;
+mod labels;
+mod ops;
+
+pub use input::{Input, InputDim, InputVar};
+
+/// A dimension of the dataset being built.
+#[derive(Debug, Clone)]
+pub struct Dim {
+    /// Its length.
+    pub len: u64,
+    /// Positions into the input's dimension (and its coordinate) that it holds, in order.
+    pub index: Arc<Vec<u64>>,
+    /// Its coordinate, when it has one.
+    pub coord: Option<Coord>,
+    /// Whether the length is only an upper bound (dry run before a data-dependent selection).
+    pub bound_only: bool,
+}
+
+/// A variable of the dataset being built.
+#[derive(Debug, Clone)]
+pub struct Var {
+    /// What computes it.
+    pub node: NodeRef,
+    /// Its attributes.
+    pub attrs: Map<String, Value>,
+}
+
+/// The dataset while operations are applied: dimensions, variables, global attributes.
+#[derive(Debug)]
+pub struct State<'a> {
+    doc: &'a RecipeDoc,
+    /// Dimensions, in order of appearance.
+    pub dims: IndexMap<String, Dim>,
+    /// Variables, in order.
+    pub vars: IndexMap<String, Var>,
+    /// Global attributes.
+    pub attrs: Map<String, Value>,
+    dry_run: bool,
+    /// The inputs' locations, for the cube's provenance.
+    pub inputs: Vec<String>,
+}
+
+/// An error at operation `i` of the recipe, naming its line and field.
+fn op_err(doc: &RecipeDoc, i: usize, op: &Operation, msg: impl Into<String>) -> Error {
+    doc.error_at(
+        doc.op_line(i),
+        &format!("operations[{i}].{}", op.name()),
+        msg,
+    )
+}
+
+impl<'a> State<'a> {
+    /// The starting state: every variable of `input` that can be computed on (numbers, not
+    /// times), each a source node whose reader is added to `sources`. In a dry run, operations
+    /// whose result depends on the data only bound the shape.
+    pub fn new(
+        doc: &'a RecipeDoc,
+        input: &Input,
+        sources: &mut Sources,
+        dry_run: bool,
+    ) -> State<'a> {
+        let dims = input
+            .dims
+            .iter()
+            .map(|d| {
+                let dim = Dim {
+                    len: d.len,
+                    index: Arc::new((0..d.len).collect()),
+                    coord: d.coord.clone(),
+                    bound_only: false,
+                };
+                (d.name.clone(), dim)
+            })
+            .collect();
+        let mut vars = IndexMap::new();
+        for v in &input.variables {
+            let vtype = match &v.decoding.decoded {
+                Decoded::Numeric(d) => VType::of(*d),
+                _ => continue, // time-valued data variables are not computed on yet
+            };
+            let source = SourceRef {
+                index: sources.add(v.source.clone()),
+                location: v.source.id().to_string(),
+                dtype: v.source.dtype(),
+            };
+            let node = Node::new(
+                Op::Source {
+                    source,
+                    decoding: Box::new(v.decoding.clone()),
+                },
+                v.dims.clone(),
+                v.source.shape().to_vec(),
+                vtype,
+            );
+            let attrs = v.attrs.clone();
+            vars.insert(v.name.clone(), Var { node, attrs });
+        }
+        State {
+            doc,
+            dims,
+            vars,
+            attrs: input.attrs.clone(),
+            dry_run,
+            inputs: vec![input.location.clone()],
+        }
+    }
+
+    /// Apply the recipe's operations in order, then its output attributes. `ex` computes what
+    /// an operation needs of the data (`drop_all_nan`'s scan); a dry run has none.
+    ///
+    /// # Errors
+    /// Recipe errors naming the operation and its line; read errors of the scans.
+    pub fn apply_all(&mut self, ex: Option<&Exec>) -> Result<()> {
+        let doc = self.doc;
+        for (i, op) in doc.recipe.operations.iter().enumerate() {
+            self.apply(i, op, ex)?;
+        }
+        for (k, v) in &doc.recipe.output.attrs {
+            self.attrs.insert(k.clone(), v.clone());
+        }
+        Ok(())
+    }
+
+    /// Set a computed variable (computed values carry no attributes, as in xarray).
+    fn set_computed(&mut self, name: &str, node: NodeRef) {
+        self.vars.insert(
+            name.to_string(),
+            Var {
+                node,
+                attrs: Map::new(),
+            },
+        );
+    }
+
+    fn var_or_err(&self, i: usize, op: &Operation, name: &str) -> Result<&Var> {
+        self.vars.get(name).ok_or_else(|| {
+            op_err(
+                self.doc,
+                i,
+                op,
+                format!(
+                    "variable '{name}' not found (available: {})",
+                    self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+    }
+
+    /// Apply a selection of positions `sub` (relative to the current positions) along `dim`.
+    fn take(&mut self, dim: &str, sub: &[u64]) {
+        let Some(d) = self.dims.get_mut(dim) else {
+            return;
+        };
+        let new_index: Vec<u64> = sub
+            .iter()
+            .map(|p| d.index[usize::try_from(*p).unwrap_or(0)])
+            .collect();
+        d.index = Arc::new(new_index);
+        d.len = sub.len() as u64;
+        let sub = Arc::new(sub.to_vec());
+        for v in self.vars.values_mut() {
+            if let Some(axis) = v.node.dims.iter().position(|x| x == dim) {
+                let mut shape = v.node.shape.clone();
+                shape[axis] = sub.len() as u64;
+                v.node = Node::new(
+                    Op::Take {
+                        child: v.node.clone(),
+                        dim: dim.to_string(),
+                        index: sub.clone(),
+                    },
+                    v.node.dims.clone(),
+                    shape,
+                    v.node.vtype,
+                );
+            }
+        }
+    }
+
+    /// Current coordinate values of a dimension, as numbers (raw, for numeric labels) and, for
+    /// time coordinates, the decoding.
+    fn coord_values(&self, dim: &str) -> Result<(Vec<f64>, Option<TimeEncoding>)> {
+        let d = &self.dims[dim];
+        let Some(c) = &d.coord else {
+            return Ok((d.index.iter().map(|p| *p as f64).collect(), None));
+        };
+        let raw = c.raw()?;
+        let vals: Vec<f64> = d
+            .index
+            .iter()
+            .map(|p| raw.get_f64(usize::try_from(*p).unwrap_or(0)))
+            .collect();
+        let enc = match &c.decoding.decoded {
+            Decoded::Time(e) => Some(e.clone()),
+            _ => None,
+        };
+        Ok((vals, enc))
+    }
+
+    /// The names of the dimensions, for messages.
+    fn dim_names(&self) -> String {
+        self.dims.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}

@@ -1,0 +1,421 @@
+//! Values: their types ([`VType`]), a block's values ([`Data`]) and values over named
+//! dimensions ([`Block`]), with broadcasting by dimension name and NumPy's type promotion.
+
+use crate::dtype::DType;
+
+/// The type of values a node produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VType {
+    /// Booleans.
+    Bool,
+    /// Integers of a stored type (computed exactly in `f64`, up to 2^53).
+    Int(DType),
+    /// 32-bit floats.
+    F32,
+    /// 64-bit floats.
+    F64,
+}
+
+impl VType {
+    /// The dtype written to Zarr.
+    #[must_use]
+    pub fn dtype(self) -> DType {
+        match self {
+            VType::Bool => DType::Bool,
+            VType::Int(d) => d,
+            VType::F32 => DType::Float32,
+            VType::F64 => DType::Float64,
+        }
+    }
+
+    /// The value type of a dtype.
+    #[must_use]
+    pub fn of(d: DType) -> VType {
+        match d {
+            DType::Bool => VType::Bool,
+            DType::Float16 | DType::Float32 => VType::F32,
+            DType::Float64 => VType::F64,
+            other => VType::Int(other),
+        }
+    }
+
+    /// Whether values of this type are floats.
+    #[must_use]
+    pub fn is_float(self) -> bool {
+        matches!(self, VType::F32 | VType::F64)
+    }
+}
+
+/// Block data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    /// Booleans.
+    Bool(Vec<bool>),
+    /// 32-bit floats.
+    F32(Vec<f32>),
+    /// 64-bit floats (and integers).
+    F64(Vec<f64>),
+}
+
+impl Data {
+    /// Number of values.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match self {
+            Data::Bool(v) => v.len(),
+            Data::F32(v) => v.len(),
+            Data::F64(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no values.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Value `i` as `f64`.
+    #[must_use]
+    pub fn get_f64(&self, i: usize) -> f64 {
+        match self {
+            Data::Bool(v) => f64::from(u8::from(v[i])),
+            Data::F32(v) => f64::from(v[i]),
+            Data::F64(v) => v[i],
+        }
+    }
+
+    /// The values as booleans (non-zero is true, NaN included).
+    #[must_use]
+    pub fn to_bool(&self) -> Vec<bool> {
+        match self {
+            Data::Bool(v) => v.clone(),
+            Data::F32(v) => v.iter().map(|x| *x != 0.0).collect(),
+            Data::F64(v) => v.iter().map(|x| *x != 0.0).collect(),
+        }
+    }
+
+    /// The values as `f32`.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation)]
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            Data::Bool(v) => v.iter().map(|x| f32::from(u8::from(*x))).collect(),
+            Data::F32(v) => v.clone(),
+            Data::F64(v) => v.iter().map(|x| *x as f32).collect(),
+        }
+    }
+
+    /// The values as `f64`.
+    #[must_use]
+    pub fn to_f64(&self) -> Vec<f64> {
+        match self {
+            Data::Bool(v) => v.iter().map(|x| f64::from(u8::from(*x))).collect(),
+            Data::F32(v) => v.iter().map(|x| f64::from(*x)).collect(),
+            Data::F64(v) => v.clone(),
+        }
+    }
+
+    /// The values as booleans, without copying when they already are.
+    #[must_use]
+    pub fn into_bool(self) -> Vec<bool> {
+        match self {
+            Data::Bool(v) => v,
+            other => other.to_bool(),
+        }
+    }
+
+    /// The values as `f64`, without copying when they already are.
+    #[must_use]
+    pub fn into_f64(self) -> Vec<f64> {
+        match self {
+            Data::F64(v) => v,
+            other => other.to_f64(),
+        }
+    }
+
+    /// The values as type `to` (integers truncated toward zero and clamped, NaN as 0).
+    #[must_use]
+    pub fn convert(&self, to: VType) -> Data {
+        match to {
+            VType::Bool => Data::Bool(self.to_bool()),
+            VType::F32 => Data::F32(self.to_f32()),
+            VType::F64 => Data::F64(self.to_f64()),
+            VType::Int(d) => {
+                // numpy's astype: truncation toward zero, NaN to the type's minimum is undefined;
+                // cubeforge writes 0 for NaN.
+                Data::F64(
+                    self.to_f64()
+                        .into_iter()
+                        .map(|x| {
+                            if x.is_nan() {
+                                0.0
+                            } else {
+                                clamp_int(x.trunc(), d)
+                            }
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn clamp_int(x: f64, d: DType) -> f64 {
+    let (lo, hi) = match d {
+        DType::Int8 => (f64::from(i8::MIN), f64::from(i8::MAX)),
+        DType::Int16 => (f64::from(i16::MIN), f64::from(i16::MAX)),
+        DType::Int32 => (f64::from(i32::MIN), f64::from(i32::MAX)),
+        DType::UInt8 => (0.0, f64::from(u8::MAX)),
+        DType::UInt16 => (0.0, f64::from(u16::MAX)),
+        DType::UInt32 => (0.0, f64::from(u32::MAX)),
+        DType::UInt64 => (0.0, u64::MAX as f64),
+        _ => (i64::MIN as f64, i64::MAX as f64),
+    };
+    x.clamp(lo, hi)
+}
+
+/// Values over named dimensions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    /// Dimension names.
+    pub dims: Vec<String>,
+    /// Sizes.
+    pub shape: Vec<usize>,
+    /// Values, C order.
+    pub data: Data,
+}
+
+impl Block {
+    /// A single value without dimensions.
+    #[must_use]
+    pub fn scalar(data: Data) -> Block {
+        Block {
+            dims: vec![],
+            shape: vec![],
+            data,
+        }
+    }
+
+    /// Whether this is a single value without dimensions.
+    #[must_use]
+    pub fn is_scalar(&self) -> bool {
+        self.dims.is_empty()
+    }
+
+    /// Expand to `dims` (a superset of this block's dimensions, in any order) and `shape`,
+    /// without copying when the block already has them.
+    #[must_use]
+    pub fn into_expanded(self, dims: &[String], shape: &[usize]) -> Data {
+        if self.dims == dims {
+            return self.data;
+        }
+        self.expand(dims, shape)
+    }
+
+    /// Expand to `dims` (a superset of this block's dimensions, in any order) and `shape`.
+    #[must_use]
+    pub fn expand(&self, dims: &[String], shape: &[usize]) -> Data {
+        if self.dims == dims {
+            return self.data.clone();
+        }
+        // Fast paths: the block's dimensions are the trailing (a mask over lat × lon broadcast
+        // along time) or the leading (a series along time broadcast over lat × lon) dimensions of
+        // the result, in the same order.
+        let k = self.dims.len();
+        let nd = dims.len();
+        if k <= nd && dims[nd - k..] == self.dims[..] {
+            let outer: usize = shape[..nd - k].iter().product();
+            return repeat_block(&self.data, outer, 1);
+        }
+        if k <= nd && dims[..k] == self.dims[..] {
+            let inner: usize = shape[k..].iter().product();
+            return repeat_block(&self.data, 1, inner);
+        }
+        let n: usize = shape.iter().product();
+        // stride of each output axis in this block (0 when the block lacks the dimension)
+        let strides = strides_in(dims, &self.dims, &self.shape);
+        let mut idx = vec![0usize; dims.len()];
+        let mut src = 0usize;
+        let mut map = Vec::with_capacity(n);
+        for _ in 0..n {
+            map.push(src);
+            // increment odometer
+            for a in (0..dims.len()).rev() {
+                idx[a] += 1;
+                src += strides[a];
+                if idx[a] < shape[a] {
+                    break;
+                }
+                src -= strides[a] * idx[a];
+                idx[a] = 0;
+            }
+        }
+        match &self.data {
+            Data::Bool(v) => Data::Bool(map.iter().map(|&i| v[i]).collect()),
+            Data::F32(v) => Data::F32(map.iter().map(|&i| v[i]).collect()),
+            Data::F64(v) => Data::F64(map.iter().map(|&i| v[i]).collect()),
+        }
+    }
+}
+
+/// The block repeated `outer` times, each element repeated `inner` times.
+fn repeat_block(data: &Data, outer: usize, inner: usize) -> Data {
+    fn rep<T: Copy>(v: &[T], outer: usize, inner: usize) -> Vec<T> {
+        let mut out = Vec::with_capacity(v.len() * outer * inner);
+        for _ in 0..outer {
+            if inner == 1 {
+                out.extend_from_slice(v);
+            } else {
+                for x in v {
+                    out.extend(std::iter::repeat_n(*x, inner));
+                }
+            }
+        }
+        out
+    }
+    match data {
+        Data::Bool(v) => Data::Bool(rep(v, outer, inner)),
+        Data::F32(v) => Data::F32(rep(v, outer, inner)),
+        Data::F64(v) => Data::F64(rep(v, outer, inner)),
+    }
+}
+
+impl Block {
+    /// This block expanded to `dims` and `shape` (see [`Block::expand`]).
+    #[must_use]
+    pub fn with_expand(self, dims: &[String], shape: &[usize]) -> Block {
+        let data = self.expand(dims, shape);
+        Block {
+            dims: dims.to_vec(),
+            shape: shape.to_vec(),
+            data,
+        }
+    }
+}
+
+/// The stride, in a C-ordered block with dimensions `block_dims` and shape `block_shape`, of
+/// each of `dims` (0 for a dimension the block lacks).
+pub(crate) fn strides_in(
+    dims: &[String],
+    block_dims: &[String],
+    block_shape: &[usize],
+) -> Vec<usize> {
+    let mut own = vec![1usize; block_dims.len()];
+    for d in (0..block_dims.len().saturating_sub(1)).rev() {
+        own[d] = own[d + 1] * block_shape[d + 1];
+    }
+    dims.iter()
+        .map(|d| block_dims.iter().position(|x| x == d).map_or(0, |p| own[p]))
+        .collect()
+}
+
+impl Data {
+    /// Values of type `to`: moved when they already are (integers are always truncated and
+    /// clamped, as a cast does).
+    #[must_use]
+    pub fn into_vtype(self, to: VType) -> Data {
+        match (&self, to) {
+            (Data::Bool(_), VType::Bool)
+            | (Data::F32(_), VType::F32)
+            | (Data::F64(_), VType::F64) => self,
+            _ => self.convert(to),
+        }
+    }
+
+    /// Values of type `to`, moved when they are stored as it is (integers are held as `f64`
+    /// already truncated: they are not converted again).
+    #[must_use]
+    pub fn convert_if_needed(self, to: VType) -> Data {
+        let ok = matches!(
+            (&self, to),
+            (Data::Bool(_), VType::Bool)
+                | (Data::F32(_), VType::F32)
+                | (Data::F64(_), VType::F64 | VType::Int(_))
+        );
+        if ok {
+            self
+        } else {
+            self.convert(to)
+        }
+    }
+}
+
+/// The type numpy gives an elementwise result of `a` and `b`, where a literal constant is "weak"
+/// (it does not widen an array's type, as in NumPy 2 / NEP 50).
+#[must_use]
+pub fn promote(a: VType, a_const: bool, b: VType, b_const: bool) -> VType {
+    use VType as V;
+    if a_const && !b_const {
+        return if a.is_float() && !b.is_float() {
+            V::F64
+        } else {
+            b
+        };
+    }
+    if b_const && !a_const {
+        return if b.is_float() && !a.is_float() {
+            V::F64
+        } else {
+            a
+        };
+    }
+    match (a, b) {
+        (V::F64, _) | (_, V::F64) => V::F64,
+        (V::F32, V::F32 | V::Bool) | (V::Bool, V::F32) => V::F32,
+        (V::F32, V::Int(d)) | (V::Int(d), V::F32) => {
+            if d.size() <= 2 {
+                V::F32
+            } else {
+                V::F64
+            }
+        }
+        (V::Int(x), V::Int(y)) => V::Int(if x.size() >= y.size() { x } else { y }),
+        (V::Int(x), V::Bool) | (V::Bool, V::Int(x)) => V::Int(x),
+        (V::Bool, V::Bool) => V::Bool,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_fast_paths_agree_with_the_general_one() {
+        let b = Block {
+            dims: vec!["y".into(), "x".into()],
+            shape: vec![2, 2],
+            data: Data::F64(vec![1.0, 2.0, 3.0, 4.0]),
+        };
+        let dims = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        // trailing: repeated along t
+        assert_eq!(
+            b.expand(&dims(&["t", "y", "x"]), &[2, 2, 2]),
+            Data::F64(vec![1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0])
+        );
+        // leading: each element repeated along t
+        assert_eq!(
+            b.expand(&dims(&["y", "x", "t"]), &[2, 2, 2]),
+            Data::F64(vec![1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0])
+        );
+        // general: a transpose
+        assert_eq!(
+            b.expand(&dims(&["x", "y"]), &[2, 2]),
+            Data::F64(vec![1.0, 3.0, 2.0, 4.0])
+        );
+    }
+
+    #[test]
+    fn promotion_follows_numpy() {
+        assert_eq!(promote(VType::F32, false, VType::F64, true), VType::F32);
+        assert_eq!(
+            promote(VType::Int(DType::UInt8), false, VType::F64, true),
+            VType::F64
+        );
+        assert_eq!(promote(VType::F32, false, VType::F64, false), VType::F64);
+        assert_eq!(
+            promote(VType::Int(DType::Int16), false, VType::F32, false),
+            VType::F32
+        );
+    }
+}
