@@ -76,7 +76,8 @@ impl OutArray {
         let meta = zarrs_metadata(&doc)?;
         let path = format!("/{}", layout.name);
         let array = zarrs::array::Array::new_with_metadata(store.storage().clone(), &path, meta)
-            .map_err(|e| Error::Other(format!("{}: {e}", store.location().join(layout.name))))?;
+            .map_err(|e| Error::Other(format!("{}: {e}", store.location().join(layout.name))))?
+            .with_codec_specific_options(&reproducible_shards());
         Ok(OutArray {
             doc,
             dims: layout.dims.to_vec(),
@@ -123,6 +124,16 @@ impl OutArray {
     pub fn window(&self, idx: &[u64]) -> Window {
         chunk_window(idx, &self.write_chunks, &self.shape)
     }
+}
+
+/// Codec options under which a shard's chunks are laid out in C order, whichever of the
+/// threads encoding them finishes first: `zarrs` otherwise appends them as they finish, so the
+/// same values could be written as different bytes from one build to the next.
+fn reproducible_shards() -> zarrs::array::CodecSpecificOptions {
+    use zarrs::array::codec::array_to_bytes::sharding::{ShardingCodecOptions, SubchunkWriteOrder};
+    zarrs::array::CodecSpecificOptions::default().with_option(
+        ShardingCodecOptions::default().with_subchunk_write_order(SubchunkWriteOrder::C),
+    )
 }
 
 /// Threads writing finished chunks ([`WriteBehind`]): enough to keep a local disk's queue or a
@@ -354,5 +365,71 @@ mod tests {
         // One dimension; and nothing to pad.
         assert_eq!(pad(&[1, 2], &[2], &[3], &[9]), [1, 2, 9]);
         assert_eq!(pad(&bytes, &got, &got, &[0, 0]), bytes);
+    }
+
+    #[test]
+    fn the_chunks_of_a_shard_are_laid_out_in_c_order() {
+        use crate::exec::Exec;
+        use crate::expr::BinOp;
+        use crate::formats::zarr::writer::Compressor;
+        use crate::plan::{Node, Op};
+        use crate::source::Sources;
+        use crate::testkit::along;
+        use zarrs_storage::ReadableStorageTraits as _;
+        // One shard of 8 x 8 chunks whose sizes differ, encoded on all workers.
+        #[allow(clippy::cast_precision_loss)]
+        let x = along(
+            "x",
+            (0..64u32)
+                .map(|i| {
+                    if i % 3 == 0 {
+                        0.0
+                    } else {
+                        f64::from(i * i) * 1.37
+                    }
+                })
+                .collect(),
+            VType::F64,
+        );
+        let t = along("t", (0..128u32).map(f64::from).collect(), VType::F64);
+        let dims = vec!["t".to_string(), "x".to_string()];
+        let node = Node::new(
+            Op::Binary(BinOp::Mul, t, x),
+            dims.clone(),
+            vec![128, 64],
+            VType::F64,
+        );
+        let store = Store::open_str("memory://write-shard-order").expect("store");
+        let layout = ArrayLayout {
+            zarr_format: 3,
+            name: "v",
+            dims: &dims,
+            shape: &[128, 64],
+            chunks: &[16, 8],
+            shards: Some(&[128, 64]),
+            dtype: DType::Float64,
+            compressor: &Compressor::Zstd { level: 3 },
+        };
+        let o = OutArray::new(&store, &layout, Map::new(), OutSource::Node(node)).expect("array");
+        let ex = Exec::new(Sources::default(), 1 << 20);
+        let key = zarrs_storage::StoreKey::new("v/c/0/0").expect("key");
+        let mut written = Vec::new();
+        for _ in 0..4 {
+            write_chunk(&ex, &store, &o, &[0, 0]).expect("write");
+            written.push(store.storage().get(&key).expect("get").expect("stored"));
+        }
+        assert!(
+            written.windows(2).all(|w| w[0] == w[1]),
+            "the same bytes each time"
+        );
+        // The index (offset, size per chunk, then a checksum) at the end: offsets in C order.
+        let shard = &written[0];
+        let index = &shard[shard.len() - (64 * 16 + 4)..shard.len() - 4];
+        let offsets: Vec<u64> = index
+            .chunks_exact(16)
+            .map(|e| u64::from_le_bytes(e[..8].try_into().expect("8 bytes")))
+            .collect();
+        assert_eq!(offsets[0], 0);
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
     }
 }

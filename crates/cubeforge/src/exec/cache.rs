@@ -628,7 +628,6 @@ impl ChunkCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::zarr::ZarrArray;
     use crate::testkit::{blosc_2d, blosc_array, blosc_array_of, memory_array};
 
     #[test]
@@ -833,7 +832,7 @@ mod tests {
         let b = blosc_array_of("plan-pool-5k", 3, 1280);
         let c = blosc_array_of("plan-pool-2k", 3, 512);
         let cache = ChunkCache::new(6 << 10);
-        let read = |array: &ZarrArray, start: u64| -> f32 {
+        let read = |array: &dyn ChunkSource, start: u64| -> f32 {
             let raw = cache.read_region(array, &[start], &[1]).expect("read");
             f32::from_le_bytes(raw.bytes[..4].try_into().expect("4 bytes"))
         };

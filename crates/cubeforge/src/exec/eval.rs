@@ -805,8 +805,7 @@ mod tests {
                 (vec![0..3, 0..2], vec![3, 2]),
                 (vec![2..4, 0..5], vec![3, 5]),
             ] {
-                let Some(Data::F32(padded)) =
-                    ex.eval_padded(node, &window, &full).expect("padded")
+                let Some(Data::F32(padded)) = ex.eval_padded(node, &window, &full).expect("padded")
                 else {
                     panic!("{:?} is computed padded", node.op)
                 };
