@@ -14,6 +14,7 @@
 //! | [`info`] | dataset summaries (`cubeforge info`) |
 //! | [`recipe`], [`expr`] | recipes (YAML) and the expression language of `assign` |
 //! | [`plan`] | the lazy graph of named-dimension operations, plain data |
+//! | [`ops`] | window operations, one file each (the extension point of the graph) |
 //! | [`lower`] | a recipe's operations to a plan |
 //! | [`exec`] | the executor: readers, the chunk cache, reductions, passes, evaluation by window |
 //! | [`write`] | output arrays and chunks, encode-once repeats, the destination's safety |
@@ -51,6 +52,7 @@ pub mod expr;
 pub mod formats;
 pub mod info;
 pub mod lower;
+pub mod ops;
 pub mod plan;
 pub mod recipe;
 pub mod region;

@@ -21,10 +21,12 @@ use crate::expr::BinOp;
 
 mod rewrite;
 mod value;
+mod window_op;
 
 pub use rewrite::simplify_nan_mask;
 pub(crate) use value::strides_in;
 pub use value::{promote, Block, Data, VType};
+pub use window_op::WindowOp;
 
 /// Unary elementwise functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,8 +133,6 @@ pub enum Op {
     Binary(BinOp, NodeRef, NodeRef),
     /// `where(cond, a, b)`.
     Where(NodeRef, NodeRef, NodeRef),
-    /// `clip(x, lo, hi)`.
-    Clip(NodeRef, NodeRef, NodeRef),
     /// Reduction over `dims`, computed once, in a pass over its child, by the executor.
     Reduce {
         /// Child.
@@ -153,6 +153,8 @@ pub enum Op {
     Cast(NodeRef),
     /// Reorder dimensions.
     Transpose(NodeRef),
+    /// An operation reading windows of its inputs it chooses itself (see [`WindowOp`]).
+    Window(Arc<dyn WindowOp>),
 }
 
 /// A node's identity: unique within the process, for the executor's results.
@@ -255,6 +257,7 @@ impl Node {
             Op::Source { .. } => return self.dims.clone(),
             Op::Const(_) => std::collections::BTreeSet::new(),
             Op::Along { dim, .. } => std::iter::once(dim.clone()).collect(),
+            Op::Window(op) => return op.value_dims(self),
             // A selection only picks positions of what the child varies along; a reduction's
             // result varies along what its child varies along and it keeps.
             _ => self
@@ -280,7 +283,8 @@ impl Node {
             | Op::Transpose(child)
             | Op::Reduce { child, .. } => vec![child],
             Op::Binary(_, a, b) => vec![a, b],
-            Op::Where(a, b, c) | Op::Clip(a, b, c) => vec![a, b, c],
+            Op::Where(a, b, c) => vec![a, b, c],
+            Op::Window(op) => op.inputs().iter().collect(),
             Op::Source { .. } | Op::Const(_) | Op::Along { .. } => vec![],
         }
     }

@@ -61,6 +61,11 @@ impl Node {
                 child.chunks_needed(ex, &cw, out);
             }
             Op::Reduce { .. } | Op::Const(_) | Op::Along { .. } => {}
+            Op::Window(op) => {
+                for (i, input) in op.inputs().iter().enumerate() {
+                    input.chunks_needed(ex, &op.input_window(self, i, window), out);
+                }
+            }
             _ => {
                 for c in self.children() {
                     c.chunks_needed(ex, &self.window_of(c, window), out);
@@ -384,7 +389,15 @@ impl Node {
             }
             Op::Binary(op, a, b) => self.eval_binary(ex, *op, (a, b), window, &shape)?,
             Op::Where(c, a, b) => self.eval_where(ex, (c, a, b), window, &shape)?,
-            Op::Clip(x, lo, hi) => self.eval_clip(ex, (x, lo, hi), window, &shape)?,
+            Op::Window(op) => {
+                let inputs = op
+                    .inputs()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, input)| input.eval(ex, &op.input_window(self, i, window)))
+                    .collect::<Result<Vec<_>>>()?;
+                op.eval(self, window, inputs)?
+            }
             Op::Reduce { .. } => {
                 let full = ex.reduction_result(self)?;
                 let start: Vec<u64> = window.iter().map(|r| r.start).collect();
@@ -460,30 +473,6 @@ impl Node {
             y.into_expanded(&self.dims, shape).into_vtype(self.vtype)
         };
         Ok(select(&cond, x, &y))
-    }
-
-    /// The values of `clip(x, lo, hi)` over `window`.
-    fn eval_clip(
-        &self,
-        ex: &Exec,
-        (x, lo, hi): (&NodeRef, &NodeRef, &NodeRef),
-        window: &Window,
-        shape: &[usize],
-    ) -> Result<Data> {
-        let operand = |n: &NodeRef| -> Result<Vec<f64>> {
-            Ok(n.eval(ex, &self.window_of(n, window))?
-                .into_expanded(&self.dims, shape)
-                .into_f64())
-        };
-        let (v, l, h) = (operand(x)?, operand(lo)?, operand(hi)?);
-        Ok(Data::F64(
-            v.iter()
-                .zip(&l)
-                .zip(&h)
-                .map(|((v, l), h)| if v.is_nan() { *v } else { v.max(*l).min(*h) })
-                .collect(),
-        )
-        .convert(self.vtype))
     }
 }
 

@@ -1,9 +1,12 @@
 //! `assign` expressions to nodes: operands broadcast by dimension name, NumPy 2's type
 //! promotion, elementwise functions and reductions over named dimensions.
 
+use std::sync::Arc;
+
 use super::State;
 use crate::dtype::DType;
 use crate::expr::{self, Expr};
+use crate::ops::clip::Clip;
 use crate::plan::{self, Node, NodeRef, Op, Reduction, UnOp, VType};
 
 impl State<'_> {
@@ -164,7 +167,11 @@ impl State<'_> {
                 Node::new(Op::Where(cond, c[1].clone(), c[2].clone()), dims, shape, t)
             }
             _ => Node::new(
-                Op::Clip(c[0].clone(), c[1].clone(), c[2].clone()),
+                Op::Window(Arc::new(Clip::new(
+                    c[0].clone(),
+                    c[1].clone(),
+                    c[2].clone(),
+                ))),
                 dims,
                 shape,
                 c[0].vtype,
