@@ -1,5 +1,6 @@
 //! Formats: each reads one kind of stored array and hands it to the executor as a
 //! [`ChunkSource`](crate::source::ChunkSource), in a file (or folder) of its own. NetCDF and
-//! GeoTIFF go beside Zarr.
+//! GeoTIFF go beside Zarr; [`memory`] holds arrays a program already has.
 
+pub mod memory;
 pub mod zarr;

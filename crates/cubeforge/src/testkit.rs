@@ -262,3 +262,42 @@ pub(crate) fn nan_reduction(
     let window: Window = node.shape.iter().map(|n| 0..*n).collect();
     ex.eval(&node, &window)
 }
+
+/// A 10 x 6 float32 Zarr v3 array in shards of 4 x 6 holding chunks of 2 x 3 (zstd), value
+/// `100 * row + col`; shard (1, 0) is not stored.
+pub(crate) fn sharded_v3(name: &str) -> ZarrArray {
+    use crate::formats::zarr::writer::{array_doc, zarrs_metadata, ArrayLayout, Compressor};
+    let store = Store::open_str(&format!("memory://{name}")).expect("memory store");
+    put_key(
+        &store,
+        "zarr.json",
+        br#"{"zarr_format": 3, "node_type": "group", "attributes": {}}"#.to_vec(),
+    );
+    let dims = ["y".to_string(), "x".to_string()];
+    let layout = ArrayLayout {
+        zarr_format: 3,
+        name: "a",
+        dims: &dims,
+        shape: &[10, 6],
+        chunks: &[2, 3],
+        shards: Some(&[4, 6]),
+        dtype: DType::Float32,
+        compressor: &Compressor::Zstd { level: 1 },
+    };
+    let doc = array_doc(&layout, serde_json::Map::new());
+    put_key(&store, "a/zarr.json", doc.meta.to_string().into_bytes());
+    let array = zarrs::array::Array::new_with_metadata(
+        store.storage().clone(),
+        "/a",
+        zarrs_metadata(&doc).expect("metadata"),
+    )
+    .expect("array");
+    for shard in [0u64, 2] {
+        #[allow(clippy::cast_precision_loss)]
+        let values: Vec<f32> = (0..4u64)
+            .flat_map(|r| (0..6u64).map(move |c| ((shard * 4 + r) * 100 + c) as f32))
+            .collect();
+        array.store_chunk(&[shard, 0], &values).expect("shard");
+    }
+    first_array(&store)
+}

@@ -1,7 +1,9 @@
 //! Reads every Zarr array listed in `shared/data/real/MANIFEST.md` (written by zarr-python 2 and
 //! 3, z5py and zarrs) and checks what the manifest says a correct reader returns: shape, dtype
 //! and the SHA-256 of the values (`sha16`), plus integer sums. Arrays using a feature `zarrs`
-//! cannot decode must fail with an error that names that feature.
+//! cannot decode must fail with an error that names that feature. Every array read also keeps the
+//! contract of the executor's `ChunkSource` (units cover regions exactly, absent units read as
+//! fill, unit reads agree with region reads).
 
 use std::path::{Path, PathBuf};
 
@@ -150,6 +152,14 @@ fn every_manifest_zarr_array_reads_as_stated() {
             }
             (Ok(raw), None) => {
                 checked += 1;
+                // Units cover regions exactly and read as the array does (the executor's view).
+                if let Err(e) = var
+                    .array(&store)
+                    .map_err(|e| e.to_string())
+                    .and_then(|a| cubeforge::source::contract::check(a))
+                {
+                    failures.push(format!("{}: source contract: {e}", row.path));
+                }
                 let shape = format!(
                     "[{}]",
                     raw.shape

@@ -338,3 +338,115 @@ fn check_outside(source: &dyn ChunkSource) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::{DType, RawArray};
+    use crate::error::Result;
+    use crate::formats::memory::MemorySource;
+
+    /// A source that breaks one promise of the contract.
+    #[derive(Debug)]
+    struct Broken {
+        inner: MemorySource,
+        fault: Fault,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Fault {
+        /// `units_in` leaves out the last unit.
+        MissingUnit,
+        /// `units_in` lists a unit twice.
+        UnitTwice,
+        /// A unit decodes to one byte too few.
+        ShortUnit,
+        /// `read_region` does not read absent units as the fill value.
+        AbsentNotFill,
+        /// `units_in` accepts regions beyond the source.
+        NoBounds,
+    }
+
+    impl ChunkSource for Broken {
+        fn id(&self) -> &str {
+            self.inner.id()
+        }
+        fn dtype(&self) -> DType {
+            self.inner.dtype()
+        }
+        fn shape(&self) -> &[u64] {
+            self.inner.shape()
+        }
+        fn chunk_shape(&self) -> &[u64] {
+            self.inner.chunk_shape()
+        }
+        fn units_in(&self, start: &[u64], shape: &[u64]) -> Result<Vec<(Vec<u64>, Region)>> {
+            if matches!(self.fault, Fault::NoBounds) && start.first() >= self.shape().first() {
+                return Ok(vec![]);
+            }
+            let mut units = self.inner.units_in(start, shape)?;
+            match self.fault {
+                Fault::MissingUnit if units.len() > 1 => {
+                    units.pop();
+                }
+                Fault::UnitTwice if !units.is_empty() => units.push(units[0].clone()),
+                _ => {}
+            }
+            Ok(units)
+        }
+        fn unit_bytes(&self, unit: &[u64]) -> usize {
+            self.inner.unit_bytes(unit)
+        }
+        fn read_unit(&self, unit: &[u64]) -> Result<Option<Vec<u8>>> {
+            let mut bytes = self.inner.read_unit(unit)?;
+            if let (Fault::ShortUnit, Some(b)) = (self.fault, bytes.as_mut()) {
+                b.pop();
+            }
+            Ok(bytes)
+        }
+        fn fill_element(&self) -> Vec<u8> {
+            self.inner.fill_element()
+        }
+        fn read_region(&self, start: &[u64], shape: &[u64]) -> Result<RawArray> {
+            if matches!(self.fault, Fault::AbsentNotFill) {
+                // What the values would be had the absent chunk been stored.
+                let whole =
+                    MemorySource::from_f64(self.id(), self.dtype(), (&[6, 4], &[3, 2]), &values())?;
+                return whole.read_region(start, shape);
+            }
+            self.inner.read_region(start, shape)
+        }
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn values() -> Vec<f64> {
+        (0..24).map(|i| i as f64).collect()
+    }
+
+    #[test]
+    fn the_contract_catches_a_source_that_breaks_it() {
+        let good = MemorySource::from_f64(
+            "memory://contract/a",
+            DType::Float64,
+            (&[6, 4], &[3, 2]),
+            &values(),
+        )
+        .expect("source")
+        .without_chunk(&[1, 1]);
+        check(&good).expect("a correct source keeps the contract");
+        for fault in [
+            Fault::MissingUnit,
+            Fault::UnitTwice,
+            Fault::ShortUnit,
+            Fault::AbsentNotFill,
+            Fault::NoBounds,
+        ] {
+            let broken = Broken {
+                inner: good.clone(),
+                fault,
+            };
+            let err = check(&broken).expect_err("a broken source");
+            assert!(err.contains("memory://contract/a"), "{fault:?}: {err}");
+        }
+    }
+}

@@ -747,3 +747,38 @@ fn classify_unsupported(meta: &ArrayMeta, msg: &str) -> String {
     }
     "array metadata".into()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::source::{contract, ChunkSource};
+    use crate::testkit::{blosc_2d, blosc_array, memory_array, sharded_v3};
+
+    #[test]
+    fn zarr_arrays_keep_the_source_contract() {
+        let arrays = [
+            // Uncompressed, one value per chunk, the last chunk not stored.
+            memory_array("array-contract-plain", 5),
+            // Blosc frames decoded straight into buffers, one with bytes after it, one absent.
+            blosc_array("array-contract-blosc", 5),
+            // 2-d Blosc chunks, whole and in parts of 2 rows; chunk (1, 1) absent.
+            blosc_2d("array-contract-2d"),
+            blosc_2d("array-contract-parts").with_part_bytes(24),
+            // Zarr v3 shards of zstd chunks, one shard absent: units are shards.
+            sharded_v3("array-contract-v3"),
+        ];
+        for array in &arrays {
+            contract::check(array).unwrap_or_else(|e| panic!("{e}"));
+        }
+        // The capabilities each declares.
+        let direct = |a: &dyn ChunkSource| a.direct().map(|d| (d.unit_len(), d.planes().is_some()));
+        assert_eq!(direct(&arrays[0]), None);
+        assert_eq!(direct(&arrays[1]), Some((4096, true)));
+        assert_eq!(direct(&arrays[3]), Some((24, true)));
+        assert_eq!(direct(&arrays[4]), None);
+        assert_eq!(arrays[4].chunk_shape(), [2, 3]);
+        assert_eq!(
+            arrays[4].units_in(&[0, 0], &[10, 6]).expect("units").len(),
+            3
+        );
+    }
+}
