@@ -34,7 +34,7 @@ use crate::write_behind::WriteBehind;
 
 mod summary;
 
-pub use summary::{PlanSummary, PlanVar};
+pub use summary::{PlanGraph, PlanOutput, PlanSummary, PlanVar};
 
 /// Options of a build, from the command line.
 #[derive(Debug, Clone)]
@@ -430,4 +430,248 @@ fn utc_now() -> String {
         .and_then(|e| e.decode_i64(i64::try_from(secs).unwrap_or(0)))
         .map(|t| format!("{}Z", t.to_iso()))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+    use crate::cf::CfDecoding;
+    use crate::coord::Coord;
+    use crate::dtype::DType;
+    use crate::formats::memory::MemorySource;
+    use crate::lower::{InputDim, InputVar};
+
+    /// `v(t, y, x)` of the input: NaN at some places.
+    #[allow(clippy::cast_precision_loss)]
+    fn value(t: u64, y: u64, x: u64) -> f32 {
+        if (t + y + x) % 7 == 0 {
+            f32::NAN
+        } else {
+            (t * 100 + y * 10 + x) as f32 + 0.25
+        }
+    }
+
+    fn attrs(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn computed(start: f64, step: f64, len: u64, dtype: DType, a: Value) -> Coord {
+        let a = attrs(a);
+        let decoding = CfDecoding::from_attrs(&a, dtype, None).expect("decoding");
+        Coord::computed(start, step, len, dtype, a, decoding)
+    }
+
+    /// `t2m (time 6, y 4, x 5)` held in memory in chunks of 2 x 4 x 2, chunk (1, 0, 1) absent,
+    /// on computed coordinates: days since 2000-01-01, y descending, x ascending.
+    fn input() -> Input {
+        let mut values = Vec::new();
+        for t in 0..6 {
+            for y in 0..4 {
+                for x in 0..5 {
+                    values.push(f64::from(value(t, y, x)));
+                }
+            }
+        }
+        let t2m = MemorySource::from_f64(
+            "memory://inputs/t2m",
+            DType::Float32,
+            (&[6, 4, 5], &[2, 4, 2]),
+            &values,
+        )
+        .expect("source")
+        .without_chunk(&[1, 0, 1]);
+        let decoding =
+            CfDecoding::from_attrs(&Map::new(), DType::Float32, Some(f64::NAN)).expect("decoding");
+        let dim = |name: &str, len: u64, coord: Coord| InputDim {
+            name: name.into(),
+            len,
+            coord: Some(coord),
+        };
+        Input {
+            location: "memory://inputs".into(),
+            dims: vec![
+                dim(
+                    "time",
+                    6,
+                    computed(
+                        0.0,
+                        1.0,
+                        6,
+                        DType::Int64,
+                        json!({"units": "days since 2000-01-01", "calendar": "standard"}),
+                    ),
+                ),
+                dim(
+                    "y",
+                    4,
+                    computed(
+                        45.0,
+                        -0.5,
+                        4,
+                        DType::Float64,
+                        json!({"units": "degrees_north"}),
+                    ),
+                ),
+                dim(
+                    "x",
+                    5,
+                    computed(100.5, 10.0, 5, DType::Float64, json!({"units": "m"})),
+                ),
+            ],
+            variables: vec![InputVar {
+                name: "t2m".into(),
+                dims: vec!["time".into(), "y".into(), "x".into()],
+                source: Arc::new(t2m),
+                decoding,
+                attrs: attrs(json!({"units": "K"})),
+            }],
+            attrs: attrs(json!({"title": "held in memory"})),
+        }
+    }
+
+    #[test]
+    fn a_build_reads_sources_held_in_memory_on_computed_coordinates() {
+        let text = r#"version: 1
+inputs:
+  m: {url: "memory://inputs"}
+output:
+  url: "memory://built-from-memory"
+  chunks: {time: 2, y: 2, x: 2}
+operations:
+  - sel: {time: {start: "2000-01-02"}, y: {start: 44.6, stop: 43.9}, x: {start: 105, stop: 135}}
+  - assign: {anomaly: "t2m - mean(t2m, 'time')"}
+"#;
+        let doc = RecipeDoc::parse("memory.yaml", text).expect("recipe");
+        let output = Location::parse("memory://built-from-memory").expect("location");
+        let opts = BuildOptions {
+            input: None,
+            output: None,
+            dry_run: false,
+            overwrite: false,
+            resume: false,
+            memory_limit: 1 << 20,
+        };
+        let (summary, report) =
+            build_input(&doc, &input(), &output, &opts, &|_, _, _| {}).expect("build");
+        let report = report.expect("a report");
+        assert_eq!(summary.dims["time"], "5");
+        assert!(report.chunks_computed > 0 && report.input_chunks_decoded > 0);
+
+        // Read back as a Zarr store: positions 1.. of time, 1..3 of y, 1..4 of x.
+        let ds = Dataset::open(&Store::open(&output).expect("store"), "").expect("cube");
+        let read = |name: &str| {
+            let v = ds.variable(name).expect("variable");
+            v.array(&ds.store)
+                .expect("array")
+                .read_all()
+                .expect("values")
+        };
+        assert_eq!(read("time").to_f64_vec(), vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(read("y").to_f64_vec(), vec![44.5, 44.0]);
+        assert_eq!(read("x").to_f64_vec(), vec![110.5, 120.5, 130.5]);
+        let (ts, ys, xs) = (1..6u64, 1..3u64, 1..4u64);
+        let got: Vec<f32> = bytemuck::pod_collect_to_vec(&read("t2m").bytes);
+        let anomaly: Vec<f32> = bytemuck::pod_collect_to_vec(&read("anomaly").bytes);
+        let at = |t: u64, y: u64, x: u64| {
+            // Chunk (1, 0, 1): days 2..4, columns 2..4, is absent.
+            if (2..4).contains(&t) && (2..4).contains(&x) {
+                f32::NAN
+            } else {
+                value(t, y, x)
+            }
+        };
+        let mut k = 0;
+        for t in ts.clone() {
+            for y in ys.clone() {
+                for x in xs.clone() {
+                    let valid: Vec<f64> = ts
+                        .clone()
+                        .map(|t| at(t, y, x))
+                        .filter(|v| !v.is_nan())
+                        .map(f64::from)
+                        .collect();
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+                    let mean = (valid.iter().sum::<f64>() / valid.len() as f64) as f32;
+                    let (want, want_anomaly) = (at(t, y, x), at(t, y, x) - mean);
+                    assert_eq!(got[k].to_bits(), want.to_bits(), "t2m at {t} {y} {x}");
+                    assert!(
+                        anomaly[k].to_bits() == want_anomaly.to_bits()
+                            || anomaly[k].is_nan() && want_anomaly.is_nan(),
+                        "anomaly at {t} {y} {x}: {} vs {want_anomaly}",
+                        anomaly[k]
+                    );
+                    k += 1;
+                }
+            }
+        }
+        assert_eq!(ds.attrs["cubeforge_inputs"], json!(["memory://inputs"]));
+        assert_eq!(ds.attrs["title"], json!("held in memory"));
+    }
+
+    #[test]
+    fn a_corrupt_input_chunk_fails_the_build_as_a_corrupt_chunk() {
+        use crate::testkit::{memory_group, put_key};
+        // v (t 8, x 4) in Blosc chunks of 2 x 4; chunk 2 is cut short.
+        let store = memory_group("memory://build-corrupt-in");
+        put_key(
+            &store,
+            "v/.zarray",
+            br#"{"zarr_format": 2, "shape": [8, 4], "chunks": [2, 4], "dtype": "<f4",
+               "compressor": {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1,
+               "blocksize": 0}, "filters": null, "fill_value": "NaN", "order": "C"}"#
+                .to_vec(),
+        );
+        put_key(
+            &store,
+            "v/.zattrs",
+            br#"{"_ARRAY_DIMENSIONS": ["t", "x"]}"#.to_vec(),
+        );
+        for c in 0..4u32 {
+            let raw: Vec<u8> = (0..8u32)
+                .flat_map(|i| f32::from_bits(0x3f80_0000 + c * 8 + i).to_le_bytes())
+                .collect();
+            let mut frame = crate::formats::zarr::blosc::tests::frame(&raw);
+            if c == 2 {
+                frame.truncate(frame.len() / 2);
+            }
+            put_key(&store, &format!("v/{c}.0"), frame);
+        }
+        let ds = Dataset::open(&store, "").expect("input");
+        let input = Input::from_dataset(&ds, "memory://build-corrupt-in".into());
+        // Read by output tasks, by a reduction computed in a pass, and by one computed on its
+        // own and kept by the executor (the scan of drop_all_nan).
+        let operations = [
+            "keep: [v]",
+            "assign: {m: \"mean(v, 't')\"}",
+            "drop_all_nan: {variable: v, dim: t}",
+        ];
+        for (n, operation) in operations.iter().enumerate() {
+            let text = format!(
+                "version: 1\ninputs:\n  i: {{url: x}}\noutput: {{url: y}}\noperations:\n  - {operation}\n"
+            );
+            let doc = RecipeDoc::parse("corrupt.yaml", &text).expect("recipe");
+            let output =
+                Location::parse(&format!("memory://build-corrupt-out-{n}")).expect("location");
+            let opts = BuildOptions {
+                input: None,
+                output: None,
+                dry_run: false,
+                overwrite: false,
+                resume: false,
+                memory_limit: 1 << 20,
+            };
+            let err =
+                build_input(&doc, &input, &output, &opts, &|_, _, _| {}).expect_err("corrupt");
+            match err {
+                Error::CorruptChunk { location, .. } => {
+                    assert!(location.ends_with("build-corrupt-in/v/2.0"), "{location}");
+                }
+                other => panic!("{operation}: not a corrupt chunk: {other:?}"),
+            }
+        }
+    }
 }

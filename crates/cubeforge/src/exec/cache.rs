@@ -944,4 +944,44 @@ mod tests {
         assert_eq!(cache.decoded(), 3);
         assert_eq!(cache.buffers_mapped(), 3);
     }
+
+    #[test]
+    fn a_chunk_that_does_not_decode_is_a_corrupt_chunk_for_every_reader() {
+        let array = blosc_array("cache-corrupt", 4);
+        let key = zarrs_storage::StoreKey::new("a/1").expect("key");
+        // A Blosc header that promises more than the frame holds.
+        let mut frame = crate::formats::zarr::blosc::tests::frame(&[7u8; 4096]);
+        frame.truncate(40);
+        crate::testkit::put_key(
+            &crate::store::Store::open_str("memory://cache-corrupt").expect("store"),
+            key.as_str(),
+            frame,
+        );
+        let cache = ChunkCache::new(1 << 20);
+        // Two workers ask at once, then a third later: each gets the decoder's error as a
+        // corrupt chunk naming its key, not a string.
+        let errors: Vec<Error> = std::thread::scope(|s| {
+            let read = || {
+                s.spawn(|| {
+                    cache
+                        .read_region(&array, &[1030], &[4])
+                        .expect_err("corrupt")
+                })
+            };
+            let (a, b) = (read(), read());
+            vec![a.join().expect("thread"), b.join().expect("thread")]
+        });
+        let later = cache
+            .read_region(&array, &[1024], &[1])
+            .expect_err("corrupt");
+        for e in errors.iter().chain([&later]) {
+            match e {
+                Error::CorruptChunk { location, .. } => {
+                    assert!(location.ends_with("cache-corrupt/a/1"), "{location}");
+                }
+                other => panic!("not a corrupt chunk: {other:?}"),
+            }
+        }
+        assert_eq!(cache.decoded(), 1, "decoded once, the failure kept");
+    }
 }
