@@ -396,6 +396,67 @@ fn build_writes_a_cube_and_dry_run_writes_nothing() {
     assert!(msg.contains("--overwrite"), "{msg}");
 }
 
+/// A dry run prints the plan as a graph, and reads no data: it works with every data chunk gone.
+#[test]
+fn a_dry_run_prints_the_graph_without_reading_data() {
+    let case = BuildCase::new("130");
+    for var in ["sst", "CHL_cmes-gapfree", "CHL_cmes-land"] {
+        for chunk in chunk_files(&case.input.join(var)) {
+            std::fs::remove_file(chunk).unwrap();
+        }
+    }
+    let plan = case.build(&["--dry-run", "--json"]);
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let graph = &doc["plan"]["graph"];
+    let nodes = graph["nodes"].as_array().unwrap();
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(n["id"], i);
+        assert!(n["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j.as_u64().unwrap() < i as u64));
+    }
+    let op = |id: &serde_json::Value| nodes[id.as_u64().unwrap() as usize]["op"].clone();
+    let outputs = graph["outputs"].as_array().unwrap();
+    let names: Vec<&str> = outputs
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["lat", "lon", "time", "y", "CHL_cmes-land", "sst", "ly"]
+    );
+    for o in outputs {
+        assert_eq!(o["pass"], 1, "{o}");
+    }
+    assert!(
+        outputs[0]["node"].is_null(),
+        "coordinates are written from their values"
+    );
+    assert_eq!(op(&outputs[6]["node"]), "unary");
+    let ly = &nodes[outputs[6]["node"].as_u64().unwrap() as usize];
+    assert_eq!(
+        (ly["params"]["function"].as_str(), ly["dtype"].as_str()),
+        (Some("log"), Some("float32"))
+    );
+    let sources: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n["op"] == "source")
+        .map(|n| n["params"]["location"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources.len(), 3, "{sources:?}");
+    assert!(
+        sources.iter().all(|l| l.starts_with(s(&case.input))),
+        "{sources:?}"
+    );
+}
+
 /// The chunk files of one array of a v2 store (its `.zarray` and `.zattrs` left out).
 fn chunk_files(array_dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(array_dir)

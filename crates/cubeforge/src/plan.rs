@@ -19,10 +19,12 @@ use crate::cf::CfDecoding;
 use crate::dtype::DType;
 use crate::expr::BinOp;
 
+mod describe;
 mod rewrite;
 mod value;
 mod window_op;
 
+pub use describe::{describe, Graph, GraphNode};
 pub use rewrite::simplify_nan_mask;
 pub(crate) use value::strides_in;
 pub use value::{promote, Block, Data, VType};

@@ -7,6 +7,7 @@ use super::{used_dims, BuildOptions, Layout};
 use crate::error::Result;
 use crate::exec::{plan_passes, Exec, Passes, ACC_BYTES_PER_ELEMENT};
 use crate::lower::{Input, State};
+use crate::plan::{describe, GraphNode};
 use crate::recipe::{Operation, RecipeDoc};
 use crate::store::Location;
 use crate::write::repeats::REPEATS_KEPT;
@@ -32,6 +33,28 @@ pub struct PlanSummary {
     pub passes: usize,
     /// Estimated peak memory of the executor.
     pub estimated_peak_memory: u64,
+    /// The plan itself.
+    pub graph: PlanGraph,
+}
+
+/// The plan as data: its nodes, and the node and pass of each output.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlanGraph {
+    /// Every node once, its inputs before it (see [`crate::plan::describe`]).
+    pub nodes: Vec<GraphNode>,
+    /// The outputs, in the order they are listed in `variables`.
+    pub outputs: Vec<PlanOutput>,
+}
+
+/// Where an output comes from and when it is written.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlanOutput {
+    /// The variable's name.
+    pub name: String,
+    /// The node computing it (none for a coordinate, written from its values).
+    pub node: Option<usize>,
+    /// The pass (1-based, counting the `drop_all_nan` scans) in which it is written.
+    pub pass: usize,
 }
 
 /// One output variable of a plan.
@@ -104,6 +127,7 @@ pub(super) fn summarise(
             .filter(|v| v.node.value_dims().len() < v.node.dims.len())
             .count() as u64,
     };
+    let graph = graph(state, &variables, &stages, scans);
     Ok(PlanSummary {
         output: output.to_string(),
         zarr_format: r.output.zarr_format,
@@ -125,7 +149,43 @@ pub(super) fn summarise(
         bytes_to_write,
         passes: stages.len() + scans,
         estimated_peak_memory: estimate.peak(),
+        graph,
     })
+}
+
+/// The plan's graph, and for each of `variables` its node and pass: variables in the pass
+/// `stages` give them (after the `scans` of `drop_all_nan`), coordinates in the last.
+fn graph(state: &State<'_>, variables: &[PlanVar], stages: &Passes, scans: usize) -> PlanGraph {
+    let roots: Vec<_> = state.vars.values().map(|v| &v.node).collect();
+    let (graph, ids) = describe(&roots);
+    let mut pass_of = vec![stages.len(); roots.len()];
+    for (p, (_, outs)) in stages.iter().enumerate() {
+        for o in outs {
+            pass_of[*o] = p + 1;
+        }
+    }
+    let mut computed = ids.iter().zip(&pass_of);
+    let outputs = variables
+        .iter()
+        .map(|v| {
+            let (node, pass) = if v.coordinate {
+                (None, stages.len())
+            } else {
+                computed
+                    .next()
+                    .map_or((None, stages.len()), |(id, p)| (Some(*id), *p))
+            };
+            PlanOutput {
+                name: v.name.clone(),
+                node,
+                pass: scans + pass,
+            }
+        })
+        .collect();
+    PlanGraph {
+        nodes: graph.nodes,
+        outputs,
+    }
 }
 
 /// The output variables (the coordinates of the dimensions used first), and the bytes they
