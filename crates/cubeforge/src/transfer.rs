@@ -765,84 +765,13 @@ fn transfer(
             dry_run: options.dry_run,
             ..TransferReport::default()
         };
-        // (source entry, destination path) pairs and what the destination has.
-        let (pairs, existing): (Vec<(Entry, ObjPath)>, HashMap<String, Entry>) = match source {
-            Source::Object(entry) => {
-                let to = single_destination(&dst, &src)?;
-                let mut existing = HashMap::new();
-                if sync {
-                    match dst.store.head(&to).await {
-                        Ok(meta) => {
-                            existing.insert(
-                                to.to_string(),
-                                Entry {
-                                    key: String::new(),
-                                    size: meta.size,
-                                    last_modified: meta.last_modified,
-                                    e_tag: meta.e_tag,
-                                },
-                            );
-                        }
-                        Err(e) if is_not_found(&e) => {}
-                        Err(e) => return Err(storage_err(dst.display(&to), &e)),
-                    }
-                }
-                (vec![(entry, to)], existing)
-            }
-            Source::Tree(entries) => {
-                let mut pairs = Vec::with_capacity(entries.len());
-                for e in entries {
-                    let to = dst.path_of(&e.key)?;
-                    pairs.push((e, to));
-                }
-                let existing = if sync {
-                    dst.list_all(&|_, _| {})
-                        .await?
-                        .into_iter()
-                        .filter_map(|e| Some((dst.path_of(&e.key).ok()?.to_string(), e)))
-                        .collect()
-                } else {
-                    HashMap::new()
-                };
-                (pairs, existing)
-            }
-        };
+        let (pairs, existing) = destinations(&src, &dst, source, sync).await?;
         report.objects = pairs.len() as u64;
-
-        // Decide what to copy.
-        let mut needed = vec![true; pairs.len()];
-        if sync {
-            let (src_ref, dst_ref, pairs_ref, existing_ref) = (&src, &dst, &pairs, &existing);
-            let decide = move |i: usize| {
-                let (s, to) = &pairs_ref[i];
-                let d = existing_ref.get(to.as_ref());
-                async move {
-                    let Some(d) = d else {
-                        return Ok::<_, Error>((i, true));
-                    };
-                    if d.size != s.size {
-                        return Ok((i, true));
-                    }
-                    if options.checksum {
-                        let (a, b) = futures::try_join!(
-                            md5_of(src_ref, &s.key, s.e_tag.as_deref()),
-                            md5_of(dst_ref, &d.key, d.e_tag.as_deref())
-                        )?;
-                        return Ok((i, a != b));
-                    }
-                    // Whole seconds: S3 and HTTP dates have no finer resolution.
-                    Ok((i, s.last_modified.timestamp() > d.last_modified.timestamp()))
-                }
-            };
-            let decisions: Vec<(usize, bool)> = futures::stream::iter(0..pairs.len())
-                .map(decide)
-                .buffer_unordered(options.concurrency.max(1))
-                .try_collect()
-                .await?;
-            for (i, n) in decisions {
-                needed[i] = n;
-            }
-        }
+        let needed = if sync {
+            changed(&src, &dst, &pairs, &existing, options).await?
+        } else {
+            vec![true; pairs.len()]
+        };
         let jobs: Vec<Job> = pairs
             .iter()
             .zip(&needed)
@@ -860,16 +789,8 @@ fn transfer(
             .collect();
         report.skipped = report.objects - jobs.len() as u64;
         report.copied_keys = jobs.iter().take(1000).map(|j| j.key.clone()).collect();
-        let extras: Vec<ObjPath> = if sync && options.delete {
-            let wanted: std::collections::HashSet<&str> =
-                pairs.iter().map(|(_, to)| to.as_ref()).collect();
-            let mut v: Vec<ObjPath> = existing
-                .keys()
-                .filter(|k| !wanted.contains(k.as_str()))
-                .map(|k| ObjPath::from(k.as_str()))
-                .collect();
-            v.sort();
-            v
+        let extras = if sync && options.delete {
+            extra_paths(&pairs, &existing)
         } else {
             Vec::new()
         };
@@ -907,6 +828,111 @@ fn transfer(
         );
         Ok(report)
     })
+}
+
+/// Each source entry with its destination path, and (for a sync) what the destination holds,
+/// by destination path.
+async fn destinations(
+    src: &Endpoint,
+    dst: &Endpoint,
+    source: Source,
+    sync: bool,
+) -> Result<(Vec<(Entry, ObjPath)>, HashMap<String, Entry>)> {
+    match source {
+        Source::Object(entry) => {
+            let to = single_destination(dst, src)?;
+            let mut existing = HashMap::new();
+            if sync {
+                match dst.store.head(&to).await {
+                    Ok(meta) => {
+                        existing.insert(
+                            to.to_string(),
+                            Entry {
+                                key: String::new(),
+                                size: meta.size,
+                                last_modified: meta.last_modified,
+                                e_tag: meta.e_tag,
+                            },
+                        );
+                    }
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(storage_err(dst.display(&to), &e)),
+                }
+            }
+            Ok((vec![(entry, to)], existing))
+        }
+        Source::Tree(entries) => {
+            let mut pairs = Vec::with_capacity(entries.len());
+            for e in entries {
+                let to = dst.path_of(&e.key)?;
+                pairs.push((e, to));
+            }
+            let existing = if sync {
+                dst.list_all(&|_, _| {})
+                    .await?
+                    .into_iter()
+                    .filter_map(|e| Some((dst.path_of(&e.key).ok()?.to_string(), e)))
+                    .collect()
+            } else {
+                HashMap::new()
+            };
+            Ok((pairs, existing))
+        }
+    }
+}
+
+/// For a sync, whether each pair must be copied: the destination lacks it, its size differs,
+/// or (by MD5 with `options.checksum`, else by modification time in whole seconds) it changed.
+async fn changed(
+    src: &Endpoint,
+    dst: &Endpoint,
+    pairs: &[(Entry, ObjPath)],
+    existing: &HashMap<String, Entry>,
+    options: &TransferOptions,
+) -> Result<Vec<bool>> {
+    let decide = move |i: usize| {
+        let (s, to) = &pairs[i];
+        let d = existing.get(to.as_ref());
+        async move {
+            let Some(d) = d else {
+                return Ok::<_, Error>((i, true));
+            };
+            if d.size != s.size {
+                return Ok((i, true));
+            }
+            if options.checksum {
+                let (a, b) = futures::try_join!(
+                    md5_of(src, &s.key, s.e_tag.as_deref()),
+                    md5_of(dst, &d.key, d.e_tag.as_deref())
+                )?;
+                return Ok((i, a != b));
+            }
+            // Whole seconds: S3 and HTTP dates have no finer resolution.
+            Ok((i, s.last_modified.timestamp() > d.last_modified.timestamp()))
+        }
+    };
+    let decisions: Vec<(usize, bool)> = futures::stream::iter(0..pairs.len())
+        .map(decide)
+        .buffer_unordered(options.concurrency.max(1))
+        .try_collect()
+        .await?;
+    let mut needed = vec![true; pairs.len()];
+    for (i, n) in decisions {
+        needed[i] = n;
+    }
+    Ok(needed)
+}
+
+/// The destination paths a sync with `--delete` removes: those the source does not have.
+fn extra_paths(pairs: &[(Entry, ObjPath)], existing: &HashMap<String, Entry>) -> Vec<ObjPath> {
+    let wanted: std::collections::HashSet<&str> = pairs.iter().map(|(_, to)| to.as_ref()).collect();
+    let mut v: Vec<ObjPath> = existing
+        .keys()
+        .filter(|k| !wanted.contains(k.as_str()))
+        .map(|k| ObjPath::from(k.as_str()))
+        .collect();
+    v.sort();
+    v
 }
 
 /// Delete `paths` from `ep` with bounded concurrency (bulk requests where the store has them).
