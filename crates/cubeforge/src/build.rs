@@ -444,6 +444,7 @@ mod tests {
     use crate::dtype::DType;
     use crate::formats::memory::MemorySource;
     use crate::lower::{InputDim, InputVar};
+    use crate::source::ChunkSource;
 
     /// `v(t, y, x)` of the input: NaN at some places.
     #[allow(clippy::cast_precision_loss)]
@@ -452,6 +453,18 @@ mod tests {
             f32::NAN
         } else {
             (t * 100 + y * 10 + x) as f32 + 0.25
+        }
+    }
+
+    /// Options of a build that writes.
+    fn options() -> BuildOptions {
+        BuildOptions {
+            input: None,
+            output: None,
+            dry_run: false,
+            overwrite: false,
+            resume: false,
+            memory_limit: 1 << 20,
         }
     }
 
@@ -547,14 +560,7 @@ operations:
 "#;
         let doc = RecipeDoc::parse("memory.yaml", text).expect("recipe");
         let output = Location::parse("memory://built-from-memory").expect("location");
-        let opts = BuildOptions {
-            input: None,
-            output: None,
-            dry_run: false,
-            overwrite: false,
-            resume: false,
-            memory_limit: 1 << 20,
-        };
+        let opts = options();
         let (summary, report) =
             build_input(&doc, &input(), &output, &opts, &|_, _, _| {}).expect("build");
         let report = report.expect("a report");
@@ -614,40 +620,25 @@ operations:
 
     #[test]
     fn a_corrupt_input_chunk_fails_the_build_as_a_corrupt_chunk() {
-        use crate::testkit::{memory_group, put_key};
-        // v (t 8, x 4) in Blosc chunks of 2 x 4; chunk 2 is cut short.
-        let store = memory_group("memory://build-corrupt-in");
+        use crate::testkit::{blosc_2d, put_key};
+        // `a` (phony_dim_0 10, phony_dim_1 6) in Blosc chunks of 4 x 3; chunk (2, 0) cut short.
+        let whole = blosc_2d("build-corrupt-in");
+        let store = Store::open_str("memory://build-corrupt-in").expect("store");
+        let stored = ChunkSource::read_unit(&whole, &[2, 0]).expect("chunk");
+        assert!(stored.is_some());
         put_key(
             &store,
-            "v/.zarray",
-            br#"{"zarr_format": 2, "shape": [8, 4], "chunks": [2, 4], "dtype": "<f4",
-               "compressor": {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1,
-               "blocksize": 0}, "filters": null, "fill_value": "NaN", "order": "C"}"#
-                .to_vec(),
+            "a/2.0",
+            vec![2, 1, 33, 4, 96, 0, 0, 0, 96, 0, 0, 0, 200, 0, 0, 0],
         );
-        put_key(
-            &store,
-            "v/.zattrs",
-            br#"{"_ARRAY_DIMENSIONS": ["t", "x"]}"#.to_vec(),
-        );
-        for c in 0..4u32 {
-            let raw: Vec<u8> = (0..8u32)
-                .flat_map(|i| f32::from_bits(0x3f80_0000 + c * 8 + i).to_le_bytes())
-                .collect();
-            let mut frame = crate::formats::zarr::blosc::tests::frame(&raw);
-            if c == 2 {
-                frame.truncate(frame.len() / 2);
-            }
-            put_key(&store, &format!("v/{c}.0"), frame);
-        }
         let ds = Dataset::open(&store, "").expect("input");
         let input = Input::from_dataset(&ds, "memory://build-corrupt-in".into());
         // Read by output tasks, by a reduction computed in a pass, and by one computed on its
         // own and kept by the executor (the scan of drop_all_nan).
         let operations = [
-            "keep: [v]",
-            "assign: {m: \"mean(v, 't')\"}",
-            "drop_all_nan: {variable: v, dim: t}",
+            "keep: [a]",
+            "assign: {m: \"mean(a, 'phony_dim_0')\"}",
+            "drop_all_nan: {variable: a, dim: phony_dim_0}",
         ];
         for (n, operation) in operations.iter().enumerate() {
             let text = format!(
@@ -656,19 +647,12 @@ operations:
             let doc = RecipeDoc::parse("corrupt.yaml", &text).expect("recipe");
             let output =
                 Location::parse(&format!("memory://build-corrupt-out-{n}")).expect("location");
-            let opts = BuildOptions {
-                input: None,
-                output: None,
-                dry_run: false,
-                overwrite: false,
-                resume: false,
-                memory_limit: 1 << 20,
-            };
+            let opts = options();
             let err =
                 build_input(&doc, &input, &output, &opts, &|_, _, _| {}).expect_err("corrupt");
             match err {
                 Error::CorruptChunk { location, .. } => {
-                    assert!(location.ends_with("build-corrupt-in/v/2.0"), "{location}");
+                    assert!(location.ends_with("build-corrupt-in/a/2.0"), "{location}");
                 }
                 other => panic!("{operation}: not a corrupt chunk: {other:?}"),
             }

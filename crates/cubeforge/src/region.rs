@@ -40,6 +40,41 @@ impl Region {
     }
 }
 
+/// The blocks of a regular grid of blocks of shape `block` that the region
+/// `start .. start + shape` overlaps, in grid order, each with its grid index and its whole
+/// region (beyond the array at its far edges); none for an empty region.
+#[must_use]
+pub fn grid_blocks(start: &[u64], shape: &[u64], block: &[u64]) -> Vec<(Vec<u64>, Region)> {
+    if shape.iter().product::<u64>() == 0 || block.contains(&0) {
+        return Vec::new();
+    }
+    let lo: Vec<u64> = start.iter().zip(block).map(|(s, b)| s / b).collect();
+    let hi: Vec<u64> = start
+        .iter()
+        .zip(shape)
+        .zip(block)
+        .map(|((s, n), b)| (s + n - 1) / b)
+        .collect();
+    let mut out = Vec::new();
+    let mut idx = lo.clone();
+    loop {
+        let at: Vec<u64> = idx.iter().zip(block).map(|(i, b)| i * b).collect();
+        out.push((idx.clone(), Region::new(at, block.to_vec())));
+        let mut d = idx.len();
+        loop {
+            if d == 0 {
+                return out;
+            }
+            d -= 1;
+            if idx[d] < hi[d] {
+                idx[d] += 1;
+                break;
+            }
+            idx[d] = lo[d];
+        }
+    }
+}
+
 /// Copy the overlap of a source block (shape `src_shape` at `src_start`) into a destination block
 /// (shape `dst_shape` at `dst_start`), both C-ordered with `esize`-byte elements.
 pub fn copy_region(
@@ -225,31 +260,29 @@ mod tests {
         // src block 2x3 at (1,1) holding 1..6; the window 2x2 at (2,2) held at the start of a
         // 3x4 buffer sees src (2,2),(2,3)
         let src: Vec<u8> = (1..=6).collect();
-        let mut buf = vec![9u8; 12];
-        copy_region_in(
-            &src,
-            &[2, 3],
-            &[1, 1],
-            &mut buf,
-            &[2, 2],
-            &[2, 2],
-            &[3, 4],
-            1,
+        let copy_in = |dst_shape: [u64; 2], dst_start: [u64; 2]| {
+            let mut buf = vec![9u8; 12];
+            copy_region_in(
+                &src,
+                &[2, 3],
+                &[1, 1],
+                &mut buf,
+                &dst_shape,
+                &dst_start,
+                &[3, 4],
+                1,
+            );
+            buf
+        };
+        assert_eq!(
+            copy_in([2, 2], [2, 2]),
+            vec![5, 6, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]
         );
-        assert_eq!(buf, vec![5, 6, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]);
         // the whole source in a 3x4 window at (1,1): rows of 3 in rows of 4
-        let mut buf = vec![9u8; 12];
-        copy_region_in(
-            &src,
-            &[2, 3],
-            &[1, 1],
-            &mut buf,
-            &[3, 3],
-            &[1, 1],
-            &[3, 4],
-            1,
+        assert_eq!(
+            copy_in([3, 3], [1, 1]),
+            vec![1, 2, 3, 9, 4, 5, 6, 9, 9, 9, 9, 9]
         );
-        assert_eq!(buf, vec![1, 2, 3, 9, 4, 5, 6, 9, 9, 9, 9, 9]);
         let mut buf = vec![9u8; 12];
         fill_region_in(&[7], &[2, 3], &[1, 1], &mut buf, &[3, 3], &[0, 0], &[3, 4]);
         assert_eq!(buf, vec![9, 9, 9, 9, 9, 7, 7, 9, 9, 7, 7, 9]);

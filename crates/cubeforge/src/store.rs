@@ -700,6 +700,21 @@ pub fn object_store_for(
             .with_pool_idle_timeout(std::time::Duration::from_secs(50))
             .with_allow_http(allow_http)
     };
+    // GCS and Azure take the URL, signing, retries and client options the same way (their
+    // builders share no trait).
+    macro_rules! from_url {
+        ($builder:expr) => {
+            Arc::new(
+                $builder
+                    .with_url(url.as_str())
+                    .with_skip_signature(options.anon)
+                    .with_retry(retry)
+                    .with_client_options(client(false))
+                    .build()
+                    .map_err(config_err)?,
+            )
+        };
+    }
     let store: Arc<dyn ObjectStore> = match obj.service {
         ObjectService::S3 => {
             let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(url.as_str());
@@ -739,25 +754,9 @@ pub fn object_store_for(
             Arc::new(s)
         }
         ObjectService::Gcs => {
-            let s = object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                .with_url(url.as_str())
-                .with_skip_signature(options.anon)
-                .with_retry(retry)
-                .with_client_options(client(false))
-                .build()
-                .map_err(config_err)?;
-            Arc::new(s)
+            from_url!(object_store::gcp::GoogleCloudStorageBuilder::from_env())
         }
-        ObjectService::Azure => {
-            let s = object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_url(url.as_str())
-                .with_skip_signature(options.anon)
-                .with_retry(retry)
-                .with_client_options(client(false))
-                .build()
-                .map_err(config_err)?;
-            Arc::new(s)
-        }
+        ObjectService::Azure => from_url!(object_store::azure::MicrosoftAzureBuilder::from_env()),
         ObjectService::Http => {
             let mut root = url.clone();
             root.set_path("/");

@@ -630,17 +630,21 @@ mod tests {
     use super::*;
     use crate::testkit::{blosc_2d, blosc_array, blosc_array_of, memory_array};
 
+    /// Unit `i` of `source` as a task reads it; with its source (for decoding ahead) when
+    /// `known`.
+    fn need(source: &Arc<dyn ChunkSource>, i: u64, known: bool) -> Needed {
+        Needed {
+            key: (source.id().to_string(), vec![i]),
+            path: None,
+            source: known.then(|| source.clone()),
+            values: true,
+        }
+    }
+
     #[test]
     fn cache_keeps_the_chunk_needed_soonest_and_fills_missing_chunks() {
-        let array = memory_array("plan-cache-schedule", 4);
-        let key = |i: u64| -> Needed {
-            Needed {
-                key: (array.location(), vec![i]),
-                path: None,
-                source: None,
-                values: true,
-            }
-        };
+        let array: Arc<dyn ChunkSource> = Arc::new(memory_array("plan-cache-schedule", 4));
+        let key = |i: u64| need(&array, i, false);
         // Room for two chunks; tasks read chunks 0, 1, 2, then 0 again.
         let cache = ChunkCache::new(8);
         let order = [0u64, 1, 2, 0];
@@ -648,7 +652,7 @@ mod tests {
         let mut got = Vec::new();
         for (task, i) in order.iter().enumerate() {
             cache.started(task);
-            let raw = cache.read_region(&array, &[*i], &[1]).expect("read");
+            let raw = cache.read_region(&*array, &[*i], &[1]).expect("read");
             got.push(f32::from_le_bytes(
                 raw.bytes[..4].try_into().expect("4 bytes"),
             ));
@@ -659,22 +663,15 @@ mod tests {
         assert_eq!(cache.decoded(), 3);
         cache.clear_schedule();
         // The chunk that is not stored reads as the fill value.
-        let raw = cache.read_region(&array, &[2], &[2]).expect("read");
+        let raw = cache.read_region(&*array, &[2], &[2]).expect("read");
         let last = f32::from_le_bytes(raw.bytes[4..8].try_into().expect("4 bytes"));
         assert!(last.is_nan());
     }
 
     #[test]
     fn decoding_ahead_takes_the_next_chunk_only_when_it_fits_before_later_needs() {
-        let array = Arc::new(memory_array("plan-cache-ahead", 4));
-        let need = |i: u64| -> Needed {
-            Needed {
-                key: (array.location(), vec![i]),
-                path: None,
-                source: Some(array.clone() as Arc<dyn ChunkSource>),
-                values: true,
-            }
-        };
+        let array: Arc<dyn ChunkSource> = Arc::new(memory_array("plan-cache-ahead", 4));
+        let need = |i: u64| need(&array, i, true);
         let read = |cache: &ChunkCache, i: u64| -> f32 {
             let raw = cache.read_region(&*array, &[i], &[1]).expect("read");
             f32::from_le_bytes(raw.bytes[..4].try_into().expect("4 bytes"))
@@ -710,14 +707,10 @@ mod tests {
 
     #[test]
     fn each_file_is_announced_once_per_pass() {
-        let array = Arc::new(memory_array("plan-cache-announce", 4));
-        let need = |i: u64| -> Needed {
-            Needed {
-                key: (array.location(), vec![i]),
-                path: Some(std::path::PathBuf::from(format!("/nonexistent/{i}"))),
-                source: Some(array.clone() as Arc<dyn ChunkSource>),
-                values: true,
-            }
+        let array: Arc<dyn ChunkSource> = Arc::new(memory_array("plan-cache-announce", 4));
+        let need = |i: u64| Needed {
+            path: Some(std::path::PathBuf::from(format!("/nonexistent/{i}"))),
+            ..need(&array, i, true)
         };
         let announced = |cache: &ChunkCache| -> (Vec<std::path::PathBuf>, usize) {
             let st = cache.state.lock().unwrap();
@@ -860,15 +853,8 @@ mod tests {
 
     #[test]
     fn largest_task_bytes_counts_each_chunk_of_a_task_once() {
-        let array = Arc::new(memory_array("plan-cache-largest", 4));
-        let need = |i: u64| -> Needed {
-            Needed {
-                key: (array.location(), vec![i]),
-                path: None,
-                source: Some(array.clone() as Arc<dyn ChunkSource>),
-                values: true,
-            }
-        };
+        let array: Arc<dyn ChunkSource> = Arc::new(memory_array("plan-cache-largest", 4));
+        let need = |i: u64| need(&array, i, true);
         // Chunks hold one float32: 4 bytes each.
         let needs = vec![vec![need(0)], vec![need(1), need(2), need(1)], vec![]];
         assert_eq!(ChunkCache::largest_task_bytes(&needs), 8);
@@ -878,15 +864,8 @@ mod tests {
     #[test]
     fn chunks_a_pass_is_done_with_go_back_to_the_pool_at_once() {
         const N: usize = 1024;
-        let array = Arc::new(blosc_array("plan-cache-done", 4));
-        let need = |i: u64| -> Needed {
-            Needed {
-                key: (array.location(), vec![i]),
-                path: None,
-                source: None,
-                values: true,
-            }
-        };
+        let array: Arc<dyn ChunkSource> = Arc::new(blosc_array("plan-cache-done", 4));
+        let need = |i: u64| need(&array, i, false);
         let read = |cache: &ChunkCache, i: u64| -> f32 {
             let start = i * N as u64 + 1;
             let raw = cache.read_region(&*array, &[start], &[1]).expect("read");
@@ -915,7 +894,7 @@ mod tests {
         assert!(cache.set_schedule(order.iter().map(|i| vec![need(*i)]).collect()));
         let done_with = |cache: &ChunkCache, i: u64| {
             let st = cache.state.lock().expect("lock");
-            st.done_with(&(array.location(), vec![i]))
+            st.done_with(&(array.id().to_string(), vec![i]))
         };
         cache.started(0);
         cache.finished(0);

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use crate::dtype::{DType, RawArray};
 use crate::error::{Error, Result};
-use crate::region::{copy_region, fill_region, Region};
+use crate::region::{copy_region, fill_region, grid_blocks, Region};
 use crate::source::{check_region, ChunkSource};
 
 /// An array in memory, in chunks of a regular grid.
@@ -101,6 +101,14 @@ impl MemorySource {
         Region::new(start, self.chunks.clone())
     }
 
+    /// Copy the values of the block `start .. start + shape` (which may reach beyond the
+    /// array: the rest of `out` is left as it is) into `out`, a buffer of that shape.
+    fn copy_values(&self, out: &mut [u8], start: &[u64], shape: &[u64]) {
+        let origin = vec![0; self.shape.len()];
+        let esize = self.dtype.size();
+        copy_region(&self.values, &self.shape, &origin, out, shape, start, esize);
+    }
+
     /// Whether chunk `chunk` exists on the grid and is not absent.
     fn holds(&self, chunk: &[u64]) -> bool {
         chunk.len() == self.shape.len()
@@ -132,33 +140,7 @@ impl ChunkSource for MemorySource {
 
     fn units_in(&self, start: &[u64], shape: &[u64]) -> Result<Vec<(Vec<u64>, Region)>> {
         check_region(&self.id, &self.shape, start, shape)?;
-        if shape.iter().product::<u64>() == 0 {
-            return Ok(Vec::new());
-        }
-        let lo: Vec<u64> = start.iter().zip(&self.chunks).map(|(s, c)| s / c).collect();
-        let hi: Vec<u64> = start
-            .iter()
-            .zip(shape)
-            .zip(&self.chunks)
-            .map(|((s, n), c)| (s + n - 1) / c)
-            .collect();
-        let mut out = Vec::new();
-        let mut idx = lo.clone();
-        loop {
-            out.push((idx.clone(), self.chunk_region(&idx)));
-            let mut d = idx.len();
-            loop {
-                if d == 0 {
-                    return Ok(out);
-                }
-                d -= 1;
-                if idx[d] < hi[d] {
-                    idx[d] += 1;
-                    break;
-                }
-                idx[d] = lo[d];
-            }
-        }
+        Ok(grid_blocks(start, shape, &self.chunks))
     }
 
     fn unit_bytes(&self, _unit: &[u64]) -> usize {
@@ -172,16 +154,7 @@ impl ChunkSource for MemorySource {
         }
         let region = self.chunk_region(unit);
         let mut out = self.fill.repeat(self.unit_bytes(unit) / self.dtype.size());
-        let origin = vec![0; self.shape.len()];
-        copy_region(
-            &self.values,
-            &self.shape,
-            &origin,
-            &mut out,
-            region.shape(),
-            region.start(),
-            self.dtype.size(),
-        );
+        self.copy_values(&mut out, region.start(), region.shape());
         Ok(Some(out))
     }
 
@@ -196,16 +169,7 @@ impl ChunkSource for MemorySource {
         let total: u64 = shape.iter().product();
         let mut out = vec![0u8; usize::try_from(total).unwrap_or(usize::MAX) * esize];
         if total > 0 {
-            let origin = vec![0; self.shape.len()];
-            copy_region(
-                &self.values,
-                &self.shape,
-                &origin,
-                &mut out,
-                shape,
-                start,
-                esize,
-            );
+            self.copy_values(&mut out, start, shape);
             for chunk in &self.absent {
                 let r = self.chunk_region(chunk);
                 fill_region(&self.fill, r.shape(), r.start(), &mut out, shape, start);

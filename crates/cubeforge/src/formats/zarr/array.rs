@@ -11,7 +11,7 @@ use super::blosc::Planes;
 use super::{key_in, ArrayEntry, ArrayMeta, ZArray};
 use crate::dtype::{DType, RawArray};
 use crate::error::{Error, Result};
-use crate::region::{copy_region, Region};
+use crate::region::{copy_region, grid_blocks, Region};
 use crate::source::{check_region, ChunkSource, DirectUnits, PlaneFrames};
 use crate::store::Store;
 
@@ -231,31 +231,7 @@ impl ZarrArray {
         };
         let mut unit = self.entry.meta.chunks.clone();
         unit[0] = rows;
-        let lo: Vec<u64> = start.iter().zip(&unit).map(|(s, u)| s / u).collect();
-        let hi: Vec<u64> = start
-            .iter()
-            .zip(shape)
-            .zip(&unit)
-            .map(|((s, n), u)| (s + n - 1) / u)
-            .collect();
-        let mut out = Vec::new();
-        let mut idx = lo.clone();
-        loop {
-            let at: Vec<u64> = idx.iter().zip(&unit).map(|(i, u)| i * u).collect();
-            out.push((idx.clone(), Region::new(at, unit.clone())));
-            let mut d = idx.len();
-            loop {
-                if d == 0 {
-                    return Ok(out);
-                }
-                d -= 1;
-                if idx[d] < hi[d] {
-                    idx[d] += 1;
-                    break;
-                }
-                idx[d] = lo[d];
-            }
-        }
+        Ok(grid_blocks(start, shape, &unit))
     }
 
     /// Element type.

@@ -40,6 +40,23 @@ pub struct GroupListing {
     pub is_array: bool,
 }
 
+impl ArrayEntry {
+    /// The array `name` at `path` (from the store root, without the leading `/`).
+    fn new(
+        name: &str,
+        path: &str,
+        meta: ArrayMeta,
+        zarrs_meta: std::result::Result<ArrayMetadata, String>,
+    ) -> ArrayEntry {
+        ArrayEntry {
+            name: name.to_string(),
+            path: format!("/{path}"),
+            meta,
+            zarrs_meta,
+        }
+    }
+}
+
 impl GroupListing {
     /// A group's listing of its members, sorted by name.
     fn of_members(
@@ -111,12 +128,7 @@ fn v2_entry(
             ArrayMetadata::V2(m)
         })
         .map_err(|e| e.to_string());
-    Ok(ArrayEntry {
-        name: name.to_string(),
-        path: format!("/{path}"),
-        meta,
-        zarrs_meta,
-    })
+    Ok(ArrayEntry::new(name, path, meta, zarrs_meta))
 }
 
 fn v3_entry(store: &Store, path: &str, name: &str, doc: &Value) -> Result<ArrayEntry> {
@@ -125,12 +137,7 @@ fn v3_entry(store: &Store, path: &str, name: &str, doc: &Value) -> Result<ArrayE
     let zarrs_meta = serde_json::from_value::<ArrayMetadataV3>(doc.clone())
         .map(ArrayMetadata::V3)
         .map_err(|e| e.to_string());
-    Ok(ArrayEntry {
-        name: name.to_string(),
-        path: format!("/{path}"),
-        meta,
-        zarrs_meta,
-    })
+    Ok(ArrayEntry::new(name, path, meta, zarrs_meta))
 }
 
 /// List the group (or single array) at `path` (`""` for the root).
