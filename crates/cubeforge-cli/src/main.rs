@@ -244,11 +244,7 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            let message = err
-                .chain()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(": ");
+            let message = one_line(&err);
             if cli.global.json {
                 eprintln!("{}", json!({ "error": message }));
             } else {
@@ -257,6 +253,22 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes on one line, `outer: inner: …`, leaving out a cause whose text the
+/// line already holds (the library's errors print their source themselves).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for text in err.chain().map(ToString::to_string) {
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 fn init_logging(global: GlobalArgs) {

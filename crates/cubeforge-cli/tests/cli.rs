@@ -396,7 +396,26 @@ fn build_writes_a_cube_and_dry_run_writes_nothing() {
     assert!(msg.contains("--overwrite"), "{msg}");
 }
 
-/// A dry run prints the plan as a graph, and reads no data: it works with every data chunk gone.
+/// A chunk that cannot be read is named once, with its cause once.
+#[test]
+fn an_unreadable_input_chunk_is_named_with_its_cause_once() {
+    let case = BuildCase::new("130");
+    let chunk = case.input.join("sst").join("1.0.0");
+    std::fs::remove_file(&chunk).unwrap();
+    std::fs::create_dir(&chunk).unwrap();
+    let msg = fails(&build_args(
+        &case.recipe,
+        &case.input,
+        &case.out,
+        &["--quiet"],
+    ));
+    assert!(msg.contains(s(&chunk)), "{msg}");
+    let cause = msg.rsplit(": ").next().unwrap();
+    assert_eq!(msg.matches(cause).count(), 1, "{msg}");
+}
+
+/// A dry run prints the plan as a graph, reading no data variable: it works with all their chunks
+/// gone (only metadata and the coordinates labels select on are read).
 #[test]
 fn a_dry_run_prints_the_graph_without_reading_data() {
     let case = BuildCase::new("130");
