@@ -62,8 +62,8 @@ pub struct BuildReport {
     pub chunks_computed: u64,
     /// Output chunks kept from an interrupted build (`--resume`).
     pub chunks_resumed: u64,
-    /// Input chunks decoded (each once, ideally), counting each part of a chunk decoded in parts
-    /// (see `ZarrArray::unit_rows`).
+    /// Input units decoded (each once, ideally): chunks, or the parts of large chunks a source
+    /// decodes in parts (Zarr's `ZarrArray::unit_rows`).
     pub input_chunks_decoded: u64,
     /// Buffers for decoded chunks newly mapped rather than reused from the cache's pool.
     pub decode_buffers_mapped: u64,
@@ -105,7 +105,10 @@ pub fn build_input(
     let written = run_passes(doc, &state, &ex, &out_store, opts, progress)?;
     commit(doc, &state, &out_store, &written.outs)?;
     let report = BuildReport {
-        plan: summary.clone(),
+        plan: PlanSummary {
+            graph: None,
+            ..summary.clone()
+        },
         chunks_computed: written.total - written.resumed,
         chunks_resumed: written.resumed,
         input_chunks_decoded: ex.cache().decoded(),

@@ -113,10 +113,9 @@ impl Exec {
     #[must_use]
     pub fn is_pending(&self, node: &Node) -> bool {
         node.is_reduction()
-            && self
-                .reductions
-                .lock()
-                .map_or(true, |r| r.get(&node.id).is_none_or(|c| c.get().is_none()))
+            && self.reductions.lock().map_or(true, |r| {
+                r.get(&node.id()).is_none_or(|c| c.get().is_none())
+            })
     }
 
     /// The cell holding reduction `node`'s result.
@@ -125,7 +124,7 @@ impl Exec {
             .reductions
             .lock()
             .map_err(|_| Error::Other("reduction results poisoned".into()))?;
-        Ok(cells.entry(node.id).or_default().clone())
+        Ok(cells.entry(node.id()).or_default().clone())
     }
 
     /// Reduction `node`'s result over its whole output, computed in a pass of its own when it
@@ -150,7 +149,7 @@ impl Exec {
     ///
     /// # Errors
     /// Read and decode errors of the sources.
-    pub fn materialise_below(&self, node: &Node) -> Result<()> {
+    pub(crate) fn materialise_below(&self, node: &Node) -> Result<()> {
         for c in node.children() {
             self.materialise_below(c)?;
             if self.is_pending(c) {

@@ -17,7 +17,7 @@
 //! | [`ops`] | window operations, one file each (the extension point of the graph) |
 //! | [`lower`] | a recipe's operations to a plan |
 //! | [`exec`] | the executor: readers, the chunk cache, reductions, passes, evaluation by window |
-//! | [`write`] | output arrays and chunks, encode-once repeats, the destination's safety |
+//! | [`write`](mod@write) | output arrays and chunks, encode-once repeats, the destination's safety |
 //! | [`build`] | `cubeforge build`: open, lower, summarise, prepare, run passes, commit |
 //! | [`example`] | the embedded synthetic example store used by the main job, tests and benchmarks |
 //!

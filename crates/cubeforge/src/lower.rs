@@ -1,7 +1,7 @@
 //! Lowering: a recipe's operations, applied in order to an input's variables, become the plan's
 //! nodes ([`crate::plan`]). What lowering keeps per dimension (its length, the positions of the
 //! input it holds, its coordinate) and per variable (its node, its attributes) is the
-//! [`State`]; each recipe operation is one function of [`ops`](self) changing it.
+//! [`State`]; each recipe operation is one function (in `lower/ops.rs`) changing it.
 //!
 //! | file | what |
 //! |---|---|

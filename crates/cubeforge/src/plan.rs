@@ -6,7 +6,7 @@
 //! [`WindowOp`] (an operation whose input window is not a per-dimension map of its output
 //! window). A node says what it computes and from what: never an open array, a cache or a
 //! computed result, which the executor ([`crate::exec`]) owns. So a plan can be built, printed
-//! ([`describe`]) and tested without opening anything.
+//! ([`describe()`]) and tested without opening anything.
 //!
 //! Nodes are evaluated for a *window* (a range per dimension), so any output chunk can be computed
 //! on its own, reading only the input chunks that window needs.
@@ -166,8 +166,8 @@ pub struct NodeId(u64);
 /// A node: an operation plus the dimensions, sizes and value type it produces.
 #[derive(Debug)]
 pub struct Node {
-    /// Identity.
-    pub id: NodeId,
+    /// Identity (see [`Node::id`]).
+    id: NodeId,
     /// What it computes.
     pub op: Op,
     /// Dimension names.
@@ -196,6 +196,13 @@ impl Node {
             shape,
             vtype,
         })
+    }
+
+    /// Its identity: unique within the process, given by [`Node::new`] (the executor keeps a
+    /// reduction's result under it).
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        self.id
     }
 
     /// The size of a dimension of this node.

@@ -173,7 +173,7 @@ pub fn fill_region_in(
 
 /// Call `f(src_offset, dst_offset, len)` (in elements) for every row of the overlap of two
 /// C-ordered blocks of the same dimensionality (at least one), in order.
-pub fn overlap_rows(
+pub(crate) fn overlap_rows(
     src_shape: &[u64],
     src_start: &[u64],
     dst_shape: &[u64],
@@ -185,7 +185,7 @@ pub fn overlap_rows(
 
 /// [`overlap_rows`] with destination offsets in a buffer of shape `dst_layout` (each dimension
 /// at least `dst_shape`'s) that holds the destination block at the start of each dimension.
-pub fn overlap_rows_in(
+pub(crate) fn overlap_rows_in(
     src_shape: &[u64],
     src_start: &[u64],
     dst_shape: &[u64],

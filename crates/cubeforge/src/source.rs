@@ -1,11 +1,11 @@
 //! The seam between formats and the executor: [`ChunkSource`], what the executor needs from any
 //! chunked input, and [`Sources`], the readers of one build.
 //!
-//! A source is read in *units*: the pieces it decodes at once (a Zarr chunk, or an equal part of
-//! a large one; a NetCDF-4 chunk; a GeoTIFF tile or strip). The executor's chunk cache keys
+//! A source is read in *units*: the pieces it decodes at once (a Zarr chunk, a shard, or an equal
+//! part of a large chunk; a NetCDF-4 chunk; a GeoTIFF tile or strip). The executor's chunk cache keys
 //! decoded units by the source's [`id`](ChunkSource::id) and the unit's grid index, schedules
 //! them across a pass, reads local files ahead and evicts what the pass no longer needs; a format
-//! supplies the seven required methods and gets all of that. Formats with a faster way to decode
+//! supplies the eight required methods and gets all of that. Formats with a faster way to decode
 //! a unit into a buffer the cache owns declare it as [`DirectUnits`] (and, for stored frames whose
 //! values lie in byte planes, [`PlaneFrames`]); the executor uses them where they exist.
 //!
@@ -34,8 +34,9 @@ pub trait ChunkSource: Send + Sync + fmt::Debug {
     /// Shape.
     fn shape(&self) -> &[u64];
 
-    /// The shape of a stored chunk (the least a reader fetches and decodes at once; a unit may
-    /// be a part of one).
+    /// The shape in which values are stored and compressed (a Zarr chunk, the inner chunk of a
+    /// shard; a NetCDF-4 chunk; a tile): what the dry run's memory estimate counts per input.
+    /// Units are such chunks, parts of them, or (shards) groups of them.
     fn chunk_shape(&self) -> &[u64];
 
     /// The units that the region `start .. start + shape` overlaps, in grid order, each with its

@@ -384,7 +384,7 @@ const MAP_MIN_BYTES: u64 = 256 * 1024;
 /// they are first read, for reading a small part of a file: the byte planes of a Blosc frame, see
 /// [`crate::formats::zarr::blosc::Planes`]).
 ///
-/// One of the library's `unsafe` blocks (with the C-Blosc calls of [`crate::blosc`]): a
+/// One of the library's `unsafe` blocks (with the C-Blosc calls of [`crate::formats::zarr::blosc`]): a
 /// mapping is only sound while no one truncates or rewrites the file. Cubeforge never writes to an input it is reading (it refuses an output
 /// equal to its input, and replaces objects by renaming a new file over them, which leaves a
 /// mapping of the old file intact). Another process truncating an input chunk while it is

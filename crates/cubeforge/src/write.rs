@@ -1,7 +1,7 @@
 //! The write layer: the output arrays of a build and their chunks. Each output chunk (or shard)
 //! is computed on its own, padded with the fill value at the edges (in the padded block itself
 //! where the node allows it), encoded once with the array's `zarrs` codecs (once for all the
-//! chunks that repeat it, [`repeats`]) and handed to the store; chunks of fill values only are
+//! chunks that repeat it, `write/repeats.rs`) and handed to the store; chunks of fill values only are
 //! not written, as zarr-python does not write them. Metadata goes last, through
 //! [`crate::formats::zarr::writer`]; [`destination`] decides what happens to what is there.
 
@@ -136,7 +136,7 @@ fn reproducible_shards() -> zarrs::array::CodecSpecificOptions {
     )
 }
 
-/// Threads writing finished chunks ([`WriteBehind`]): enough to keep a local disk's queue or a
+/// Threads writing finished chunks ([`crate::write_behind::WriteBehind`]): enough to keep a local disk's queue or a
 /// few uploads busy while the workers compute.
 pub const WRITE_THREADS: usize = 4;
 

@@ -2,7 +2,7 @@
 //! output chunks never wait for a disk or an upload.
 //!
 //! [`WriteBehind`] wraps any store. [`WritableStorageTraits::set`] queues the object and returns
-//! at once, unless the queue already holds its byte limit (or [`MAX_QUEUED`] objects), in which
+//! at once, unless the queue already holds its byte limit (or `MAX_QUEUED` objects), in which
 //! case it waits for room: the memory it holds is bounded whatever the speed of the store. Two
 //! writes of one key are done one after the other, in the order they were queued. Reads, listings and erasures see
 //! queued objects as written. [`WriteBehind::finish`] waits for every queued write and reports

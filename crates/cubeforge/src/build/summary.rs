@@ -33,8 +33,9 @@ pub struct PlanSummary {
     pub passes: usize,
     /// Estimated peak memory of the executor.
     pub estimated_peak_memory: u64,
-    /// The plan itself.
-    pub graph: PlanGraph,
+    /// The plan itself (left out of the summary a [`super::BuildReport`] repeats).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph: Option<PlanGraph>,
 }
 
 /// The plan as data: its nodes, and the node and pass of each output.
@@ -149,7 +150,7 @@ pub(super) fn summarise(
         bytes_to_write,
         passes: stages.len() + scans,
         estimated_peak_memory: estimate.peak(),
-        graph,
+        graph: Some(graph),
     })
 }
 

@@ -39,8 +39,8 @@ fn advise_will_need(path: &std::path::Path) {
     let _ = path;
 }
 
-/// A bounded cache of decoded units shared by all nodes of a build, so that each input unit is
-/// decoded once while the output chunks that need it are computed.
+/// A bounded cache of decoded units, shared by every task of a build (the executor owns it), so
+/// that each input unit is decoded once while the output chunks that need it are computed.
 pub struct ChunkCache {
     limit: usize,
     state: Mutex<CacheState>,
@@ -68,7 +68,7 @@ pub struct Needed {
     pub source: Option<Arc<dyn ChunkSource>>,
     /// Whether the task reads the values; `false` when it only asks which are NaN, which a
     /// chunk no task of the pass reads the values of answers from its byte planes, undecoded
-    /// (see [`planes::PlaneSource`]).
+    /// (see `PlaneSource`, `exec/cache/planes.rs`).
     pub values: bool,
 }
 
@@ -283,7 +283,7 @@ impl ChunkCache {
     }
 
     /// Task `i` of the scheduled pass has finished: the chunks that only it and earlier tasks
-    /// read are no longer needed in this pass (see [`ChunkCache::evict`]).
+    /// read are no longer needed in this pass (eviction gives their buffers back at once).
     pub fn finished(&self, i: usize) {
         if let Ok(mut st) = self.state.lock() {
             st.running.remove(&i);

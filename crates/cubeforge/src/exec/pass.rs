@@ -82,7 +82,7 @@ impl Exec {
     /// backwards when `backwards` (the chunks a previous forward pass left in the cache are the
     /// last ones). The cache is told what each will read, in that order. Reductions already
     /// computed are skipped; reductions inside another one's input are computed first, each in
-    /// a pass of its own ([`Exec::materialise_below`]: [`plan_passes`] plans them into earlier
+    /// a pass of its own (`Exec::materialise_below`: [`plan_passes`] plans them into earlier
     /// passes). The tasks must read only reductions already computed.
     ///
     /// # Errors

@@ -160,7 +160,7 @@ struct NanScan<'a> {
 }
 
 /// The bytes an accumulator holds per output element: five 8-byte and two 1-byte values (see
-/// [`Acc`]), for the dry run's memory estimate.
+/// `Acc`), for the dry run's memory estimate.
 pub const ACC_BYTES_PER_ELEMENT: u64 = 5 * 8 + 2;
 
 /// Partial reduction state per output element.

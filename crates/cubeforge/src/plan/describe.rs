@@ -42,7 +42,7 @@ impl Graph {
     /// Add `node` and everything below it (nodes already added are not added again); returns
     /// its id.
     pub fn add(&mut self, node: &NodeRef, seen: &mut HashMap<NodeId, usize>) -> usize {
-        if let Some(id) = seen.get(&node.id) {
+        if let Some(id) = seen.get(&node.id()) {
             return *id;
         }
         let inputs: Vec<usize> = node
@@ -61,7 +61,7 @@ impl Graph {
             inputs,
             params,
         });
-        seen.insert(node.id, id);
+        seen.insert(node.id(), id);
         id
     }
 }

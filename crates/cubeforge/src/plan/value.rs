@@ -323,8 +323,9 @@ impl Data {
         }
     }
 
-    /// Values of type `to`, moved when they are stored as it is (integers are held as `f64`
-    /// already truncated: they are not converted again).
+    /// Values of type `to`, moved when their representation already is that type's (booleans,
+    /// `f32`, or `f64` for floats and integers alike: integer results are held as `f64` and
+    /// truncated only by a cast or the writer).
     #[must_use]
     pub fn convert_if_needed(self, to: VType) -> Data {
         let ok = matches!(

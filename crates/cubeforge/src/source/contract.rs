@@ -23,7 +23,7 @@ pub type Probe = (Vec<u64>, Vec<u64>);
 pub fn check(source: &dyn ChunkSource) -> Result<(), String> {
     check_basics(source)?;
     for (start, shape) in probes(source.shape(), source.chunk_shape()) {
-        check_region(source, &start, &shape)?;
+        check_probe(source, &start, &shape)?;
     }
     check_outside(source)
 }
@@ -107,7 +107,7 @@ fn check_basics(source: &dyn ChunkSource) -> Result<(), String> {
 ///
 /// # Errors
 /// The first broken promise.
-pub fn check_region(source: &dyn ChunkSource, start: &[u64], shape: &[u64]) -> Result<(), String> {
+pub fn check_probe(source: &dyn ChunkSource, start: &[u64], shape: &[u64]) -> Result<(), String> {
     let id = source.id();
     let at = format!("{id}: region {start:?} + {shape:?}");
     let units = source

@@ -252,7 +252,7 @@ impl ZarrArray {
         &self.entry.meta
     }
 
-    /// The `zarrs` array, for the executor.
+    /// The `zarrs` array (its codecs, chunk grid and keys).
     #[must_use]
     pub fn inner(&self) -> &Arc<ZArray> {
         &self.array
