@@ -117,6 +117,9 @@ struct TransferArgs {
     /// Show what would be copied; copy nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Replace the destination's lock even when the cubeforge holding it may still run.
+    #[arg(long)]
+    break_lock: bool,
     /// Requests in flight at most.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     concurrency: u16,
@@ -180,6 +183,10 @@ struct BuildArgs {
     /// Continue an interrupted build: keep the chunks already written and verified.
     #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
+    /// Replace the destination's lock even when the cubeforge holding it may still run (on
+    /// another host, say); without it a lock left by a process that is gone is replaced anyway.
+    #[arg(long)]
+    break_lock: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -444,6 +451,7 @@ fn build(global: GlobalArgs, args: &BuildArgs) -> Result<()> {
         overwrite: args.overwrite,
         resume: args.resume,
         memory_limit: parse_bytes(&args.memory_limit)?,
+        break_lock: args.break_lock,
     };
     let started = Instant::now();
     let bar = progress_bar(global, "building");
@@ -578,6 +586,7 @@ fn transfer(
         dry_run: args.dry_run,
         checksum,
         delete,
+        break_lock: args.break_lock,
         ..TransferOptions::default()
     };
     let started = Instant::now();

@@ -8,7 +8,7 @@
 //! inputs are ready together with the output arrays that need no reduction still pending: every
 //! output chunk is computed independently, in parallel, in an order that keeps the work sharing
 //! input chunks together, through a bounded cache of decoded input chunks, and written as soon as
-//! it is ready. Array and group metadata are written last, consolidated metadata last of all, so
+//! it is ready. Array and group metadata are written last, the root `.zgroup` (v2) or `zarr.json` (v3) last of all, so
 //! a reader never opens a half-written cube.
 
 use std::collections::BTreeSet;
@@ -23,11 +23,13 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::exec::{plan_passes, Exec, Needed};
 use crate::formats::zarr::writer::{commit_group, ArrayLayout, Compressor};
+use crate::lock::BuildRecord;
 use crate::lower::{Input, State};
 use crate::recipe::{OutputSpec, RecipeDoc};
+use crate::safety::refuse_overlap;
 use crate::source::Sources;
 use crate::store::{Location, Store};
-use crate::write::destination::{self, same_location, Existing};
+use crate::write::destination::{self, Existing};
 use crate::write::{chunk_is_good, write_chunk, OutArray, OutSource};
 use crate::write::{WRITE_BEHIND_BYTES, WRITE_THREADS};
 use crate::write_behind::WriteBehind;
@@ -51,6 +53,8 @@ pub struct BuildOptions {
     pub resume: bool,
     /// Bytes of decoded input chunks to cache.
     pub memory_limit: usize,
+    /// Replace the destination's lock even when its holder may still run.
+    pub break_lock: bool,
 }
 
 /// What a finished build reports.
@@ -96,14 +100,25 @@ pub fn build_input(
     opts: &BuildOptions,
     progress: &(dyn Fn(&str, u64, u64) + Sync),
 ) -> Result<(PlanSummary, Option<BuildReport>)> {
+    // The destination is checked and locked before the long work, changed only after it.
+    let claim = if opts.dry_run {
+        None
+    } else {
+        Some(claim(doc, input, output, opts)?)
+    };
     let (state, ex) = lower(doc, input, opts)?;
     let summary = summary::summarise(doc, &state, input, output, opts, ex.as_ref())?;
-    let Some(ex) = ex else {
+    let (Some(ex), Some(claim)) = (ex, claim) else {
         return Ok((summary, None));
     };
-    let out_store = destination::prepare(output, existing(opts))?;
-    let written = run_passes(doc, &state, &ex, &out_store, opts, progress)?;
-    commit(doc, &state, &out_store, &written.outs)?;
+    let record = claim.record().clone();
+    let dest = claim.prepare()?;
+    let written = run_passes(doc, &state, &ex, &dest.store, opts, progress)?;
+    commit(doc, &state, &dest.store, &written.outs, &record)?;
+    BuildRecord::remove(&dest.store)?;
+    if let Some(lock) = dest.lock {
+        lock.release()?;
+    }
     let report = BuildReport {
         plan: PlanSummary {
             graph: None,
@@ -115,6 +130,22 @@ pub fn build_input(
         decode_buffers_mapped: ex.cache().buffers_mapped(),
     };
     Ok((summary, Some(report)))
+}
+
+/// The destination of a build from `input`, checked and locked ([`destination::claim`]).
+fn claim(
+    doc: &RecipeDoc,
+    input: &Input,
+    output: &Location,
+    opts: &BuildOptions,
+) -> Result<destination::Claim> {
+    let record = BuildRecord {
+        cubeforge_recipe_sha256: format!("{:x}", Sha256::digest(doc.text.as_bytes())),
+        cubeforge_inputs: vec![crate::lock::canonical_input(&input.location)],
+        cubeforge_version: crate::VERSION.to_string(),
+    };
+    let inputs: Vec<Location> = Location::parse(&input.location).into_iter().collect();
+    destination::claim(output, &inputs, existing(opts), record, opts.break_lock)
 }
 
 /// Step 1: the recipe's input (or `--input`), opened, and the output's location, which must
@@ -143,13 +174,7 @@ fn open(doc: &RecipeDoc, opts: &BuildOptions) -> Result<(Input, Location)> {
     let output_url = opts.output.clone().unwrap_or_else(|| r.output.url.clone());
     let in_loc = Location::parse(&input_url)?;
     let out_loc = Location::parse(&output_url)?;
-    if same_location(&in_loc, &out_loc) {
-        return Err(doc.error_at(
-            doc.line_of("url"),
-            "output.url",
-            format!("output {out_loc} is the input; write the cube somewhere else"),
-        ));
-    }
+    refuse_overlap(&out_loc, std::slice::from_ref(&in_loc))?;
     let ds = Dataset::open(&Store::open(&in_loc)?, &input_spec.group)?;
     Ok((Input::from_dataset(&ds, in_loc.to_string()), out_loc))
 }
@@ -413,12 +438,20 @@ impl TaskOrder {
 }
 
 /// Step 6: the metadata, last: every array's documents, then the group's with the cube's
-/// provenance (tool version, recipe hash, inputs, time), consolidated metadata last of all.
-fn commit(doc: &RecipeDoc, state: &State<'_>, out_store: &Store, outs: &[OutArray]) -> Result<()> {
-    let recipe_sha = format!("{:x}", Sha256::digest(doc.text.as_bytes()));
+/// provenance (tool version, recipe hash, inputs, time), consolidated metadata, and the root group key last of all.
+fn commit(
+    doc: &RecipeDoc,
+    state: &State<'_>,
+    out_store: &Store,
+    outs: &[OutArray],
+    record: &BuildRecord,
+) -> Result<()> {
     let mut attrs = state.attrs.clone();
-    attrs.insert("cubeforge_version".into(), json!(crate::VERSION));
-    attrs.insert("cubeforge_recipe_sha256".into(), json!(recipe_sha));
+    attrs.insert("cubeforge_version".into(), json!(record.cubeforge_version));
+    attrs.insert(
+        "cubeforge_recipe_sha256".into(),
+        json!(record.cubeforge_recipe_sha256),
+    );
     attrs.insert("cubeforge_inputs".into(), json!(state.inputs));
     attrs.insert("cubeforge_created".into(), json!(utc_now()));
     let docs: Vec<_> = outs.iter().map(|o| o.doc.clone()).collect();
@@ -468,6 +501,7 @@ mod tests {
             overwrite: false,
             resume: false,
             memory_limit: 1 << 20,
+            break_lock: false,
         }
     }
 

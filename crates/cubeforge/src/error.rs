@@ -114,6 +114,17 @@ pub enum Error {
         /// Why, and how to do it anyway where that is possible.
         reason: String,
     },
+    /// A destination another writer holds ([`crate::lock`]).
+    #[error(
+        "{location}: locked by {holder}; wait for it to finish, or if it is no longer running, \
+         pass --break-lock"
+    )]
+    Locked {
+        /// The lock object.
+        location: String,
+        /// Who holds it.
+        holder: String,
+    },
     /// A transfer that stopped on an error; `done` says what was completed before it.
     #[error("{location}: {reason} ({done})")]
     Transfer {
@@ -202,6 +213,10 @@ impl Error {
             Error::Refused { location, reason } => Error::Refused {
                 location: location.clone(),
                 reason: reason.clone(),
+            },
+            Error::Locked { location, holder } => Error::Locked {
+                location: location.clone(),
+                holder: holder.clone(),
             },
             Error::Transfer {
                 location,

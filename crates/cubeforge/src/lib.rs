@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`store`], [`write_behind`] | paths and URLs to one synchronous byte store (local, memory, S3, GCS, Azure, HTTP) |
 //! | [`transfer`] | `ls`, `du`, `cp`, `sync`, `rm` between local paths and object stores |
+//! | [`safety`], [`lock`] | the rules for destinations (no overlap with inputs, no roots, `--overwrite` replaces only a Zarr store), one writer at a time, resume records |
 //! | [`formats`] | stored arrays: Zarr v2/v3 through `zarrs` (Blosc chunks straight into the executor's buffers), the one Zarr metadata writer |
 //! | [`source`], [`region`] | the seam between formats and the executor: [`source::ChunkSource`], regions of arrays |
 //! | [`dtype`], [`cf`], [`coord`], [`dataset`] | the dataset model: dimensions, stored or computed coordinates, variables, CF decoding |
@@ -51,11 +52,13 @@ pub mod exec;
 pub mod expr;
 pub mod formats;
 pub mod info;
+pub mod lock;
 pub mod lower;
 pub mod ops;
 pub mod plan;
 pub mod recipe;
 pub mod region;
+pub mod safety;
 pub mod source;
 pub mod store;
 pub mod transfer;

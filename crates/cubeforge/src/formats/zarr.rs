@@ -13,7 +13,7 @@
 //! | `zarr/hierarchy.rs` | [`list_group`]: the members of a group; [`erase_prefix`] |
 //! | `zarr/array.rs` | [`ZarrArray`]: chunk and unit reads, the `ChunkSource` implementation |
 //! | `zarr/blosc.rs` | C-Blosc called directly: decoding into reused buffers, byte planes |
-//! | `zarr/writer.rs` | array metadata documents and the group commit (consolidated metadata last) |
+//! | `zarr/writer.rs` | array metadata documents and the group commit (the root group key last: `.zgroup` after `.zmetadata`) |
 
 use zarrs::array::Array;
 use zarrs_storage::ReadableWritableListableStorageTraits;

@@ -220,14 +220,15 @@ pub fn commit_group(
     }
     if zarr_format == 2 {
         put_json(store, ".zattrs", &Value::Object(attrs.clone()))?;
-        put_json(store, ".zgroup", &json!({"zarr_format": 2}))?;
         consolidated.insert(".zattrs".into(), Value::Object(attrs));
         consolidated.insert(".zgroup".into(), json!({"zarr_format": 2}));
         put_json(
             store,
             ".zmetadata",
             &json!({"metadata": consolidated, "zarr_consolidated_format": 1}),
-        )
+        )?;
+        // Last: xarray and zarr-python open a v2 store only once its `.zgroup` exists.
+        put_json(store, ".zgroup", &json!({"zarr_format": 2}))
     } else {
         put_json(
             store,
