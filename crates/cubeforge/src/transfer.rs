@@ -30,7 +30,10 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
+use crate::lock::DestinationLock;
+use crate::safety::LOCK_KEY;
 
+mod commit;
 mod listing;
 mod remove;
 
@@ -113,6 +116,8 @@ pub struct TransferOptions {
     pub checksum: bool,
     /// `sync`: remove destination objects the source does not have.
     pub delete: bool,
+    /// Replace the destination's lock even when its holder may still run.
+    pub break_lock: bool,
 }
 
 impl Default for TransferOptions {
@@ -123,6 +128,7 @@ impl Default for TransferOptions {
             dry_run: false,
             checksum: false,
             delete: false,
+            break_lock: false,
         }
     }
 }
@@ -187,10 +193,8 @@ impl Endpoint {
         let location = Location::parse(text)?;
         match &location {
             Location::Local(p) => {
-                let abs = std::path::absolute(p).map_err(|e| Error::Io {
-                    path: p.display().to_string(),
-                    source: e,
-                })?;
+                // `..` and links resolved: `object_store` takes only normalised paths.
+                let abs = crate::safety::resolve(p)?;
                 let prefix = ObjPath::from_absolute_path(&abs).map_err(|e| Error::InvalidUrl {
                     url: text.to_string(),
                     reason: e.to_string(),
@@ -240,16 +244,6 @@ impl Endpoint {
     #[must_use]
     pub fn location(&self) -> &Location {
         &self.location
-    }
-
-    /// Whether this is a bucket root, a container root or a file-system root, which recursive
-    /// removal refuses.
-    #[must_use]
-    pub fn is_root(&self) -> bool {
-        match &self.local {
-            Some(p) => p.parent().is_none(),
-            None => self.prefix.as_ref().is_empty(),
-        }
     }
 
     /// The full path or URL of `path`, for messages.
@@ -666,26 +660,6 @@ fn single_destination(dst: &Endpoint, src: &Endpoint) -> Result<ObjPath> {
     }
 }
 
-fn refuse_overlap(src: &Endpoint, dst: &Endpoint) -> Result<()> {
-    let same_side = match (&src.local, &dst.local) {
-        (Some(_), Some(_)) => true,
-        (None, None) => src.bucket == dst.bucket,
-        _ => false,
-    };
-    if same_side
-        && (dst.prefix.prefix_matches(&src.prefix) || src.prefix.prefix_matches(&dst.prefix))
-    {
-        return Err(Error::Refused {
-            location: dst.text.clone(),
-            reason: format!(
-                "source {} and destination overlap; copy to a separate location",
-                src.text
-            ),
-        });
-    }
-    Ok(())
-}
-
 /// The MD5 of an object, hex: from an S3 ETag when that is one, else by reading it.
 async fn md5_of(ep: &Endpoint, key: &str, e_tag: Option<&str>) -> Result<String> {
     use md5::Digest as _;
@@ -754,7 +728,7 @@ fn transfer(
     let src = Endpoint::open(src_text, store_options)?;
     let dst = Endpoint::open(dst_text, store_options)?;
     dst.refuse_read_only()?;
-    refuse_overlap(&src, &dst)?;
+    crate::safety::refuse_overlap(&dst.location, std::slice::from_ref(&src.location))?;
     runtime().block_on(async {
         let listing = |n: u64, bytes: u64| {
             progress(Progress {
@@ -765,64 +739,30 @@ fn transfer(
             });
         };
         let source = resolve_source(&src, &listing).await?;
-        let is_tree = matches!(source, Source::Tree(_));
-        let mut report = TransferReport {
-            source: src_text.to_string(),
-            destination: dst_text.to_string(),
-            dry_run: options.dry_run,
-            ..TransferReport::default()
+        let (is_tree, zarr) = match &source {
+            Source::Tree(entries) => (true, commit::is_zarr_store(entries)),
+            Source::Object(_) => (false, false),
         };
-        let (pairs, existing) = destinations(&src, &dst, source, sync).await?;
-        report.objects = pairs.len() as u64;
-        let needed = if sync {
-            changed(&src, &dst, &pairs, &existing, options).await?
+        // One writer at a time in a destination tree, from before it is listed.
+        let lock = if is_tree && !options.dry_run {
+            let display = dst.location.join(LOCK_KEY);
+            let command = if sync { "sync" } else { "cp" };
+            Some(
+                DestinationLock::acquire_at(
+                    dst.store.clone(),
+                    &dst.prefix,
+                    display,
+                    command,
+                    options.break_lock,
+                )
+                .await?,
+            )
         } else {
-            vec![true; pairs.len()]
+            None
         };
-        let jobs: Vec<Job> = pairs
-            .iter()
-            .zip(&needed)
-            .filter(|(_, n)| **n)
-            .map(|((e, to), _)| Job {
-                from: src.path_of(&e.key).unwrap_or_else(|_| src.prefix.clone()),
-                to: to.clone(),
-                size: e.size,
-                key: if e.key.is_empty() {
-                    basename(to)
-                } else {
-                    e.key.clone()
-                },
-            })
-            .collect();
-        report.skipped = report.objects - jobs.len() as u64;
-        report.copied_keys = jobs.iter().take(1000).map(|j| j.key.clone()).collect();
-        let extras = if sync && options.delete {
-            extra_paths(&pairs, &existing)
-        } else {
-            Vec::new()
-        };
-        if options.dry_run {
-            report.copied = jobs.len() as u64;
-            report.copied_bytes = jobs.iter().map(|j| j.size).sum();
-            report.deleted = extras.len() as u64;
-            return Ok(report);
-        }
-        if let Some(root) = &dst.local {
-            if is_tree {
-                std::fs::create_dir_all(root).map_err(|e| Error::Io {
-                    path: root.display().to_string(),
-                    source: e,
-                })?;
-            }
-            remove_stale_staging_files(root);
-        }
-        report.copied_bytes = run_jobs(&src, &dst, &jobs, options, progress).await?;
-        report.copied = jobs.len() as u64;
-        if !extras.is_empty() {
-            report.deleted = delete_paths(&dst, extras, options, progress).await?;
-            if let Some(root) = &dst.local {
-                remove_empty_dirs(root, false);
-            }
+        let report = run_transfer(&src, &dst, source, zarr, sync, options, progress).await?;
+        if let Some(lock) = lock {
+            lock.release_async().await?;
         }
         tracing::info!(
             "{} -> {}: {} copied ({} bytes), {} skipped, {} deleted",
@@ -837,19 +777,116 @@ fn transfer(
     })
 }
 
-/// Each source entry with its destination path, and (for a sync) what the destination holds,
-/// by destination path.
+/// Decide what to copy (and remove), then do it: for a Zarr store, the chunks, a check that each
+/// arrived whole, the removals, then the metadata in commit order ([`commit`]), after
+/// withdrawing the destination's group metadata when there is anything to change.
+async fn run_transfer(
+    src: &Endpoint,
+    dst: &Endpoint,
+    source: Source,
+    zarr: bool,
+    sync: bool,
+    options: &TransferOptions,
+    progress: ProgressFn<'_>,
+) -> Result<TransferReport> {
+    let mut report = TransferReport {
+        source: src.text.clone(),
+        destination: dst.text.clone(),
+        dry_run: options.dry_run,
+        ..TransferReport::default()
+    };
+    let is_tree = matches!(source, Source::Tree(_));
+    let (pairs, existing) = destinations(src, dst, source, sync || zarr).await?;
+    report.objects = pairs.len() as u64;
+    let mut needed = if sync {
+        changed(src, dst, &pairs, &existing, options).await?
+    } else {
+        vec![true; pairs.len()]
+    };
+    let extras = if sync && options.delete {
+        extra_paths(&pairs, &existing)
+    } else {
+        Vec::new()
+    };
+    let work = needed.iter().any(|n| *n) || !extras.is_empty();
+    if zarr && work && !options.dry_run {
+        // Readers refuse the destination from here until its metadata is written again.
+        let withdrawn = commit::withdraw(dst, &existing).await?;
+        let again = commit::paths(dst, &withdrawn);
+        for ((_, to), n) in pairs.iter().zip(needed.iter_mut()) {
+            *n |= again.contains(to);
+        }
+    }
+    let jobs: Vec<Job> = pairs
+        .iter()
+        .zip(&needed)
+        .filter(|(_, n)| **n)
+        .map(|((e, to), _)| Job {
+            from: src.path_of(&e.key).unwrap_or_else(|_| src.prefix.clone()),
+            to: to.clone(),
+            size: e.size,
+            key: if e.key.is_empty() {
+                basename(to)
+            } else {
+                e.key.clone()
+            },
+        })
+        .collect();
+    report.skipped = report.objects - jobs.len() as u64;
+    report.copied_keys = jobs.iter().take(1000).map(|j| j.key.clone()).collect();
+    report.copied = jobs.len() as u64;
+    if options.dry_run {
+        report.copied_bytes = jobs.iter().map(|j| j.size).sum();
+        report.deleted = extras.len() as u64;
+        return Ok(report);
+    }
+    if let Some(root) = &dst.local {
+        if is_tree {
+            std::fs::create_dir_all(root).map_err(|e| Error::Io {
+                path: root.display().to_string(),
+                source: e,
+            })?;
+        }
+        remove_stale_staging_files(root);
+    }
+    let (data, meta) = if zarr {
+        commit::split(jobs)
+    } else {
+        (jobs, Vec::new())
+    };
+    report.copied_bytes = run_jobs(src, dst, &data, options, progress).await?;
+    if zarr {
+        commit::verify(dst, &data).await?;
+    }
+    if !extras.is_empty() {
+        report.deleted = delete_paths(dst, extras, options, progress).await?;
+        if let Some(root) = &dst.local {
+            remove_empty_dirs(root, false);
+        }
+    }
+    // Nested metadata together, then the root's documents one at a time, in commit order.
+    let nested = meta.iter().take_while(|j| j.key.contains('/')).count();
+    report.copied_bytes += run_jobs(src, dst, &meta[..nested], options, progress).await?;
+    for job in &meta[nested..] {
+        report.copied_bytes +=
+            run_jobs(src, dst, std::slice::from_ref(job), options, progress).await?;
+    }
+    Ok(report)
+}
+
+/// Each source entry with its destination path, and (with `list_existing`) what the destination
+/// holds, by destination path.
 async fn destinations(
     src: &Endpoint,
     dst: &Endpoint,
     source: Source,
-    sync: bool,
+    list_existing: bool,
 ) -> Result<(Vec<(Entry, ObjPath)>, HashMap<String, Entry>)> {
     match source {
         Source::Object(entry) => {
             let to = single_destination(dst, src)?;
             let mut existing = HashMap::new();
-            if sync {
+            if list_existing {
                 match dst.store.head(&to).await {
                     Ok(meta) => {
                         existing.insert(
@@ -870,14 +907,16 @@ async fn destinations(
         }
         Source::Tree(entries) => {
             let mut pairs = Vec::with_capacity(entries.len());
-            for e in entries {
+            // A lock in the source is its writer's, not data.
+            for e in entries.into_iter().filter(|e| e.key != LOCK_KEY) {
                 let to = dst.path_of(&e.key)?;
                 pairs.push((e, to));
             }
-            let existing = if sync {
+            let existing = if list_existing {
                 dst.list_all(&|_, _| {})
                     .await?
                     .into_iter()
+                    .filter(|e| e.key != LOCK_KEY)
                     .filter_map(|e| Some((dst.path_of(&e.key).ok()?.to_string(), e)))
                     .collect()
             } else {
@@ -1005,8 +1044,9 @@ mod tests {
         write(&src.join("a/0.0"), &[2u8; 50]);
         std::fs::remove_file(dst.join("a/.zarray")).unwrap();
         write(&dst.join("extra"), b"x");
+        // The store's `.zgroup` is withdrawn while it changes, and written again last.
         let r = sync(s, d, &so, &opts(), &|_| {}).unwrap();
-        assert_eq!(r.copied, 2, "{r:?}");
+        assert_eq!(r.copied_keys, [".zgroup", "a/.zarray", "a/0.0"], "{r:?}");
         assert!(dst.join("extra").exists());
         let dry = TransferOptions {
             delete: true,
@@ -1033,7 +1073,7 @@ mod tests {
             ..opts()
         };
         let r = sync(s, d, &so, &sum, &|_| {}).unwrap();
-        assert_eq!(r.copied_keys, vec!["a/0.0".to_string()]);
+        assert_eq!(r.copied_keys, [".zgroup", "a/0.0"]);
         assert_eq!(tree(&src), tree(&dst));
 
         // Usage per variable.

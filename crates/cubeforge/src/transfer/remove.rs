@@ -72,7 +72,8 @@ impl RemovePlan {
 }
 
 /// Plan a removal, refusing what must not be removed: with `recursive`, a bucket, container or
-/// file-system root (unless `force_root`); without it, anything but a single object.
+/// file-system root, the current or home directory or a parent of them (unless `force_root`,
+/// see [`crate::safety::refuse_root_removal`]); without it, anything but a single object.
 ///
 /// # Errors
 /// [`Error::Refused`] as above, [`Error::NotFound`] when nothing is there.
@@ -84,13 +85,8 @@ pub fn plan_remove(
 ) -> Result<RemovePlan> {
     let ep = Endpoint::open(text, store_options)?;
     ep.refuse_read_only()?;
-    if recursive && ep.is_root() && !force_root {
-        return Err(Error::Refused {
-            location: text.to_string(),
-            reason: "recursive removal of a whole bucket or root; name a prefix inside it, \
-                     or pass --force-root"
-                .into(),
-        });
+    if recursive {
+        crate::safety::refuse_root_removal(&ep.location, force_root)?;
     }
     runtime().block_on(async {
         let own = ep.head_self().await?;
