@@ -357,10 +357,7 @@ impl Store {
     /// Wrap a storage error with the location of `key`.
     #[must_use]
     pub fn storage_error(&self, key: &str, source: StorageError) -> Error {
-        Error::Storage {
-            location: self.location.join(key),
-            source,
-        }
+        Error::storage(self.location.join(key), source)
     }
 }
 
@@ -680,9 +677,11 @@ pub fn object_store_for(
     use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
     let url = &obj.url;
-    let config_err = |e: object_store::Error| Error::Storage {
-        location: location.to_string(),
-        source: StorageError::Other(format!("cannot configure object store: {e}")),
+    let config_err = |e: object_store::Error| {
+        Error::storage(
+            location.to_string(),
+            StorageError::Other(format!("cannot configure object store: {e}")),
+        )
     };
     let retry = RetryConfig {
         backoff: BackoffConfig {
