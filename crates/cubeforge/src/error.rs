@@ -323,9 +323,7 @@ fn failed_request(text: &str) -> Option<&str> {
     text.match_indices(MARK).find_map(|(at, _)| {
         let rest = &text[at + MARK.len()..];
         let word = rest.split_whitespace().next()?;
-        word.chars()
-            .all(|c| c.is_ascii_uppercase())
-            .then_some(rest)
+        word.chars().all(|c| c.is_ascii_uppercase()).then_some(rest)
     })
 }
 
@@ -340,7 +338,14 @@ fn body_detail(body: &str, status: &str) -> Option<String> {
         let start = body.find(&open)? + open.len();
         let len = body[start..].find(&format!("</{name}>"))?;
         // Azure appends `RequestId:…` and `Time:…` lines to its message.
-        Some(body[start..start + len].lines().next().unwrap_or("").trim().to_string())
+        Some(
+            body[start..start + len]
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+        )
     };
     if body.starts_with('<') {
         let code = tag("Code").filter(|c| !c.chars().all(|ch| ch.is_ascii_digit()));
@@ -532,8 +537,8 @@ mod tests {
             "cannot reach http://127.0.0.1:1: error sending request \
              (HEAD http://127.0.0.1:1/b/zarr.json, after 2 retries)"
         );
-        let imds = "Generic S3 error: Error performing PUT http://169.254.169.254/latest/api/token \
-                    in 15ms - Server returned non-2xx status code: 403 Forbidden: denied";
+        let imds = "Generic S3 error: Error performing PUT http://169.254.169.254/latest/api/\
+                    token in 15ms - Server returned non-2xx status code: 403 Forbidden: x";
         let line = storage_message("s3://b/x", imds);
         assert!(line.starts_with("no AWS credentials found") && line.contains("AWS_PROFILE"));
         let gcs = "Generic GCS error: Error performing token request: Error performing GET \
@@ -544,7 +549,9 @@ mod tests {
         assert!(storage_message("az://c/x", azure).contains("AZURE_STORAGE_ACCOUNT_NAME"));
         // Through the error types: one line, the location once.
         let e = Error::storage("s3://b/x", StorageError::Other(imds.into()));
-        assert!(e.to_string().starts_with("s3://b/x: no AWS credentials found"));
+        assert!(e
+            .to_string()
+            .starts_with("s3://b/x: no AWS credentials found"));
         let e = Error::Transfer {
             location: "s3://nobucket/x".into(),
             reason: s3_reason(),

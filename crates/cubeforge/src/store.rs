@@ -826,10 +826,8 @@ fn gcs_builder() -> (object_store::gcp::GoogleCloudStorageBuilder, Option<String
     let from_account = || {
         let text = match b.get_config_value(&GoogleConfigKey::ServiceAccountKey) {
             Some(key) => key,
-            None => std::fs::read_to_string(
-                b.get_config_value(&GoogleConfigKey::ServiceAccount)?,
-            )
-            .ok()?,
+            None => std::fs::read_to_string(b.get_config_value(&GoogleConfigKey::ServiceAccount)?)
+                .ok()?,
         };
         let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
         Some(doc.get("gcs_base_url")?.as_str()?.to_string())
