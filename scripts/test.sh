@@ -15,6 +15,8 @@ step "system packages"
 ./scripts/setup-system.sh
 step "python environment (.venv)"
 ./scripts/setup-python.sh
+step "cloud-storage emulators (Azurite)"
+./scripts/emulators.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"

@@ -119,3 +119,18 @@ def s3_server():
     server = MotoServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", params=["s3", "gcs", "azure"])
+def cloud(request, tmp_path_factory):
+    """One object-storage service on 127.0.0.1, per parameter: moto (S3, the session's
+    ``s3_server``), fake-gcs-server (GCS) or Azurite (Azure Blob Storage); see cloud_support."""
+    from cloud_support import AzuriteServer, FakeGcsServer, MotoCloud
+
+    if request.param == "s3":
+        yield MotoCloud(request.getfixturevalue("s3_server"))
+        return
+    workdir = tmp_path_factory.mktemp(f"{request.param}-emulator")
+    server = FakeGcsServer(workdir) if request.param == "gcs" else AzuriteServer(workdir)
+    yield server
+    server.stop()

@@ -357,10 +357,7 @@ impl Store {
     /// Wrap a storage error with the location of `key`.
     #[must_use]
     pub fn storage_error(&self, key: &str, source: StorageError) -> Error {
-        Error::Storage {
-            location: self.location.join(key),
-            source,
-        }
+        Error::storage(self.location.join(key), source)
     }
 }
 
@@ -680,9 +677,11 @@ pub fn object_store_for(
     use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
     let url = &obj.url;
-    let config_err = |e: object_store::Error| Error::Storage {
-        location: location.to_string(),
-        source: StorageError::Other(format!("cannot configure object store: {e}")),
+    let config_err = |e: object_store::Error| {
+        Error::storage(
+            location.to_string(),
+            StorageError::Other(format!("cannot configure object store: {e}")),
+        )
     };
     let retry = RetryConfig {
         backoff: BackoffConfig {
@@ -701,15 +700,16 @@ pub fn object_store_for(
             .with_allow_http(allow_http)
     };
     // GCS and Azure take the URL, signing, retries and client options the same way (their
-    // builders share no trait).
+    // builders share no trait). Plain HTTP only where the configured endpoint is `http://` (a
+    // local emulator).
     macro_rules! from_url {
-        ($builder:expr) => {
+        ($builder:expr, $allow_http:expr) => {
             Arc::new(
                 $builder
                     .with_url(url.as_str())
                     .with_skip_signature(options.anon)
                     .with_retry(retry)
-                    .with_client_options(client(false))
+                    .with_client_options(client($allow_http))
                     .build()
                     .map_err(config_err)?,
             )
@@ -754,9 +754,17 @@ pub fn object_store_for(
             Arc::new(s)
         }
         ObjectService::Gcs => {
-            from_url!(object_store::gcp::GoogleCloudStorageBuilder::from_env())
+            let (b, base_url) = gcs_builder();
+            from_url!(b, is_http(base_url.as_deref()))
         }
-        ObjectService::Azure => from_url!(object_store::azure::MicrosoftAzureBuilder::from_env()),
+        ObjectService::Azure => {
+            use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+            let b = MicrosoftAzureBuilder::from_env();
+            // With `AZURE_STORAGE_USE_EMULATOR` the builder allows HTTP itself (Azurite at
+            // `AZURITE_BLOB_STORAGE_URL`, default `http://127.0.0.1:10000`).
+            let endpoint = b.get_config_value(&AzureConfigKey::Endpoint);
+            from_url!(b, is_http(endpoint.as_deref()))
+        }
         ObjectService::Http => {
             let mut root = url.clone();
             root.set_path("/");
@@ -776,6 +784,58 @@ pub fn object_store_for(
         reason: e.to_string(),
     })?;
     Ok((store, prefix))
+}
+
+/// Whether an endpoint is plain `http://` (a local server or emulator).
+fn is_http(endpoint: Option<&str>) -> bool {
+    endpoint.is_some_and(|e| {
+        e.get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+    })
+}
+
+/// A non-empty environment variable.
+fn env_value(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The GCS builder from the environment, and the base URL it will send requests to when that is
+/// not Google's.
+///
+/// Besides `object_store`'s own variables (`GOOGLE_SERVICE_ACCOUNT`, `GOOGLE_SERVICE_ACCOUNT_KEY`,
+/// `GOOGLE_APPLICATION_CREDENTIALS`, `GOOGLE_BASE_URL`; a service-account document may carry
+/// `gcs_base_url` and `disable_oauth` for an emulator), `STORAGE_EMULATOR_HOST`, which Google's
+/// client libraries and `gcsfs` read, points at an emulator and sends no token.
+fn gcs_builder() -> (object_store::gcp::GoogleCloudStorageBuilder, Option<String>) {
+    use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKey};
+    let mut b = GoogleCloudStorageBuilder::from_env();
+    if let Some(host) = env_value("STORAGE_EMULATOR_HOST") {
+        let base = if host.contains("://") {
+            host
+        } else {
+            format!("http://{host}")
+        };
+        b = b
+            .with_base_url(base.trim_end_matches('/'))
+            .with_credentials(Arc::new(object_store::StaticCredentialProvider::new(
+                GcpCredential {
+                    bearer: String::new(),
+                },
+            )));
+    }
+    let from_account = || {
+        let text = match b.get_config_value(&GoogleConfigKey::ServiceAccountKey) {
+            Some(key) => key,
+            None => std::fs::read_to_string(b.get_config_value(&GoogleConfigKey::ServiceAccount)?)
+                .ok()?,
+        };
+        let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
+        Some(doc.get("gcs_base_url")?.as_str()?.to_string())
+    };
+    let base = b
+        .get_config_value(&GoogleConfigKey::BaseUrl)
+        .or_else(from_account);
+    (b, base)
 }
 
 #[cfg(test)]

@@ -173,10 +173,7 @@ pub struct RemoveReport {
 pub type ProgressFn<'a> = &'a (dyn Fn(Progress) + Sync);
 
 fn storage_err(location: String, e: &object_store::Error) -> Error {
-    Error::Storage {
-        location,
-        source: zarrs_storage::StorageError::Other(e.to_string()),
-    }
+    Error::storage(location, zarrs_storage::StorageError::Other(e.to_string()))
 }
 
 fn is_not_found(e: &object_store::Error) -> bool {

@@ -444,10 +444,7 @@ impl ZarrArray {
     /// [`Error::Storage`] naming the chunk when reading fails.
     pub fn read_encoded(&self, chunk: &[u64]) -> Result<Option<Bytes>> {
         let key = self.array.chunk_key(chunk);
-        let storage_error = |source| Error::Storage {
-            location: self.store.location().join(key.as_str()),
-            source,
-        };
+        let storage_error = |source| self.store.storage_error(key.as_str(), source);
         let storage = self
             .array
             .storage_transformers()
