@@ -163,9 +163,33 @@ fn lower<'a>(
 ) -> Result<(State<'a>, Option<Exec>)> {
     let mut sources = Sources::default();
     let mut state = State::new(doc, input, &mut sources, opts.dry_run);
+    check_coords(input, opts.memory_limit)?;
     let ex = (!opts.dry_run).then(|| Exec::new(sources, opts.memory_limit));
     state.apply_all(ex.as_ref())?;
+    if let Some(ex) = &ex {
+        ex.check_memory(state.vars.values().map(|v| &*v.node))?;
+    }
     Ok((state, ex))
+}
+
+/// Refuse, before any is read, a coordinate longer than [`crate::coord::MAX_COORD_LEN`] or
+/// larger than the memory limit: coordinates are held in memory whole.
+fn check_coords(input: &Input, memory_limit: usize) -> Result<()> {
+    for c in input.dims.iter().filter_map(|d| d.coord.as_ref()) {
+        c.check_len()?;
+        if c.bytes().is_none_or(|b| b > memory_limit as u64) {
+            return Err(Error::Refused {
+                location: c.origin(),
+                reason: format!(
+                    "a coordinate of {} values ({} bytes) is held in memory whole, more than \
+                     --memory-limit ({memory_limit} bytes)",
+                    c.len(),
+                    c.bytes().map_or_else(|| "> 2^64".into(), |b| b.to_string())
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What a build may do with an existing destination, from its options.

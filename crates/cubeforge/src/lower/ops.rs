@@ -195,6 +195,7 @@ impl State<'_> {
         let ex = ex.ok_or_else(|| {
             Error::Other("internal: a drop_all_nan scan without an executor".into())
         })?;
+        ex.check_memory([&*v.node])?;
         // any(notnull(v)) over the other dimensions, in one streaming pass
         let other: Vec<String> = v
             .node

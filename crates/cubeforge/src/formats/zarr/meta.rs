@@ -75,18 +75,22 @@ impl ArrayMeta {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
+        if let Some(v) = obj.get("zarr_format").filter(|v| v.as_u64() != Some(2)) {
+            return Err(bad(format!(
+                "'zarr_format' is {v}; a .zarray document says 2"
+            )));
+        }
         let dimension_names = match attrs.remove("_ARRAY_DIMENSIONS") {
-            Some(Value::Array(names)) => Some(
-                names
-                    .iter()
-                    .map(|n| n.as_str().map(str::to_string))
-                    .collect::<Vec<_>>(),
+            None => None,
+            Some(v) => Some(
+                names_list(&v, shape.len(), "_ARRAY_DIMENSIONS (in .zattrs)").map_err(bad)?,
             ),
-            _ => None,
         };
+        let dtype = DType::from_name(&dtype_text).filter(|_| !dtype_text.starts_with(['S', 'U']));
+        check_sizes(&shape, &chunks, dtype).map_err(bad)?;
         Ok(ArrayMeta {
             zarr_format: 2,
-            dtype: DType::from_name(&dtype_text).filter(|_| !dtype_text.starts_with(['S', 'U'])),
+            dtype,
             shape,
             chunks,
             shards: None,
@@ -110,6 +114,11 @@ impl ArrayMeta {
         let obj = doc
             .as_object()
             .ok_or_else(|| bad("expected a JSON object".into()))?;
+        match obj.get("zarr_format") {
+            Some(v) if v.as_u64() == Some(3) => {}
+            Some(v) => return Err(bad(format!("'zarr_format' is {v}; a zarr.json document of Zarr v3 says 3"))),
+            None => return Err(bad("missing 'zarr_format'".into())),
+        }
         let shape = u64_list(obj.get("shape"), "shape").map_err(bad)?;
         let grid_chunks = u64_list(
             obj.get("chunk_grid")
@@ -145,14 +154,18 @@ impl ArrayMeta {
             }
         }
         let dimension_names = match obj.get("dimension_names") {
-            Some(Value::Array(names)) => Some(
-                names
-                    .iter()
-                    .map(|n| n.as_str().map(str::to_string))
-                    .collect(),
-            ),
-            _ => None,
+            None | Some(Value::Null) => None,
+            Some(v) => Some(names_list(v, shape.len(), "dimension_names").map_err(bad)?),
         };
+        if grid_chunks.len() != shape.len() || chunks.len() != shape.len() {
+            return Err(bad(format!(
+                "the chunk shape has {} entries but 'shape' has {}",
+                chunks.len().min(grid_chunks.len()),
+                shape.len()
+            )));
+        }
+        let dtype = DType::from_name(&dtype_text);
+        check_sizes(&shape, &chunks, dtype).map_err(bad)?;
         let mut attrs = obj
             .get("attributes")
             .and_then(Value::as_object)
@@ -161,7 +174,7 @@ impl ArrayMeta {
         attrs.remove("_ARRAY_DIMENSIONS");
         Ok(ArrayMeta {
             zarr_format: 3,
-            dtype: DType::from_name(&dtype_text),
+            dtype,
             shape,
             chunks,
             shards,
@@ -173,10 +186,10 @@ impl ArrayMeta {
         })
     }
 
-    /// Number of elements.
+    /// Number of elements (the summaries check when they are made that it fits in a `u64`).
     #[must_use]
     pub fn len(&self) -> u64 {
-        self.shape.iter().product()
+        element_count(&self.shape).unwrap_or(u64::MAX)
     }
 
     /// Whether the array has no elements.
@@ -184,6 +197,65 @@ impl ArrayMeta {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The number of elements of `shape`, `None` when it does not fit in a `u64`.
+#[must_use]
+pub fn element_count(shape: &[u64]) -> Option<u64> {
+    shape.iter().try_fold(1u64, |acc, n| acc.checked_mul(*n))
+}
+
+/// Arrays and chunks whose element counts and byte sizes fit in 64 bits, and chunks that
+/// are not empty along a dimension the array has.
+fn check_sizes(
+    shape: &[u64],
+    chunks: &[u64],
+    dtype: Option<DType>,
+) -> std::result::Result<(), String> {
+    let item = dtype.map_or(1, |d| d.size() as u64);
+    let fits = |s: &[u64]| element_count(s).and_then(|n| n.checked_mul(item)).is_some();
+    if !fits(shape) {
+        return Err(format!(
+            "'shape' {shape:?} holds more elements than fit in 64 bits"
+        ));
+    }
+    if !fits(chunks) {
+        return Err(format!(
+            "chunk shape {chunks:?} holds more elements than fit in 64 bits"
+        ));
+    }
+    if let Some(axis) = (0..chunks.len()).find(|&i| chunks[i] == 0 && shape.get(i) != Some(&0)) {
+        return Err(format!(
+            "chunk shape {chunks:?} is 0 along axis {axis}; chunks must have at least one element per dimension"
+        ));
+    }
+    Ok(())
+}
+
+/// Dimension names: a list of strings (or nulls, in v3), one per dimension of the array.
+fn names_list(
+    v: &Value,
+    ndim: usize,
+    field: &str,
+) -> std::result::Result<Vec<Option<String>>, String> {
+    let Some(names) = v.as_array() else {
+        return Err(format!("'{field}' must be a list of names, found {v}"));
+    };
+    if names.len() != ndim {
+        return Err(format!(
+            "'{field}' names {} dimension(s) ({}) but the array has {ndim}",
+            names.len(),
+            v
+        ));
+    }
+    names
+        .iter()
+        .map(|n| match n {
+            Value::String(s) => Ok(Some(s.clone())),
+            Value::Null => Ok(None),
+            other => Err(format!("'{field}' must hold names, found {other}")),
+        })
+        .collect()
 }
 
 fn u64_list(v: Option<&Value>, field: &str) -> std::result::Result<Vec<u64>, String> {
