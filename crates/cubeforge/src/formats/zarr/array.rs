@@ -285,6 +285,13 @@ impl ZarrArray {
         &self.array
     }
 
+    /// The array's node path from the store root, without slashes at either end (`""` for an
+    /// array at the root).
+    #[must_use]
+    pub fn meta_path(&self) -> &str {
+        self.entry.path.trim_matches('/')
+    }
+
     /// Full location of the array, for messages.
     #[must_use]
     pub fn location(&self) -> String {
