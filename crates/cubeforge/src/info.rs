@@ -235,20 +235,73 @@ fn stored_chunks(ds: &Dataset, array: &crate::zarr::ZarrArray, grid: &[u64]) -> 
             reason: e.to_string(),
         })?
     };
-    let keys = ds
-        .store
-        .storage()
-        .list_prefix(&prefix)
-        .map_err(|e| ds.store.storage_error(&prefix_text, e))?;
-    Ok(keys
-        .iter()
-        .filter_map(|k| {
-            let rel = k.as_str().strip_prefix(&prefix_text)?;
-            let idx = chunk_index(rel, grid.len())?;
-            let inside = idx.iter().zip(grid).all(|(i, n)| i < n);
-            (inside && array.inner().chunk_key(&idx).as_str() == k.as_str()).then_some(idx)
-        })
-        .collect())
+    let is_chunk = |rel: &str| {
+        let idx = chunk_index(rel, grid.len())?;
+        let inside = idx.iter().zip(grid).all(|(i, n)| i < n);
+        let key = format!("{prefix_text}{rel}");
+        (inside && array.inner().chunk_key(&idx).as_str() == key).then_some(idx)
+    };
+    let keys: Vec<String> = match ds.store.location().local_path() {
+        Some(root) => {
+            let dir = root.join(&prefix_text);
+            let mut found = Vec::new();
+            local_files(&dir, "", grid.len() + 1, &is_chunk, &mut found)?;
+            found
+        }
+        None => ds
+            .store
+            .storage()
+            .list_prefix(&prefix)
+            .map_err(|e| ds.store.storage_error(&prefix_text, e))?
+            .iter()
+            .filter_map(|k| k.as_str().strip_prefix(&prefix_text).map(str::to_string))
+            .collect(),
+    };
+    Ok(keys.iter().filter_map(|rel| is_chunk(rel)).collect())
+}
+
+/// The files below the local directory `dir` (relative paths, `/`-separated, `rel` before
+/// them), at most `depth` levels down. Symbolic links to directories are not followed (a link
+/// loop is not walked); a directory, or a link that leads nowhere or loops, where `is_chunk`
+/// says a chunk is, is an error naming it.
+fn local_files(
+    dir: &std::path::Path,
+    rel: &str,
+    depth: usize,
+    is_chunk: &dyn Fn(&str) -> Option<Vec<u64>>,
+    out: &mut Vec<String>,
+) -> Result<()> {
+    let io = |path: &std::path::Path, source: std::io::Error| crate::Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && rel.is_empty() => return Ok(()),
+        Err(e) => return Err(io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let link = entry.file_type().map_err(|e| io(&path, e))?.is_symlink();
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => out.push(child),
+            Ok(m) if m.is_dir() && is_chunk(&child).is_some() => {
+                return Err(crate::Error::CorruptChunk {
+                    location: path.display().to_string(),
+                    reason: "a directory where the chunk should be".into(),
+                })
+            }
+            Ok(m) if m.is_dir() && !link && depth > 0 => {
+                local_files(&path, &child, depth - 1, is_chunk, out)?;
+            }
+            Err(e) if is_chunk(&child).is_some() => return Err(io(&path, e)),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The grid index a chunk key (relative to its array) spells, in any of Zarr's key encodings
