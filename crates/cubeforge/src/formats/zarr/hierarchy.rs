@@ -514,3 +514,56 @@ pub fn erase_prefix(store: &Store, prefix: &str) -> Result<()> {
         .erase_prefix(&sp)
         .map_err(|e| store.storage_error(p, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory_store(name: &str, files: &[(&str, Value)]) -> Store {
+        let store = Store::open_str(&format!("memory://hierarchy-{name}")).expect("store");
+        for (key, doc) in files {
+            crate::testkit::put_key(&store, key, doc.to_string().into_bytes());
+        }
+        store
+    }
+
+    fn zarray() -> Value {
+        serde_json::json!({"zarr_format": 2, "shape": [4], "chunks": [2], "dtype": "<f4",
+                           "compressor": null, "fill_value": "NaN", "order": "C", "filters": null})
+    }
+
+    #[test]
+    fn group_paths_stay_inside_the_store() {
+        let store = memory_store("paths", &[(".zgroup", serde_json::json!({"zarr_format": 2}))]);
+        for bad in ["..", "../..", "a/../../b", "./a", "/etc", "a//b", "a\\..\\b"] {
+            let e = list_group(&store, bad).expect_err(bad).to_string();
+            assert!(e.contains(&format!("group '{bad}'")), "{e}");
+        }
+        assert!(list_group(&store, "").is_ok());
+        assert!(list_group(&store, "sub/").is_err()); // no such group: not a refusal of the path
+    }
+
+    #[test]
+    fn consolidated_metadata_names_only_members_that_exist() {
+        let zmeta = serde_json::json!({"zarr_consolidated_format": 1, "metadata": {
+            ".zgroup": {"zarr_format": 2}, "a/.zarray": zarray(), "gone/.zarray": zarray()}});
+        let store = memory_store(
+            "consolidated",
+            &[(".zgroup", serde_json::json!({"zarr_format": 2})), (".zmetadata", zmeta), ("a/.zarray", zarray())],
+        );
+        let e = list_group(&store, "").expect_err("gone is listed").to_string();
+        assert!(e.contains(".zmetadata") && e.contains("'gone'"), "{e}");
+        crate::testkit::put_key(&store, "gone/.zarray", zarray().to_string().into_bytes());
+        assert_eq!(list_group(&store, "").expect("both exist").arrays.len(), 2);
+    }
+
+    #[test]
+    fn zarr_format_must_be_the_documents_own() {
+        let store = memory_store("format", &[("zarr.json", serde_json::json!({"zarr_format": 4, "node_type": "group"}))]);
+        let e = list_group(&store, "").expect_err("v4").to_string();
+        assert!(e.contains("zarr.json") && e.contains("zarr_format 4"), "{e}");
+        let store = memory_store("format-text", &[(".zgroup", serde_json::json!({"zarr_format": "2"}))]);
+        let e = list_group(&store, "").expect_err("text").to_string();
+        assert!(e.contains(".zgroup") && e.contains("zarr_format"), "{e}");
+    }
+}

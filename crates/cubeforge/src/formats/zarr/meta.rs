@@ -309,6 +309,52 @@ fn describe_v3_codec(c: &Value) -> String {
 mod tests {
     use super::*;
 
+    fn zarray(shape: Value, chunks: Value) -> Value {
+        serde_json::json!({"zarr_format": 2, "shape": shape, "chunks": chunks, "dtype": "<f4",
+                           "compressor": null, "fill_value": "NaN", "order": "C", "filters": null})
+    }
+
+    fn reason(r: Result<ArrayMeta>) -> String {
+        r.expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn sizes_must_fit_in_64_bits() {
+        let big = serde_json::json!([1u64 << 40, 1u64 << 40, 1u64 << 40]);
+        let e = reason(ArrayMeta::from_v2(&zarray(big, serde_json::json!([1, 1, 1])), None, "x/.zarray"));
+        assert!(e.contains("x/.zarray") && e.contains("64 bits"), "{e}");
+        // Elements that fit, bytes that do not (4 bytes each).
+        let e = reason(ArrayMeta::from_v2(&zarray(serde_json::json!([u64::MAX / 2]), serde_json::json!([1])), None, "x"));
+        assert!(e.contains("64 bits"), "{e}");
+        let e = reason(ArrayMeta::from_v2(&zarray(serde_json::json!([4]), serde_json::json!([0])), None, "x"));
+        assert!(e.contains("chunk shape [0]"), "{e}");
+        let ok = ArrayMeta::from_v2(&zarray(serde_json::json!([1u64 << 50]), serde_json::json!([10])), None, "x");
+        assert_eq!(ok.expect("fits").len(), 1u64 << 50);
+    }
+
+    #[test]
+    fn one_dimension_name_per_axis() {
+        let doc = zarray(serde_json::json!([2, 3]), serde_json::json!([2, 3]));
+        let attrs = |names: Value| serde_json::json!({ "_ARRAY_DIMENSIONS": names });
+        for names in [serde_json::json!(["y"]), serde_json::json!(["y", "x", "z"]), serde_json::json!("y")] {
+            let e = reason(ArrayMeta::from_v2(&doc, Some(&attrs(names)), "v/.zarray"));
+            assert!(e.contains("v/.zarray") && e.contains("_ARRAY_DIMENSIONS"), "{e}");
+        }
+        let m = ArrayMeta::from_v2(&doc, Some(&attrs(serde_json::json!(["y", "x"]))), "v").expect("ok");
+        assert_eq!(m.dimension_names.map(|n| n.len()), Some(2));
+        let v3 = |names: Value, format: Value| serde_json::json!({"zarr_format": format, "node_type": "array",
+            "shape": [2, 3], "data_type": "float32", "fill_value": 0, "dimension_names": names,
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2, 3]}},
+            "codecs": [{"name": "bytes"}]});
+        let e = reason(ArrayMeta::from_v3(&v3(serde_json::json!(["y"]), serde_json::json!(3)), "v/zarr.json"));
+        assert!(e.contains("dimension_names") && e.contains("has 2"), "{e}");
+        for format in [serde_json::json!(4), serde_json::json!("3"), Value::Null] {
+            let e = reason(ArrayMeta::from_v3(&v3(serde_json::json!(["y", "x"]), format), "v/zarr.json"));
+            assert!(e.contains("v/zarr.json") && e.contains("zarr_format"), "{e}");
+        }
+        assert!(ArrayMeta::from_v3(&v3(serde_json::json!(["y", null]), serde_json::json!(3)), "v").is_ok());
+    }
+
     #[test]
     fn describes_codecs() {
         let v2 = serde_json::json!({"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1});
