@@ -223,10 +223,18 @@ pub fn verify(ds: &Dataset) -> Result<VerifyReport> {
 }
 
 /// The grid indices of the chunks of `array` the store holds, from one listing of its prefix.
-fn stored_chunks(ds: &Dataset, array: &crate::zarr::ZarrArray, grid: &[u64]) -> Result<Vec<Vec<u64>>> {
+fn stored_chunks(
+    ds: &Dataset,
+    array: &crate::zarr::ZarrArray,
+    grid: &[u64],
+) -> Result<Vec<Vec<u64>>> {
     use zarrs_storage::{ListableStorageTraits as _, StorePrefix};
     let path = array.meta_path();
-    let prefix_text = if path.is_empty() { String::new() } else { format!("{path}/") };
+    let prefix_text = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
     let prefix = if prefix_text.is_empty() {
         StorePrefix::root()
     } else {
@@ -284,7 +292,11 @@ fn local_files(
         let entry = entry.map_err(|e| io(dir, e))?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let child = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
         let link = entry.file_type().map_err(|e| io(&path, e))?.is_symlink();
         match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => out.push(child),

@@ -32,7 +32,8 @@ fn any_json() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         "[a-z<|>0-9_.]{0,8}".prop_map(Value::from),
     ];
     leaf.prop_recursive(3, 32, 6, |inner| {
@@ -46,7 +47,12 @@ fn any_json() -> impl Strategy<Value = Value> {
 
 /// A size from anywhere in `u64`: small, around 2^32, or huge.
 fn any_size() -> impl Strategy<Value = u64> {
-    prop_oneof![0u64..6, (1u64 << 31)..(1u64 << 33), any::<u64>(), Just(u64::MAX)]
+    prop_oneof![
+        0u64..6,
+        (1u64 << 31)..(1u64 << 33),
+        any::<u64>(),
+        Just(u64::MAX)
+    ]
 }
 
 /// A JSON size: usually a size, sometimes negative, fractional or not a number.
@@ -72,7 +78,9 @@ fn zarray() -> impl Strategy<Value = Value> {
     (
         prop::collection::vec(json_size(), 0..4),
         prop::collection::vec(json_size(), 0..4),
-        prop::sample::select(vec!["<f4", "<f8", "|u1", "<i8", ">i2", "|b1", "|S7", "<U3", "<q9", "<c8", "<M8[ns]"]),
+        prop::sample::select(vec![
+            "<f4", "<f8", "|u1", "<i8", ">i2", "|b1", "|S7", "<U3", "<q9", "<c8", "<M8[ns]",
+        ]),
         prop::sample::select(vec![
             json!(null),
             json!({"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1}),
@@ -95,7 +103,16 @@ fn zarr_json() -> impl Strategy<Value = Value> {
     (
         prop::collection::vec(json_size(), 0..4),
         prop::collection::vec(json_size(), 0..4),
-        prop::sample::select(vec!["float32", "int64", "uint8", "bool", "complex64", "string", "r16", "float16"]),
+        prop::sample::select(vec![
+            "float32",
+            "int64",
+            "uint8",
+            "bool",
+            "complex64",
+            "string",
+            "r16",
+            "float16",
+        ]),
         prop::sample::select(vec![json!(3), json!(4), json!("3"), json!(null)]),
         dims_list(),
         prop::option::of(prop::collection::vec(json_size(), 0..4)),
@@ -128,9 +145,10 @@ fn open_everything(store: &Store) {
         }
         // Describing reads the first and last values of coordinates: only where a chunk is
         // small, since a missing chunk is produced whole as fill values.
-        let small = ds.variables.iter().all(|v| {
-            cubeforge::zarr::element_count(&v.meta.chunks).is_some_and(|n| n <= 1 << 16)
-        });
+        let small = ds
+            .variables
+            .iter()
+            .all(|v| cubeforge::zarr::element_count(&v.meta.chunks).is_some_and(|n| n <= 1 << 16));
         if small {
             let _ = cubeforge::info::report(&ds);
         }
@@ -229,7 +247,12 @@ proptest! {
 
 #[test]
 fn object_keys_that_climb_out_are_refused() {
-    for text in ["s3://b/a/../c", "s3://b/a/%2e%2e/c", "gs://b/./x", "https://h/a/.%2E/b"] {
+    for text in [
+        "s3://b/a/../c",
+        "s3://b/a/%2e%2e/c",
+        "gs://b/./x",
+        "https://h/a/.%2E/b",
+    ] {
         assert!(Location::parse(text).is_err(), "{text}");
     }
 }

@@ -110,7 +110,10 @@ mod tests {
         std::fs::write(&nc, b"\x89HDF\r\n\x1a\n\0\0\0\0").expect("write");
         let e = check_local_store(&nc).expect_err("a file");
         let text = e.to_string();
-        assert!(text.contains("x.nc") && text.contains("NetCDF-4/HDF5"), "{text}");
+        assert!(
+            text.contains("x.nc") && text.contains("NetCDF-4/HDF5"),
+            "{text}"
+        );
         let other = dir.path().join("x.txt");
         std::fs::write(&other, b"hello").expect("write");
         assert!(matches!(

@@ -457,9 +457,7 @@ fn unreadable_in(e: &expr::Expr, unreadable: &dyn Fn(&str) -> bool) -> Option<St
     match e {
         E::Var(n) if unreadable(n) => Some(n.clone()),
         E::Neg(x) | E::Not(x) => unreadable_in(x, unreadable),
-        E::Binary(_, a, b) => {
-            unreadable_in(a, unreadable).or_else(|| unreadable_in(b, unreadable))
-        }
+        E::Binary(_, a, b) => unreadable_in(a, unreadable).or_else(|| unreadable_in(b, unreadable)),
         E::Call(_, args) => args.iter().find_map(|a| unreadable_in(a, unreadable)),
         _ => None,
     }

@@ -31,7 +31,8 @@ pub const MAX_CHUNK_BYTES: u64 = 4 << 30;
 fn check_chunk_bytes(meta: &ArrayMeta, dtype: DType) -> std::result::Result<(), String> {
     let sizes = std::iter::once(&meta.chunks).chain(meta.shards.as_ref());
     for shape in sizes {
-        let bytes = super::meta::element_count(shape).and_then(|n| n.checked_mul(dtype.size() as u64));
+        let bytes =
+            super::meta::element_count(shape).and_then(|n| n.checked_mul(dtype.size() as u64));
         match bytes {
             Some(b) if b <= MAX_CHUNK_BYTES => {}
             _ => {

@@ -534,8 +534,19 @@ mod tests {
 
     #[test]
     fn group_paths_stay_inside_the_store() {
-        let store = memory_store("paths", &[(".zgroup", serde_json::json!({"zarr_format": 2}))]);
-        for bad in ["..", "../..", "a/../../b", "./a", "/etc", "a//b", "a\\..\\b"] {
+        let store = memory_store(
+            "paths",
+            &[(".zgroup", serde_json::json!({"zarr_format": 2}))],
+        );
+        for bad in [
+            "..",
+            "../..",
+            "a/../../b",
+            "./a",
+            "/etc",
+            "a//b",
+            "a\\..\\b",
+        ] {
             let e = list_group(&store, bad).expect_err(bad).to_string();
             assert!(e.contains(&format!("group '{bad}'")), "{e}");
         }
@@ -549,9 +560,15 @@ mod tests {
             ".zgroup": {"zarr_format": 2}, "a/.zarray": zarray(), "gone/.zarray": zarray()}});
         let store = memory_store(
             "consolidated",
-            &[(".zgroup", serde_json::json!({"zarr_format": 2})), (".zmetadata", zmeta), ("a/.zarray", zarray())],
+            &[
+                (".zgroup", serde_json::json!({"zarr_format": 2})),
+                (".zmetadata", zmeta),
+                ("a/.zarray", zarray()),
+            ],
         );
-        let e = list_group(&store, "").expect_err("gone is listed").to_string();
+        let e = list_group(&store, "")
+            .expect_err("gone is listed")
+            .to_string();
         assert!(e.contains(".zmetadata") && e.contains("'gone'"), "{e}");
         crate::testkit::put_key(&store, "gone/.zarray", zarray().to_string().into_bytes());
         assert_eq!(list_group(&store, "").expect("both exist").arrays.len(), 2);
@@ -559,10 +576,22 @@ mod tests {
 
     #[test]
     fn zarr_format_must_be_the_documents_own() {
-        let store = memory_store("format", &[("zarr.json", serde_json::json!({"zarr_format": 4, "node_type": "group"}))]);
+        let store = memory_store(
+            "format",
+            &[(
+                "zarr.json",
+                serde_json::json!({"zarr_format": 4, "node_type": "group"}),
+            )],
+        );
         let e = list_group(&store, "").expect_err("v4").to_string();
-        assert!(e.contains("zarr.json") && e.contains("zarr_format 4"), "{e}");
-        let store = memory_store("format-text", &[(".zgroup", serde_json::json!({"zarr_format": "2"}))]);
+        assert!(
+            e.contains("zarr.json") && e.contains("zarr_format 4"),
+            "{e}"
+        );
+        let store = memory_store(
+            "format-text",
+            &[(".zgroup", serde_json::json!({"zarr_format": "2"}))],
+        );
         let e = list_group(&store, "").expect_err("text").to_string();
         assert!(e.contains(".zgroup") && e.contains("zarr_format"), "{e}");
     }

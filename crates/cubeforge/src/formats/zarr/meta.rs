@@ -82,9 +82,9 @@ impl ArrayMeta {
         }
         let dimension_names = match attrs.remove("_ARRAY_DIMENSIONS") {
             None => None,
-            Some(v) => Some(
-                names_list(&v, shape.len(), "_ARRAY_DIMENSIONS (in .zattrs)").map_err(bad)?,
-            ),
+            Some(v) => {
+                Some(names_list(&v, shape.len(), "_ARRAY_DIMENSIONS (in .zattrs)").map_err(bad)?)
+            }
         };
         let dtype = DType::from_name(&dtype_text).filter(|_| !dtype_text.starts_with(['S', 'U']));
         check_sizes(&shape, &chunks, dtype).map_err(bad)?;
@@ -116,7 +116,11 @@ impl ArrayMeta {
             .ok_or_else(|| bad("expected a JSON object".into()))?;
         match obj.get("zarr_format") {
             Some(v) if v.as_u64() == Some(3) => {}
-            Some(v) => return Err(bad(format!("'zarr_format' is {v}; a zarr.json document of Zarr v3 says 3"))),
+            Some(v) => {
+                return Err(bad(format!(
+                    "'zarr_format' is {v}; a zarr.json document of Zarr v3 says 3"
+                )))
+            }
             None => return Err(bad("missing 'zarr_format'".into())),
         }
         let shape = u64_list(obj.get("shape"), "shape").map_err(bad)?;
@@ -321,14 +325,30 @@ mod tests {
     #[test]
     fn sizes_must_fit_in_64_bits() {
         let big = serde_json::json!([1u64 << 40, 1u64 << 40, 1u64 << 40]);
-        let e = reason(ArrayMeta::from_v2(&zarray(big, serde_json::json!([1, 1, 1])), None, "x/.zarray"));
+        let e = reason(ArrayMeta::from_v2(
+            &zarray(big, serde_json::json!([1, 1, 1])),
+            None,
+            "x/.zarray",
+        ));
         assert!(e.contains("x/.zarray") && e.contains("64 bits"), "{e}");
         // Elements that fit, bytes that do not (4 bytes each).
-        let e = reason(ArrayMeta::from_v2(&zarray(serde_json::json!([u64::MAX / 2]), serde_json::json!([1])), None, "x"));
+        let e = reason(ArrayMeta::from_v2(
+            &zarray(serde_json::json!([u64::MAX / 2]), serde_json::json!([1])),
+            None,
+            "x",
+        ));
         assert!(e.contains("64 bits"), "{e}");
-        let e = reason(ArrayMeta::from_v2(&zarray(serde_json::json!([4]), serde_json::json!([0])), None, "x"));
+        let e = reason(ArrayMeta::from_v2(
+            &zarray(serde_json::json!([4]), serde_json::json!([0])),
+            None,
+            "x",
+        ));
         assert!(e.contains("chunk shape [0]"), "{e}");
-        let ok = ArrayMeta::from_v2(&zarray(serde_json::json!([1u64 << 50]), serde_json::json!([10])), None, "x");
+        let ok = ArrayMeta::from_v2(
+            &zarray(serde_json::json!([1u64 << 50]), serde_json::json!([10])),
+            None,
+            "x",
+        );
         assert_eq!(ok.expect("fits").len(), 1u64 << 50);
     }
 
@@ -336,23 +356,46 @@ mod tests {
     fn one_dimension_name_per_axis() {
         let doc = zarray(serde_json::json!([2, 3]), serde_json::json!([2, 3]));
         let attrs = |names: Value| serde_json::json!({ "_ARRAY_DIMENSIONS": names });
-        for names in [serde_json::json!(["y"]), serde_json::json!(["y", "x", "z"]), serde_json::json!("y")] {
+        for names in [
+            serde_json::json!(["y"]),
+            serde_json::json!(["y", "x", "z"]),
+            serde_json::json!("y"),
+        ] {
             let e = reason(ArrayMeta::from_v2(&doc, Some(&attrs(names)), "v/.zarray"));
-            assert!(e.contains("v/.zarray") && e.contains("_ARRAY_DIMENSIONS"), "{e}");
+            assert!(
+                e.contains("v/.zarray") && e.contains("_ARRAY_DIMENSIONS"),
+                "{e}"
+            );
         }
-        let m = ArrayMeta::from_v2(&doc, Some(&attrs(serde_json::json!(["y", "x"]))), "v").expect("ok");
+        let m =
+            ArrayMeta::from_v2(&doc, Some(&attrs(serde_json::json!(["y", "x"]))), "v").expect("ok");
         assert_eq!(m.dimension_names.map(|n| n.len()), Some(2));
-        let v3 = |names: Value, format: Value| serde_json::json!({"zarr_format": format, "node_type": "array",
+        let v3 = |names: Value, format: Value| {
+            serde_json::json!({"zarr_format": format, "node_type": "array",
             "shape": [2, 3], "data_type": "float32", "fill_value": 0, "dimension_names": names,
             "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2, 3]}},
-            "codecs": [{"name": "bytes"}]});
-        let e = reason(ArrayMeta::from_v3(&v3(serde_json::json!(["y"]), serde_json::json!(3)), "v/zarr.json"));
+            "codecs": [{"name": "bytes"}]})
+        };
+        let e = reason(ArrayMeta::from_v3(
+            &v3(serde_json::json!(["y"]), serde_json::json!(3)),
+            "v/zarr.json",
+        ));
         assert!(e.contains("dimension_names") && e.contains("has 2"), "{e}");
         for format in [serde_json::json!(4), serde_json::json!("3"), Value::Null] {
-            let e = reason(ArrayMeta::from_v3(&v3(serde_json::json!(["y", "x"]), format), "v/zarr.json"));
-            assert!(e.contains("v/zarr.json") && e.contains("zarr_format"), "{e}");
+            let e = reason(ArrayMeta::from_v3(
+                &v3(serde_json::json!(["y", "x"]), format),
+                "v/zarr.json",
+            ));
+            assert!(
+                e.contains("v/zarr.json") && e.contains("zarr_format"),
+                "{e}"
+            );
         }
-        assert!(ArrayMeta::from_v3(&v3(serde_json::json!(["y", null]), serde_json::json!(3)), "v").is_ok());
+        assert!(ArrayMeta::from_v3(
+            &v3(serde_json::json!(["y", null]), serde_json::json!(3)),
+            "v"
+        )
+        .is_ok());
     }
 
     #[test]
