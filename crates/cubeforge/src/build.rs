@@ -19,6 +19,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::cf::time::TimeEncoding;
+use crate::coord::MAX_COORD_LEN;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::exec::{plan_passes, Exec, Needed};
@@ -186,11 +187,45 @@ fn lower<'a>(
     input: &Input,
     opts: &BuildOptions,
 ) -> Result<(State<'a>, Option<Exec>)> {
+    check_coords(input, opts.memory_limit)?;
     let mut sources = Sources::default();
     let mut state = State::new(doc, input, &mut sources, opts.dry_run);
     let ex = (!opts.dry_run).then(|| Exec::new(sources, opts.memory_limit));
     state.apply_all(ex.as_ref())?;
+    if let Some(ex) = &ex {
+        ex.check_memory(state.vars.values().map(|v| &*v.node))?;
+    }
     Ok((state, ex))
+}
+
+/// Refuse, before any is read, a dimension or coordinate longer than [`MAX_COORD_LEN`] or a coordinate
+/// larger than the memory limit: coordinates are held in memory whole.
+fn check_coords(input: &Input, memory_limit: usize) -> Result<()> {
+    if let Some(d) = input.dims.iter().find(|d| d.len > MAX_COORD_LEN) {
+        return Err(Error::Refused {
+            location: input.location.clone(),
+            reason: format!(
+                "dimension '{}' has {} positions; a build holds a dimension's positions in \
+                 memory and takes at most {MAX_COORD_LEN}",
+                d.name, d.len
+            ),
+        });
+    }
+    for c in input.dims.iter().filter_map(|d| d.coord.as_ref()) {
+        c.check_len()?;
+        if c.bytes().is_none_or(|b| b > memory_limit as u64) {
+            return Err(Error::Refused {
+                location: c.origin(),
+                reason: format!(
+                    "a coordinate of {} values ({} bytes) is held in memory whole, more than \
+                     --memory-limit ({memory_limit} bytes)",
+                    c.len(),
+                    c.bytes().map_or_else(|| "> 2^64".into(), |b| b.to_string())
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What a build may do with an existing destination, from its options.
@@ -580,6 +615,7 @@ mod tests {
                 attrs: attrs(json!({"units": "K"})),
             }],
             attrs: attrs(json!({"title": "held in memory"})),
+            unreadable: Vec::new(),
         }
     }
 

@@ -8,8 +8,11 @@ use serde_json::{Map, Value};
 
 use crate::cf::CfDecoding;
 use crate::dtype::{DType, RawArray};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::source::ChunkSource;
+
+/// The most values of a coordinate read into memory (2^31): coordinates are held whole.
+pub const MAX_COORD_LEN: u64 = 1 << 31;
 
 /// Where a coordinate's values come from.
 #[derive(Debug, Clone)]
@@ -74,11 +77,61 @@ impl Coord {
         }
     }
 
+    /// How many values.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        match &self.values {
+            CoordValues::Stored(source) => source.shape().first().copied().unwrap_or(1),
+            CoordValues::Computed { len, .. } => *len,
+        }
+    }
+
+    /// Whether it has no values.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes its values take in memory as stored (`None`: more than fit in 64 bits).
+    #[must_use]
+    pub fn bytes(&self) -> Option<u64> {
+        self.len().checked_mul(self.dtype.size() as u64)
+    }
+
+    /// Where it comes from, for messages.
+    #[must_use]
+    pub fn origin(&self) -> String {
+        match &self.values {
+            CoordValues::Stored(source) => source.id().to_string(),
+            CoordValues::Computed { .. } => "computed coordinate".to_string(),
+        }
+    }
+
+    /// Refuse a coordinate longer than [`MAX_COORD_LEN`]: its values are held in memory whole.
+    ///
+    /// # Errors
+    /// [`Error::Refused`] with the figures.
+    pub fn check_len(&self) -> Result<()> {
+        if self.len() > MAX_COORD_LEN {
+            return Err(Error::Refused {
+                location: self.origin(),
+                reason: format!(
+                    "a coordinate of {} values is held in memory whole; at most {MAX_COORD_LEN} \
+                     values are read",
+                    self.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Every value, as stored (not decoded).
     ///
     /// # Errors
-    /// Read and decode errors of a stored coordinate, naming its chunk.
+    /// Read and decode errors of a stored coordinate, naming its chunk; a coordinate longer
+    /// than [`MAX_COORD_LEN`].
     pub fn raw(&self) -> Result<RawArray> {
+        self.check_len()?;
         match &self.values {
             CoordValues::Stored(source) => {
                 let shape = source.shape().to_vec();

@@ -182,6 +182,7 @@ impl Dataset {
             v.is_coord =
                 (v.dims.len() == 1 && v.dims[0] == v.name) || coord_names.contains(&v.name);
         }
+        check_dimension_coords(store, &variables)?;
         // Dimension sizes must agree.
         let mut dims: Vec<(String, u64)> = Vec::new();
         let ordered = variables
@@ -261,6 +262,30 @@ impl Dataset {
         let raw = array.read_region(&start, &vec![1; shape.len()])?;
         decode_scalar(var, &raw, 0, &self.location())
     }
+}
+
+/// A variable named like a dimension (its own, or one of the group's) is that dimension's
+/// coordinate, and must be one-dimensional over it, as xarray requires.
+fn check_dimension_coords(store: &Store, variables: &[Variable]) -> Result<()> {
+    let all_dims: BTreeSet<&str> = variables
+        .iter()
+        .flat_map(|v| v.dims.iter().map(String::as_str))
+        .collect();
+    for v in variables {
+        if all_dims.contains(v.name.as_str()) && v.dims != [v.name.as_str()] {
+            return Err(Error::InvalidMetadata {
+                location: store.location().join(&v.entry.path),
+                reason: format!(
+                    "'{}' is named like dimension '{}' but has dimensions ({}); a dimension's \
+                     coordinate must be one-dimensional over it",
+                    v.name,
+                    v.name,
+                    v.dims.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn decode_scalar(var: &Variable, raw: &RawArray, i: usize, location: &str) -> Result<Scalar> {

@@ -37,6 +37,8 @@ pub const NLON: usize = 241;
 pub const TIME_CHUNK: u64 = 100;
 /// Chunk length along time for `so`.
 pub const SO_TIME_CHUNK: u64 = 500;
+/// The most days the example writes (about 2700 years; 170 GB of each daily variable).
+pub const MAX_DAYS: u64 = 1_000_000;
 
 /// Options of the example store.
 #[derive(Debug, Clone, Copy)]
@@ -409,6 +411,23 @@ pub fn write_example(
     }
     if opts.days == 0 {
         return Err(Error::Other("--days must be at least 1".into()));
+    }
+    if opts.days > MAX_DAYS {
+        let per_day = (NLAT * NLON * 4) as u64;
+        return Err(Error::Refused {
+            location: store.location().to_string(),
+            reason: format!(
+                "--days {} is more than the example writes (at most {MAX_DAYS} days, {} bytes \
+                 of each daily variable); {} days of one variable alone would be {}",
+                opts.days,
+                MAX_DAYS * per_day,
+                opts.days,
+                opts.days.checked_mul(per_day).map_or_else(
+                    || "more than 2^64 bytes".to_string(),
+                    |b| format!("{b} bytes")
+                )
+            ),
+        });
     }
     let grid = Grid::new(opts.seed);
     // Chunks first, metadata last: a reader never sees a half-written store as complete.

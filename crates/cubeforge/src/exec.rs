@@ -54,6 +54,28 @@ impl Exec {
         }
     }
 
+    /// Refuse, before anything is decoded, to read a source below `roots` one unit of which
+    /// (a chunk, or a part of one) decodes to more bytes than the memory limit: the cache
+    /// could not hold it.
+    ///
+    /// # Errors
+    /// [`Error::Refused`] naming the source, with the unit's size and the limit.
+    pub fn check_memory<'n>(&self, roots: impl IntoIterator<Item = &'n Node>) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack: Vec<&Node> = roots.into_iter().collect();
+        while let Some(node) = stack.pop() {
+            if !seen.insert(node.id()) {
+                continue;
+            }
+            if let crate::plan::Op::Source { source, .. } = &node.op {
+                let src = self.source(source)?;
+                check_unit_bytes(&**src, self.cache.limit())?;
+            }
+            stack.extend(node.children().into_iter().map(|c| &**c));
+        }
+        Ok(())
+    }
+
     /// The cache of decoded units.
     #[must_use]
     pub fn cache(&self) -> &ChunkCache {
@@ -159,4 +181,34 @@ impl Exec {
         }
         Ok(())
     }
+}
+
+/// The bytes one unit of `src` decodes to (`None`: more than fit in 64 bits).
+#[must_use]
+pub fn unit_bytes(src: &dyn ChunkSource) -> Option<u64> {
+    if let Some(d) = src.direct() {
+        return u64::try_from(d.unit_len()).ok();
+    }
+    crate::zarr::element_count(src.chunk_shape())?.checked_mul(src.dtype().size() as u64)
+}
+
+/// Refuse a source one unit of which decodes to more than `limit` bytes.
+///
+/// # Errors
+/// [`Error::Refused`] with the figures.
+pub fn check_unit_bytes(src: &dyn ChunkSource, limit: usize) -> Result<()> {
+    let bytes = unit_bytes(src);
+    if bytes.is_some_and(|b| b <= limit as u64) {
+        return Ok(());
+    }
+    Err(Error::Refused {
+        location: src.id().to_string(),
+        reason: format!(
+            "one decoded chunk (shape {:?}, {}) needs more memory than --memory-limit ({} \
+             bytes); raise --memory-limit or rechunk the input",
+            src.chunk_shape(),
+            bytes.map_or_else(|| "more than 2^64 bytes".into(), |b| format!("{b} bytes")),
+            limit
+        ),
+    })
 }

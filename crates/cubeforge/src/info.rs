@@ -139,7 +139,7 @@ fn var_info(ds: &Dataset, v: &Variable) -> Result<VarInfo> {
         shards: v.meta.shards.clone(),
         codecs: v.meta.codecs.clone(),
         fill_value: v.meta.fill_value.clone(),
-        nbytes: len * decoded_itemsize(v),
+        nbytes: len.saturating_mul(decoded_itemsize(v)),
         stored_bytes,
         first,
         last,
@@ -198,35 +198,139 @@ pub struct VerifyReport {
 }
 
 /// Decode every chunk of every variable, so that truncated or corrupt chunks are found before a
-/// long job (or an upload) trips over them.
+/// long job (or an upload) trips over them. The chunks present are found by one listing per
+/// array (not one request per chunk of the grid: a sparse array may have billions of chunk
+/// positions and few chunks); the others are counted as absent.
 ///
 /// # Errors
-/// The first variable that cannot be read, or the first chunk that cannot be decoded, named by
-/// its full path.
+/// The first variable that cannot be read, a listing that fails (a symbolic link loop in a
+/// local store, say), or the first chunk that cannot be decoded, named by its full path.
 pub fn verify(ds: &Dataset) -> Result<VerifyReport> {
-    use zarrs_storage::ReadableStorageTraits as _;
     let mut report = VerifyReport::default();
     for v in &ds.variables {
         let array = v.array(&ds.store)?;
         let grid: Vec<u64> = array.inner().chunk_grid_shape().to_vec();
-        let n: u64 = grid.iter().product();
-        for idx in (0..n).filter_map(|flat| zarrs::array::unravel_index(flat, &grid)) {
-            let key = array.inner().chunk_key(&idx);
-            let present = ds
-                .store
-                .storage()
-                .size_key(&key)
-                .map_err(|e| ds.store.storage_error(key.as_str(), e))?
-                .is_some();
-            if present {
-                array.read_chunk(&idx)?;
-                report.chunks_decoded += 1;
-            } else {
-                report.chunks_absent += 1;
-            }
+        let total = crate::zarr::element_count(&grid).unwrap_or(u64::MAX);
+        let mut present = stored_chunks(ds, array, &grid)?;
+        present.sort_unstable();
+        for idx in &present {
+            array.read_chunk(idx)?;
         }
+        report.chunks_decoded += present.len() as u64;
+        report.chunks_absent += total.saturating_sub(present.len() as u64);
     }
     Ok(report)
+}
+
+/// The grid indices of the chunks of `array` the store holds, from one listing of its prefix.
+fn stored_chunks(
+    ds: &Dataset,
+    array: &crate::zarr::ZarrArray,
+    grid: &[u64],
+) -> Result<Vec<Vec<u64>>> {
+    use zarrs_storage::{ListableStorageTraits as _, StorePrefix};
+    let path = array.meta_path();
+    let prefix_text = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
+    let prefix = if prefix_text.is_empty() {
+        StorePrefix::root()
+    } else {
+        StorePrefix::new(prefix_text.clone()).map_err(|e| crate::Error::InvalidUrl {
+            url: ds.store.location().join(&prefix_text),
+            reason: e.to_string(),
+        })?
+    };
+    let is_chunk = |rel: &str| {
+        let idx = chunk_index(rel, grid.len())?;
+        let inside = idx.iter().zip(grid).all(|(i, n)| i < n);
+        let key = format!("{prefix_text}{rel}");
+        (inside && array.inner().chunk_key(&idx).as_str() == key).then_some(idx)
+    };
+    let keys: Vec<String> = match ds.store.location().local_path() {
+        Some(root) => {
+            let dir = root.join(&prefix_text);
+            let mut found = Vec::new();
+            local_files(&dir, "", grid.len() + 1, &is_chunk, &mut found)?;
+            found
+        }
+        None => ds
+            .store
+            .storage()
+            .list_prefix(&prefix)
+            .map_err(|e| ds.store.storage_error(&prefix_text, e))?
+            .iter()
+            .filter_map(|k| k.as_str().strip_prefix(&prefix_text).map(str::to_string))
+            .collect(),
+    };
+    Ok(keys.iter().filter_map(|rel| is_chunk(rel)).collect())
+}
+
+/// The files below the local directory `dir` (relative paths, `/`-separated, `rel` before
+/// them), at most `depth` levels down. Symbolic links to directories are not followed (a link
+/// loop is not walked); a directory, or a link that leads nowhere or loops, where `is_chunk`
+/// says a chunk is, is an error naming it.
+fn local_files(
+    dir: &std::path::Path,
+    rel: &str,
+    depth: usize,
+    is_chunk: &dyn Fn(&str) -> Option<Vec<u64>>,
+    out: &mut Vec<String>,
+) -> Result<()> {
+    let io = |path: &std::path::Path, source: std::io::Error| crate::Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && rel.is_empty() => return Ok(()),
+        Err(e) => return Err(io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let child = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let link = entry.file_type().map_err(|e| io(&path, e))?.is_symlink();
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => out.push(child),
+            Ok(m) if m.is_dir() && is_chunk(&child).is_some() => {
+                return Err(crate::Error::CorruptChunk {
+                    location: path.display().to_string(),
+                    reason: "a directory where the chunk should be".into(),
+                })
+            }
+            Ok(m) if m.is_dir() && !link && depth > 0 => {
+                local_files(&path, &child, depth - 1, is_chunk, out)?;
+            }
+            Err(e) if is_chunk(&child).is_some() => return Err(io(&path, e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The grid index a chunk key (relative to its array) spells, in any of Zarr's key encodings
+/// (`0.1`, `0/1`, `c/0/1`, `c.0.1`, `c`); the caller confirms it against the array's own.
+fn chunk_index(rel: &str, ndim: usize) -> Option<Vec<u64>> {
+    let body = rel
+        .strip_prefix("c/")
+        .or_else(|| rel.strip_prefix("c."))
+        .unwrap_or(rel);
+    if ndim == 0 {
+        return (rel == "c" || rel == "0").then(Vec::new);
+    }
+    let idx: Vec<u64> = body
+        .split(['.', '/'])
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    (idx.len() == ndim).then_some(idx)
 }
 
 /// Sizes as xarray prints them (decimal units: `708B`, `24kB`, `3GB`).
@@ -425,6 +529,19 @@ mod tests {
             iso_duration(-(86_400 * 1_000_000_000 + 500_000_000)),
             "-P1DT0H0M0.5S"
         );
+    }
+
+    #[test]
+    fn chunk_keys_in_every_encoding() {
+        assert_eq!(chunk_index("0.1.2", 3), Some(vec![0, 1, 2]));
+        assert_eq!(chunk_index("0/1/2", 3), Some(vec![0, 1, 2]));
+        assert_eq!(chunk_index("c/4/5", 2), Some(vec![4, 5]));
+        assert_eq!(chunk_index("c.4.5", 2), Some(vec![4, 5]));
+        assert_eq!(chunk_index("c", 0), Some(vec![]));
+        assert_eq!(chunk_index(".zarray", 1), None);
+        assert_eq!(chunk_index("zarr.json", 1), None);
+        assert_eq!(chunk_index("1.2", 3), None);
+        assert_eq!(chunk_index("99999999999999999999999", 1), None);
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub struct State<'a> {
     dry_run: bool,
     /// The inputs' locations, for the cube's provenance.
     pub inputs: Vec<String>,
+    /// Input variables that cannot be read, with the reason: using one is an error, and so is
+    /// keeping one to the end (the cube would silently lack it).
+    unreadable: IndexMap<String, String>,
 }
 
 /// An error at operation `i` of the recipe, naming its line and field.
@@ -130,6 +133,7 @@ impl<'a> State<'a> {
             attrs: input.attrs.clone(),
             dry_run,
             inputs: vec![input.location.clone()],
+            unreadable: input.unreadable.iter().cloned().collect(),
         }
     }
 
@@ -146,7 +150,18 @@ impl<'a> State<'a> {
         for (k, v) in &doc.recipe.output.attrs {
             self.attrs.insert(k.clone(), v.clone());
         }
-        Ok(())
+        match self.unreadable.first() {
+            Some((name, reason)) => Err(Error::Other(format!(
+                "{reason} (variable '{name}' of the input is in the cube this recipe builds; \
+                 drop it to build without it)"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Why input variable `name` cannot be read, when it cannot.
+    fn unreadable_reason(&self, name: &str) -> Option<&str> {
+        self.unreadable.get(name).map(String::as_str)
     }
 
     /// Set a computed variable (computed values carry no attributes, as in xarray).
@@ -161,6 +176,14 @@ impl<'a> State<'a> {
     }
 
     fn var_or_err(&self, i: usize, op: &Operation, name: &str) -> Result<&Var> {
+        if let Some(reason) = self.unreadable_reason(name) {
+            return Err(op_err(
+                self.doc,
+                i,
+                op,
+                format!("variable '{name}' cannot be read: {reason}"),
+            ));
+        }
         self.vars.get(name).ok_or_else(|| {
             op_err(
                 self.doc,

@@ -162,6 +162,12 @@ impl ChunkCache {
         }
     }
 
+    /// The most bytes of decoded chunks it holds.
+    #[must_use]
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Announce the pass to come: task `i` of it reads the chunks `needs[i]`. Eviction then
     /// drops the cached chunk whose next use is farthest away (or that no task will read again),
     /// instead of the least recently used one. Clears any earlier schedule.

@@ -24,10 +24,10 @@ mod hierarchy;
 mod meta;
 pub mod writer;
 
-pub use array::{ZarrArray, PART_BYTES};
+pub use array::{ZarrArray, MAX_CHUNK_BYTES, PART_BYTES};
 pub(crate) use hierarchy::key_in;
 pub use hierarchy::{erase_prefix, list_group, ArrayEntry, GroupListing};
-pub use meta::ArrayMeta;
+pub use meta::{element_count, ArrayMeta};
 
 /// The `zarrs` array type over cubeforge's storage handle.
 pub type ZArray = Array<dyn ReadableWritableListableStorageTraits>;

@@ -21,6 +21,9 @@ pub struct Input {
     pub variables: Vec<InputVar>,
     /// Global attributes.
     pub attrs: Map<String, Value>,
+    /// Variables (and coordinates) that cannot be read, with the reason: lowering refuses a
+    /// recipe that uses or outputs one.
+    pub unreadable: Vec<(String, String)>,
 }
 
 /// A dimension of an input.
@@ -52,7 +55,7 @@ pub struct InputVar {
 impl Input {
     /// The variables of a Zarr group that cubeforge can read, at `location`: a dimension's
     /// coordinate is the one-dimensional variable of its name; variables that cannot be opened
-    /// (an unsupported type or codec) or decoded are left out.
+    /// (an unsupported type or codec) are listed in `unreadable` with the reason.
     #[must_use]
     pub fn from_dataset(ds: &Dataset, location: String) -> Input {
         let dims: Vec<InputDim> = ds
@@ -96,11 +99,20 @@ impl Input {
                 })
             })
             .collect();
+        let unreadable = ds
+            .variables
+            .iter()
+            .filter_map(|v| {
+                let reason = v.array(&ds.store).err()?.to_string();
+                Some((v.name.clone(), reason.replace('\n', " ")))
+            })
+            .collect();
         Input {
             location,
             dims,
             variables,
             attrs: ds.attrs.clone(),
+            unreadable,
         }
     }
 }

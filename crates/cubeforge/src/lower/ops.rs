@@ -39,9 +39,16 @@ impl State<'_> {
     /// `keep` (or, when `keep` is false, `drop`) the named variables.
     fn keep(&mut self, i: usize, op: &Operation, names: &[String], keep: bool) -> Result<()> {
         for n in names {
-            self.var_or_err(i, op, n)?;
+            // Dropping a variable that cannot be read is how a recipe builds without it.
+            if keep || self.unreadable_reason(n).is_none() {
+                self.var_or_err(i, op, n)?;
+            }
         }
         self.vars.retain(|k, _| names.contains(k) == keep);
+        // A dimension's coordinate stays with its dimension, whatever is kept.
+        let dims = &self.dims;
+        self.unreadable
+            .retain(|k, _| dims.contains_key(k) || names.contains(k) == keep);
         Ok(())
     }
 
@@ -195,6 +202,7 @@ impl State<'_> {
         let ex = ex.ok_or_else(|| {
             Error::Other("internal: a drop_all_nan scan without an executor".into())
         })?;
+        ex.check_memory([&*v.node])?;
         // any(notnull(v)) over the other dimensions, in one streaming pass
         let other: Vec<String> = v
             .node
@@ -287,6 +295,9 @@ impl State<'_> {
         for (name, text) in map {
             let e =
                 expr::parse(text).map_err(|e| op_err(self.doc, i, op, format!("{name}: {e}")))?;
+            if let Some(used) = unreadable_in(&e, &|n| self.unreadable_reason(n).is_some()) {
+                self.var_or_err(i, op, &used)?;
+            }
             let node = self
                 .compile(&e)
                 .map_err(|m| op_err(self.doc, i, op, format!("{name}: {m}")))?;
@@ -437,5 +448,17 @@ impl State<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The first variable `e` names for which `unreadable` holds.
+fn unreadable_in(e: &expr::Expr, unreadable: &dyn Fn(&str) -> bool) -> Option<String> {
+    use expr::Expr as E;
+    match e {
+        E::Var(n) if unreadable(n) => Some(n.clone()),
+        E::Neg(x) | E::Not(x) => unreadable_in(x, unreadable),
+        E::Binary(_, a, b) => unreadable_in(a, unreadable).or_else(|| unreadable_in(b, unreadable)),
+        E::Call(_, args) => args.iter().find_map(|a| unreadable_in(a, unreadable)),
+        _ => None,
     }
 }

@@ -22,6 +22,32 @@ const LARGE_CHUNK_BYTES: usize = 32 << 20;
 /// [`ZarrArray::unit_rows`]).
 pub const PART_BYTES: usize = 32 << 20;
 
+/// The largest chunk (or shard) cubeforge decodes, in bytes: a larger one would be allocated
+/// whole (even a missing one, as its fill value), and no Zarr writer makes chunks this large
+/// (Blosc frames hold at most 2 GiB).
+pub const MAX_CHUNK_BYTES: u64 = 4 << 30;
+
+/// Refuse arrays whose chunks (or shards) decode larger than [`MAX_CHUNK_BYTES`].
+fn check_chunk_bytes(meta: &ArrayMeta, dtype: DType) -> std::result::Result<(), String> {
+    let sizes = std::iter::once(&meta.chunks).chain(meta.shards.as_ref());
+    for shape in sizes {
+        let bytes =
+            super::meta::element_count(shape).and_then(|n| n.checked_mul(dtype.size() as u64));
+        match bytes {
+            Some(b) if b <= MAX_CHUNK_BYTES => {}
+            _ => {
+                return Err(format!(
+                    "a chunk of shape {shape:?} decodes to {} bytes, more than the {} GiB \
+                     cubeforge decodes at once; rechunk the array",
+                    bytes.map_or_else(|| "more than 2^64".to_string(), |b| b.to_string()),
+                    MAX_CHUNK_BYTES >> 30
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Rows per part when chunks of `chunk_len` decoded bytes (shape `chunks`) are split into
 /// equal parts of at most `max_bytes` along their first dimension: the fewest parts that fit,
 /// `None` when the chunk fits whole or no split along the first dimension fits.
@@ -121,6 +147,8 @@ impl ZarrArray {
                 "cubeforge reads boolean, integer and floating-point arrays only".into(),
             ));
         };
+        check_chunk_bytes(&entry.meta, dtype)
+            .map_err(|detail| unsupported("chunk size".into(), detail))?;
         let direct_len = direct_blosc_chunk_len(&entry.meta, dtype);
         Ok(ZarrArray {
             store: store.clone(),
@@ -205,7 +233,7 @@ impl ZarrArray {
     pub fn units_in(&self, start: &[u64], shape: &[u64]) -> Result<Vec<(Vec<u64>, Region)>> {
         let other = |e: &dyn std::fmt::Display| Error::Other(e.to_string());
         check_region(&self.location, self.shape(), start, shape)?;
-        if shape.iter().product::<u64>() == 0 {
+        if shape.contains(&0) {
             return Ok(Vec::new());
         }
         let Some(rows) = self.part_rows else {
@@ -256,6 +284,13 @@ impl ZarrArray {
     #[must_use]
     pub fn inner(&self) -> &Arc<ZArray> {
         &self.array
+    }
+
+    /// The array's node path from the store root, without slashes at either end (`""` for an
+    /// array at the root).
+    #[must_use]
+    pub fn meta_path(&self) -> &str {
+        self.entry.path.trim_matches('/')
     }
 
     /// Full location of the array, for messages.

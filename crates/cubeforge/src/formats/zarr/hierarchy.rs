@@ -146,8 +146,10 @@ fn v3_entry(store: &Store, path: &str, name: &str, doc: &Value) -> Result<ArrayE
 /// [`Error::NotFound`] when nothing is there, [`Error::NotZarr`] when there is no Zarr metadata,
 /// [`Error::InvalidMetadata`] for unreadable metadata documents.
 pub fn list_group(store: &Store, path: &str) -> Result<GroupListing> {
-    let path = path.trim_matches('/');
-    if !store.exists()? {
+    let path = group_path(store, path)?;
+    if let Some(local) = store.location().local_path() {
+        crate::formats::sniff::check_local_store(local)?;
+    } else if !store.exists()? {
         return Err(Error::NotFound {
             location: store.location().to_string(),
         });
@@ -155,6 +157,7 @@ pub fn list_group(store: &Store, path: &str) -> Result<GroupListing> {
     let name_of = |p: &str| p.rsplit('/').next().unwrap_or("").to_string();
 
     if let Some(doc) = get_json(store, &key_in(path, "zarr.json"))? {
+        check_format(store, &key_in(path, "zarr.json"), &doc, 3)?;
         let node_type = doc.get("node_type").and_then(Value::as_str).unwrap_or("");
         return match node_type {
             "array" => {
@@ -210,6 +213,36 @@ pub fn list_group(store: &Store, path: &str) -> Result<GroupListing> {
     })
 }
 
+/// A group path within the store: `/`-separated names, without `.` or `..` segments, empty
+/// segments or a leading `/` (a path that could climb out of the store is refused).
+fn group_path<'a>(store: &Store, path: &'a str) -> Result<&'a str> {
+    let refuse = |reason: &str| Error::InvalidUrl {
+        url: format!("{} (group '{path}')", store.location()),
+        reason: reason.to_string(),
+    };
+    if path.starts_with('/') {
+        return Err(refuse(
+            "a group path is relative to the store root; leave out the leading '/'",
+        ));
+    }
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok("");
+    }
+    if trimmed.contains('\\') {
+        return Err(refuse("a group path separates names with '/', not '\\'"));
+    }
+    if let Some(bad) = trimmed
+        .split('/')
+        .find(|s| s.is_empty() || crate::store::is_dot_segment(s))
+    {
+        return Err(refuse(&format!(
+            "group path has a '{bad}' segment; it must name groups inside the store"
+        )));
+    }
+    Ok(trimmed)
+}
+
 fn store_stem(store: &Store) -> String {
     let text = store.location().to_string();
     let last = text
@@ -223,17 +256,48 @@ fn store_stem(store: &Store) -> String {
 }
 
 fn check_v2_format(store: &Store, key: &str, doc: &Value) -> Result<()> {
-    match doc.get("zarr_format").and_then(Value::as_u64) {
-        Some(2) => Ok(()),
-        Some(v) => Err(Error::Unsupported {
-            location: store.location().join(key),
+    check_format(store, key, doc, 2)
+}
+
+/// A metadata document's `zarr_format` must be the version its name belongs to.
+fn check_format(store: &Store, key: &str, doc: &Value, version: u64) -> Result<()> {
+    let location = store.location().join(key);
+    let Some(obj) = doc.as_object() else {
+        return Err(Error::InvalidMetadata {
+            location,
+            reason: format!("expected a JSON object, found {}", short_json(doc)),
+        });
+    };
+    match obj.get("zarr_format") {
+        Some(v) if v.as_u64() == Some(version) => Ok(()),
+        Some(v) if v.is_u64() => Err(Error::Unsupported {
+            location,
             feature: format!("zarr_format {v}"),
-            detail: "v2 metadata documents must say zarr_format 2".into(),
+            detail: format!(
+                "this document must say zarr_format {version}; cubeforge reads Zarr v2 and v3"
+            ),
+        }),
+        Some(v) => Err(Error::InvalidMetadata {
+            location,
+            reason: format!(
+                "'zarr_format' is {}, expected the number {version}",
+                short_json(v)
+            ),
         }),
         None => Err(Error::InvalidMetadata {
-            location: store.location().join(key),
+            location,
             reason: "missing 'zarr_format'".into(),
         }),
+    }
+}
+
+/// A JSON value for a message, cut short.
+fn short_json(v: &Value) -> String {
+    let text = v.to_string();
+    if text.chars().count() > 60 {
+        format!("{}...", text.chars().take(57).collect::<String>())
+    } else {
+        text
     }
 }
 
@@ -268,6 +332,7 @@ fn list_v2_group(store: &Store, path: &str) -> Result<GroupListing> {
                 _ => {}
             }
         }
+        check_consolidated(store, path, &zmeta_key, &arrays, &groups)?;
         return Ok(GroupListing::of_members(2, true, attrs, arrays, groups));
     }
     let mut listing = list_children(store, path, 2)?;
@@ -300,11 +365,66 @@ fn list_v3_group(store: &Store, path: &str, doc: &Value) -> Result<GroupListing>
                 _ => {}
             }
         }
+        check_consolidated(store, path, &key_in(path, "zarr.json"), &arrays, &groups)?;
         return Ok(GroupListing::of_members(3, true, attrs, arrays, groups));
     }
     let mut listing = list_children(store, path, 3)?;
     listing.attrs = attrs;
     Ok(listing)
+}
+
+/// Consolidated metadata must not list members the store does not have: one listing of the
+/// group's directory, compared with the members the consolidated document names. Skipped
+/// where a store cannot be listed (plain HTTP) or lists nothing.
+fn check_consolidated(
+    store: &Store,
+    path: &str,
+    doc_key: &str,
+    arrays: &[ArrayEntry],
+    groups: &[String],
+) -> Result<()> {
+    if matches!(store.location(), crate::store::Location::Object(o) if o.service == crate::store::ObjectService::Http)
+    {
+        return Ok(());
+    }
+    let prefix = if path.is_empty() {
+        StorePrefix::root()
+    } else {
+        match StorePrefix::new(format!("{path}/")) {
+            Ok(p) => p,
+            Err(_) => return Ok(()),
+        }
+    };
+    let Ok(dir) = store.storage().list_dir(&prefix) else {
+        return Ok(());
+    };
+    if dir.prefixes().is_empty() && dir.keys().is_empty() {
+        return Ok(());
+    }
+    let present: std::collections::HashSet<&str> = dir
+        .prefixes()
+        .iter()
+        .map(|p| {
+            let p = p.as_str().trim_end_matches('/');
+            p.rsplit('/').next().unwrap_or(p)
+        })
+        .collect();
+    let missing = arrays
+        .iter()
+        .map(|a| (a.name.as_str(), "array"))
+        .chain(groups.iter().map(|g| (g.as_str(), "group")))
+        .find(|(name, _)| !present.contains(name));
+    match missing {
+        Some((name, kind)) => Err(Error::InvalidMetadata {
+            location: store.location().join(doc_key),
+            reason: format!(
+                "consolidated metadata lists {kind} '{name}', which is not in the store \
+                 (no {}); consolidate the metadata again",
+                key_in(path, name)
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Find children by listing the store (no consolidated metadata).
@@ -331,7 +451,11 @@ fn list_children(store: &Store, path: &str, zarr_format: ZarrFormat) -> Result<G
             .unwrap_or(child_path)
             .to_string();
         if zarr_format == 3 {
-            match get_json(store, &key_in(child_path, "zarr.json"))? {
+            let child_doc = get_json(store, &key_in(child_path, "zarr.json"))?;
+            if let Some(doc) = &child_doc {
+                check_format(store, &key_in(child_path, "zarr.json"), doc, 3)?;
+            }
+            match child_doc {
                 Some(doc) if doc.get("node_type").and_then(Value::as_str) == Some("array") => {
                     arrays.push(v3_entry(store, child_path, &child, &doc)?);
                 }
@@ -343,6 +467,7 @@ fn list_children(store: &Store, path: &str, zarr_format: ZarrFormat) -> Result<G
                 }
             }
         } else if let Some(zarray) = get_json(store, &key_in(child_path, ".zarray"))? {
+            check_v2_format(store, &key_in(child_path, ".zarray"), &zarray)?;
             let zattrs = get_json(store, &key_in(child_path, ".zattrs"))?;
             arrays.push(v2_entry(
                 store,
@@ -388,4 +513,86 @@ pub fn erase_prefix(store: &Store, prefix: &str) -> Result<()> {
         .storage()
         .erase_prefix(&sp)
         .map_err(|e| store.storage_error(p, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory_store(name: &str, files: &[(&str, Value)]) -> Store {
+        let store = Store::open_str(&format!("memory://hierarchy-{name}")).expect("store");
+        for (key, doc) in files {
+            crate::testkit::put_key(&store, key, doc.to_string().into_bytes());
+        }
+        store
+    }
+
+    fn zarray() -> Value {
+        serde_json::json!({"zarr_format": 2, "shape": [4], "chunks": [2], "dtype": "<f4",
+                           "compressor": null, "fill_value": "NaN", "order": "C", "filters": null})
+    }
+
+    #[test]
+    fn group_paths_stay_inside_the_store() {
+        let store = memory_store(
+            "paths",
+            &[(".zgroup", serde_json::json!({"zarr_format": 2}))],
+        );
+        for bad in [
+            "..",
+            "../..",
+            "a/../../b",
+            "./a",
+            "/etc",
+            "a//b",
+            "a\\..\\b",
+        ] {
+            let e = list_group(&store, bad).expect_err(bad).to_string();
+            assert!(e.contains(&format!("group '{bad}'")), "{e}");
+        }
+        assert!(list_group(&store, "").is_ok());
+        assert!(list_group(&store, "sub/").is_err()); // no such group: not a refusal of the path
+    }
+
+    #[test]
+    fn consolidated_metadata_names_only_members_that_exist() {
+        let zmeta = serde_json::json!({"zarr_consolidated_format": 1, "metadata": {
+            ".zgroup": {"zarr_format": 2}, "a/.zarray": zarray(), "gone/.zarray": zarray()}});
+        let store = memory_store(
+            "consolidated",
+            &[
+                (".zgroup", serde_json::json!({"zarr_format": 2})),
+                (".zmetadata", zmeta),
+                ("a/.zarray", zarray()),
+            ],
+        );
+        let e = list_group(&store, "")
+            .expect_err("gone is listed")
+            .to_string();
+        assert!(e.contains(".zmetadata") && e.contains("'gone'"), "{e}");
+        crate::testkit::put_key(&store, "gone/.zarray", zarray().to_string().into_bytes());
+        assert_eq!(list_group(&store, "").expect("both exist").arrays.len(), 2);
+    }
+
+    #[test]
+    fn zarr_format_must_be_the_documents_own() {
+        let store = memory_store(
+            "format",
+            &[(
+                "zarr.json",
+                serde_json::json!({"zarr_format": 4, "node_type": "group"}),
+            )],
+        );
+        let e = list_group(&store, "").expect_err("v4").to_string();
+        assert!(
+            e.contains("zarr.json") && e.contains("zarr_format 4"),
+            "{e}"
+        );
+        let store = memory_store(
+            "format-text",
+            &[(".zgroup", serde_json::json!({"zarr_format": "2"}))],
+        );
+        let e = list_group(&store, "").expect_err("text").to_string();
+        assert!(e.contains(".zgroup") && e.contains("zarr_format"), "{e}");
+    }
 }

@@ -75,18 +75,22 @@ impl ArrayMeta {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
+        if let Some(v) = obj.get("zarr_format").filter(|v| v.as_u64() != Some(2)) {
+            return Err(bad(format!(
+                "'zarr_format' is {v}; a .zarray document says 2"
+            )));
+        }
         let dimension_names = match attrs.remove("_ARRAY_DIMENSIONS") {
-            Some(Value::Array(names)) => Some(
-                names
-                    .iter()
-                    .map(|n| n.as_str().map(str::to_string))
-                    .collect::<Vec<_>>(),
-            ),
-            _ => None,
+            None => None,
+            Some(v) => {
+                Some(names_list(&v, shape.len(), "_ARRAY_DIMENSIONS (in .zattrs)").map_err(bad)?)
+            }
         };
+        let dtype = DType::from_name(&dtype_text).filter(|_| !dtype_text.starts_with(['S', 'U']));
+        check_sizes(&shape, &chunks, dtype).map_err(bad)?;
         Ok(ArrayMeta {
             zarr_format: 2,
-            dtype: DType::from_name(&dtype_text).filter(|_| !dtype_text.starts_with(['S', 'U'])),
+            dtype,
             shape,
             chunks,
             shards: None,
@@ -110,6 +114,15 @@ impl ArrayMeta {
         let obj = doc
             .as_object()
             .ok_or_else(|| bad("expected a JSON object".into()))?;
+        match obj.get("zarr_format") {
+            Some(v) if v.as_u64() == Some(3) => {}
+            Some(v) => {
+                return Err(bad(format!(
+                    "'zarr_format' is {v}; a zarr.json document of Zarr v3 says 3"
+                )))
+            }
+            None => return Err(bad("missing 'zarr_format'".into())),
+        }
         let shape = u64_list(obj.get("shape"), "shape").map_err(bad)?;
         let grid_chunks = u64_list(
             obj.get("chunk_grid")
@@ -145,14 +158,18 @@ impl ArrayMeta {
             }
         }
         let dimension_names = match obj.get("dimension_names") {
-            Some(Value::Array(names)) => Some(
-                names
-                    .iter()
-                    .map(|n| n.as_str().map(str::to_string))
-                    .collect(),
-            ),
-            _ => None,
+            None | Some(Value::Null) => None,
+            Some(v) => Some(names_list(v, shape.len(), "dimension_names").map_err(bad)?),
         };
+        if grid_chunks.len() != shape.len() || chunks.len() != shape.len() {
+            return Err(bad(format!(
+                "the chunk shape has {} entries but 'shape' has {}",
+                chunks.len().min(grid_chunks.len()),
+                shape.len()
+            )));
+        }
+        let dtype = DType::from_name(&dtype_text);
+        check_sizes(&shape, &chunks, dtype).map_err(bad)?;
         let mut attrs = obj
             .get("attributes")
             .and_then(Value::as_object)
@@ -161,7 +178,7 @@ impl ArrayMeta {
         attrs.remove("_ARRAY_DIMENSIONS");
         Ok(ArrayMeta {
             zarr_format: 3,
-            dtype: DType::from_name(&dtype_text),
+            dtype,
             shape,
             chunks,
             shards,
@@ -173,10 +190,10 @@ impl ArrayMeta {
         })
     }
 
-    /// Number of elements.
+    /// Number of elements (the summaries check when they are made that it fits in a `u64`).
     #[must_use]
     pub fn len(&self) -> u64 {
-        self.shape.iter().product()
+        element_count(&self.shape).unwrap_or(u64::MAX)
     }
 
     /// Whether the array has no elements.
@@ -184,6 +201,65 @@ impl ArrayMeta {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The number of elements of `shape`, `None` when it does not fit in a `u64`.
+#[must_use]
+pub fn element_count(shape: &[u64]) -> Option<u64> {
+    shape.iter().try_fold(1u64, |acc, n| acc.checked_mul(*n))
+}
+
+/// Arrays and chunks whose element counts and byte sizes fit in 64 bits, and chunks that
+/// are not empty along a dimension the array has.
+fn check_sizes(
+    shape: &[u64],
+    chunks: &[u64],
+    dtype: Option<DType>,
+) -> std::result::Result<(), String> {
+    let item = dtype.map_or(1, |d| d.size() as u64);
+    let fits = |s: &[u64]| element_count(s).and_then(|n| n.checked_mul(item)).is_some();
+    if !fits(shape) {
+        return Err(format!(
+            "'shape' {shape:?} holds more elements than fit in 64 bits"
+        ));
+    }
+    if !fits(chunks) {
+        return Err(format!(
+            "chunk shape {chunks:?} holds more elements than fit in 64 bits"
+        ));
+    }
+    if let Some(axis) = (0..chunks.len()).find(|&i| chunks[i] == 0 && shape.get(i) != Some(&0)) {
+        return Err(format!(
+            "chunk shape {chunks:?} is 0 along axis {axis}; chunks must have at least one element per dimension"
+        ));
+    }
+    Ok(())
+}
+
+/// Dimension names: a list of strings (or nulls, in v3), one per dimension of the array.
+fn names_list(
+    v: &Value,
+    ndim: usize,
+    field: &str,
+) -> std::result::Result<Vec<Option<String>>, String> {
+    let Some(names) = v.as_array() else {
+        return Err(format!("'{field}' must be a list of names, found {v}"));
+    };
+    if names.len() != ndim {
+        return Err(format!(
+            "'{field}' names {} dimension(s) ({}) but the array has {ndim}",
+            names.len(),
+            v
+        ));
+    }
+    names
+        .iter()
+        .map(|n| match n {
+            Value::String(s) => Ok(Some(s.clone())),
+            Value::Null => Ok(None),
+            other => Err(format!("'{field}' must hold names, found {other}")),
+        })
+        .collect()
 }
 
 fn u64_list(v: Option<&Value>, field: &str) -> std::result::Result<Vec<u64>, String> {
@@ -236,6 +312,91 @@ fn describe_v3_codec(c: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn zarray(shape: Value, chunks: Value) -> Value {
+        serde_json::json!({"zarr_format": 2, "shape": shape, "chunks": chunks, "dtype": "<f4",
+                           "compressor": null, "fill_value": "NaN", "order": "C", "filters": null})
+    }
+
+    fn reason(r: Result<ArrayMeta>) -> String {
+        r.expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn sizes_must_fit_in_64_bits() {
+        let big = serde_json::json!([1u64 << 40, 1u64 << 40, 1u64 << 40]);
+        let e = reason(ArrayMeta::from_v2(
+            &zarray(big, serde_json::json!([1, 1, 1])),
+            None,
+            "x/.zarray",
+        ));
+        assert!(e.contains("x/.zarray") && e.contains("64 bits"), "{e}");
+        // Elements that fit, bytes that do not (4 bytes each).
+        let e = reason(ArrayMeta::from_v2(
+            &zarray(serde_json::json!([u64::MAX / 2]), serde_json::json!([1])),
+            None,
+            "x",
+        ));
+        assert!(e.contains("64 bits"), "{e}");
+        let e = reason(ArrayMeta::from_v2(
+            &zarray(serde_json::json!([4]), serde_json::json!([0])),
+            None,
+            "x",
+        ));
+        assert!(e.contains("chunk shape [0]"), "{e}");
+        let ok = ArrayMeta::from_v2(
+            &zarray(serde_json::json!([1u64 << 50]), serde_json::json!([10])),
+            None,
+            "x",
+        );
+        assert_eq!(ok.expect("fits").len(), 1u64 << 50);
+    }
+
+    #[test]
+    fn one_dimension_name_per_axis() {
+        let doc = zarray(serde_json::json!([2, 3]), serde_json::json!([2, 3]));
+        let attrs = |names: Value| serde_json::json!({ "_ARRAY_DIMENSIONS": names });
+        for names in [
+            serde_json::json!(["y"]),
+            serde_json::json!(["y", "x", "z"]),
+            serde_json::json!("y"),
+        ] {
+            let e = reason(ArrayMeta::from_v2(&doc, Some(&attrs(names)), "v/.zarray"));
+            assert!(
+                e.contains("v/.zarray") && e.contains("_ARRAY_DIMENSIONS"),
+                "{e}"
+            );
+        }
+        let m =
+            ArrayMeta::from_v2(&doc, Some(&attrs(serde_json::json!(["y", "x"]))), "v").expect("ok");
+        assert_eq!(m.dimension_names.map(|n| n.len()), Some(2));
+        let v3 = |names: Value, format: Value| {
+            serde_json::json!({"zarr_format": format, "node_type": "array",
+            "shape": [2, 3], "data_type": "float32", "fill_value": 0, "dimension_names": names,
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2, 3]}},
+            "codecs": [{"name": "bytes"}]})
+        };
+        let e = reason(ArrayMeta::from_v3(
+            &v3(serde_json::json!(["y"]), serde_json::json!(3)),
+            "v/zarr.json",
+        ));
+        assert!(e.contains("dimension_names") && e.contains("has 2"), "{e}");
+        for format in [serde_json::json!(4), serde_json::json!("3"), Value::Null] {
+            let e = reason(ArrayMeta::from_v3(
+                &v3(serde_json::json!(["y", "x"]), format),
+                "v/zarr.json",
+            ));
+            assert!(
+                e.contains("v/zarr.json") && e.contains("zarr_format"),
+                "{e}"
+            );
+        }
+        assert!(ArrayMeta::from_v3(
+            &v3(serde_json::json!(["y", null]), serde_json::json!(3)),
+            "v"
+        )
+        .is_ok());
+    }
 
     #[test]
     fn describes_codecs() {
