@@ -136,7 +136,9 @@ def test_cp_sync_rm_round_trips(cubeforge, cloud, example, tmp_path):
     (work / "extra").write_bytes(b"new object")
     (work / "topo" / "0.0").unlink()
     report = cf_json(cubeforge, env, "sync", work, f"{s}://{a}/io.zarr", "--delete")
-    assert sorted(report["copied_keys"]) == ["extra", "sst/.zattrs"] and report["deleted"] == 1, report
+    # The store's group metadata is withdrawn while it changes, then written again last.
+    assert sorted(report["copied_keys"]) == [".zgroup", ".zmetadata", "extra", "sst/.zattrs"], report
+    assert report["deleted"] == 1, report
     assert cloud.tree(a, "io.zarr") == local_tree(work)
     assert cf_json(cubeforge, env, "sync", work, f"{s}://{a}/io.zarr", "--checksum")["copied"] == 0
     # Bucket to bucket the same way, then back to a local copy.
@@ -189,7 +191,8 @@ def test_killed_sync_resumes(cubeforge, cloud, tmp_path):
     finally:
         proxy.stop()
     time.sleep(0.3)  # let the server finish requests already received
-    before = len(cloud.keys(bucket, "many.zarr"))
+    # The killed sync's lock is its own, not data.
+    before = len(set(cloud.keys(bucket, "many.zarr")) - {".cubeforge.lock"})
     assert count // 3 <= before < count, before
 
     env = cloud.env()

@@ -189,9 +189,11 @@ impl DestinationLock {
     async fn take(mut self, command: &str, break_lock: bool) -> Result<DestinationLock> {
         let me = LockInfo::current(command);
         let body = serde_json::to_vec_pretty(&me).map_err(|e| Error::Other(e.to_string()))?;
-        let storage = |e: object_store::Error| Error::Storage {
-            location: self.display.clone(),
-            source: zarrs_storage::StorageError::Other(e.to_string()),
+        let storage = |e: object_store::Error| {
+            Error::storage(
+                self.display.clone(),
+                zarrs_storage::StorageError::Other(e.to_string()),
+            )
         };
         // Two tries: the second after removing a stale lock.
         for _ in 0..2 {
@@ -266,10 +268,10 @@ impl DestinationLock {
         self.held = false;
         match self.store.delete(&self.key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(Error::Storage {
-                location: self.display.clone(),
-                source: zarrs_storage::StorageError::Other(e.to_string()),
-            }),
+            Err(e) => Err(Error::storage(
+                self.display.clone(),
+                zarrs_storage::StorageError::Other(e.to_string()),
+            )),
         }
     }
 }

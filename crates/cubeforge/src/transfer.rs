@@ -805,10 +805,16 @@ async fn run_transfer(
     } else {
         Vec::new()
     };
-    let work = needed.iter().any(|n| *n) || !extras.is_empty();
-    if zarr && work && !options.dry_run {
+    // Removing chunks alone leaves a store readable; changing any object or removing metadata
+    // does not.
+    let work = needed.iter().any(|n| *n) || extras.iter().any(|p| commit::is_metadata(p.as_ref()));
+    if zarr && work {
         // Readers refuse the destination from here until its metadata is written again.
-        let withdrawn = commit::withdraw(dst, &existing).await?;
+        let withdrawn = if options.dry_run {
+            commit::present(dst, &existing)
+        } else {
+            commit::withdraw(dst, &existing).await?
+        };
         let again = commit::paths(dst, &withdrawn);
         for ((_, to), n) in pairs.iter().zip(needed.iter_mut()) {
             *n |= again.contains(to);

@@ -52,6 +52,18 @@ pub(super) fn split(jobs: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
     (data, meta)
 }
 
+/// The root group metadata keys the store at `dst` has (what [`withdraw`] would remove).
+pub(super) fn present(dst: &Endpoint, existing: &HashMap<String, Entry>) -> Vec<String> {
+    ROOT_GROUP_KEYS
+        .iter()
+        .filter(|k| {
+            dst.path_of(k)
+                .is_ok_and(|p| existing.contains_key(p.as_ref()))
+        })
+        .map(|k| (*k).to_string())
+        .collect()
+}
+
 /// Remove the root group metadata of the store at `dst`, so that readers refuse it while it
 /// changes; returns the keys that were there (they must be written again at the end).
 pub(super) async fn withdraw(
