@@ -138,3 +138,26 @@ def test_no_credentials(cubeforge, cloud, tmp_path):
                    AZURE_MSI_ENDPOINT=f"http://{closed}/metadata/identity/oauth2/token")
         refused(cubeforge.binary, ["--retries", "0", "ls", url],
                 expect=[url, "no Azure credentials found", "AZURE_STORAGE_ACCOUNT_KEY"], env=env)
+
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "tutorial.yaml"
+
+# (name, destination below the bucket holding io.zarr, flags, fragments of the error)
+BUCKET_DESTINATIONS = [
+    ("overwrite the bucket root holding other data", "", ["--overwrite"], ["no zarr metadata", "io.zarr"]),
+    ("output is the input", "io.zarr", ["--overwrite"], ["is the input"]),
+    ("output inside the input", "io.zarr/cube.zarr", [], ["lies inside the input"]),
+    ("output is the input's bucket", "", ["--resume"], ["contains the input"]),
+]
+
+
+@pytest.mark.parametrize("name,below,flags,expect", BUCKET_DESTINATIONS, ids=[c[0] for c in BUCKET_DESTINATIONS])
+def test_bucket_destinations(cubeforge, cloud, bucket, example, name, below, flags, expect):
+    """A build into a bucket never empties it or writes into its input; the bucket keeps every object."""
+    url = f"{cloud.scheme}://{bucket}" + (f"/{below}" if below else "")
+    # The bucket's io.zarr is the input, but where the bucket's other data is what is at stake.
+    inp = f"{cloud.scheme}://{bucket}/io.zarr" if "input" in name else example
+    before = cloud.keys(bucket, "")
+    refused(cubeforge.binary, ["--retries", "0", "build", RECIPE, "--input", inp, "--output", url, *flags],
+            expect=expect, env=cloud.env())
+    assert cloud.keys(bucket, "") == before, "the bucket changed"
