@@ -360,4 +360,22 @@ mod tests {
         );
         assert!(matches!(Holding::classify(true, &[]), Holding::Other(_)));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 256, ..Default::default() })]
+
+        /// Any text as a destination and an input: the rule answers (or the location is invalid)
+        /// without panicking, and a location always overlaps itself.
+        #[test]
+        fn the_rule_never_panics(
+            a in "(s3://|gs://|az://|file:///|/|\\.\\./|)[a-z./_%-]{0,24}",
+            b in "(s3://|gs://|/|)[a-z./_-]{0,24}",
+        ) {
+            if let (Ok(x), Ok(y)) = (Location::parse(&a), Location::parse(&b)) {
+                let _ = refuse_overlap(&x, std::slice::from_ref(&y));
+                let _ = refuse_root_removal(&x, false);
+                proptest::prop_assert!(refuse_overlap(&x, std::slice::from_ref(&x)).is_err());
+            }
+        }
+    }
 }

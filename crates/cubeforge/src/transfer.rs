@@ -1150,4 +1150,18 @@ mod tests {
             assert!(err.contains("segment"), "{bad}: {err}");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 256, ..Default::default() })]
+
+        /// Any listed key either maps below the endpoint's prefix or is refused; never panics.
+        #[test]
+        fn listed_keys_stay_below_the_prefix(key in "[a-z./%#_-]{0,30}") {
+            let so = StoreOptions::default();
+            let ep = Endpoint::open("/tmp/cf-prop/dest", &so).unwrap();
+            if let Ok(path) = ep.path_of(&key) {
+                proptest::prop_assert!(path.prefix_matches(&ep.prefix), "{key} -> {path}");
+            }
+        }
+    }
 }
