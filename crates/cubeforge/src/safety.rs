@@ -197,7 +197,7 @@ pub enum Holding {
     Nothing,
     /// A Zarr store: group, array or consolidated metadata at its root.
     Zarr,
-    /// What an interrupted cubeforge left: its lock or build record, no Zarr metadata yet.
+    /// What an interrupted build left: its build record (and chunks), no Zarr metadata yet.
     Interrupted,
     /// Something else: the reason says what, naming an example.
     Other(String),
@@ -211,13 +211,15 @@ impl Holding {
         if is_file {
             return Holding::Other("is a file, not a directory or a Zarr store".into());
         }
-        if names.is_empty() {
+        // A lock alone: a writer stopped (or running) before it wrote anything.
+        if names.iter().all(|n| n == LOCK_KEY) {
             return Holding::Nothing;
         }
         if names.iter().any(|n| ZARR_MARKERS.contains(&n.as_str())) {
             return Holding::Zarr;
         }
-        if names.iter().any(|n| n == LOCK_KEY || n == RECORD_KEY) {
+        // The record is written before any chunk: what is beside it is that build's.
+        if names.iter().any(|n| n == RECORD_KEY) {
             return Holding::Interrupted;
         }
         let mut shown: Vec<&str> = names.iter().map(String::as_str).take(3).collect();
@@ -347,9 +349,17 @@ mod tests {
             Holding::Zarr
         );
         assert_eq!(
-            Holding::classify(false, &names(&[LOCK_KEY, "t/"])),
+            Holding::classify(false, &names(&[LOCK_KEY, RECORD_KEY, "t/"])),
             Holding::Interrupted
         );
+        assert_eq!(
+            Holding::classify(false, &names(&[LOCK_KEY])),
+            Holding::Nothing
+        );
+        assert!(matches!(
+            Holding::classify(false, &names(&[LOCK_KEY, "thesis.tex"])),
+            Holding::Other(_)
+        ));
         let Holding::Other(why) = Holding::classify(false, &names(&["notes.txt", "photos/"]))
         else {
             panic!("not Other")
