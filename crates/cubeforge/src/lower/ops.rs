@@ -290,6 +290,7 @@ impl State<'_> {
             let node = self
                 .compile(&e)
                 .map_err(|m| op_err(self.doc, i, op, format!("{name}: {m}")))?;
+            self.check_depth(i, op, name, &node)?;
             self.set_computed(name, node);
         }
         Ok(())
