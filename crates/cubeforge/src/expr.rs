@@ -619,4 +619,61 @@ mod tests {
             ")".repeat(MAX_DEPTH + 1)
         ));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::{parse, MAX_DEPTH};
+
+        /// One level of nesting around `inner`.
+        fn wrap(kind: u8, inner: &str) -> String {
+            match kind % 6 {
+                0 => format!("({inner})"),
+                1 => format!("-{inner}"),
+                2 => format!("~{inner}"),
+                3 => format!("abs({inner})"),
+                4 => format!("{inner} + a"),
+                _ => format!("where({inner}, 1, 2.5)"),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_text_parses_or_is_refused(text in any::<String>()) {
+                let _ = parse(&text);
+            }
+
+            #[test]
+            fn expression_like_text_parses_or_is_refused(
+                text in "[a-z0-9 ().,+*/<>=!&|~'`\"\\[\\]eE-]{0,300}"
+            ) {
+                if let Err(e) = parse(&text) {
+                    prop_assert!(e.offset <= text.len());
+                }
+            }
+
+            #[test]
+            fn nesting_parses_or_is_refused_at_the_limit(
+                kinds in proptest::collection::vec(any::<u8>(), 0..2000),
+                unclosed in any::<bool>(),
+            ) {
+                let mut text = String::from("x");
+                for k in &kinds {
+                    text = wrap(*k, &text);
+                }
+                if unclosed {
+                    text.pop();
+                }
+                match parse(&text) {
+                    Ok(_) => prop_assert!(kinds.len() < MAX_DEPTH),
+                    Err(e) => prop_assert!(
+                        unclosed || e.message.contains(&format!("deeper than {MAX_DEPTH}")),
+                        "{e}"
+                    ),
+                }
+            }
+        }
+    }
 }

@@ -68,6 +68,27 @@ pub struct State<'a> {
     pub inputs: Vec<String>,
 }
 
+/// What is wrong with a plan deeper than [`plan::MAX_DEPTH`] or larger, unfolded, than
+/// [`plan::MAX_UNFOLDED`]; `None` when it is neither.
+fn depth_problem(node: &Node) -> Option<String> {
+    let problem = if node.depth() > plan::MAX_DEPTH {
+        format!(
+            "its computation is nested deeper than {} levels (a long chain of operations, each \
+             using the one before)",
+            plan::MAX_DEPTH
+        )
+    } else if node.unfolded() > plan::MAX_UNFOLDED {
+        format!(
+            "its computation unfolds into more than {} operations (a variable used more than \
+             once at each of many steps)",
+            plan::MAX_UNFOLDED
+        )
+    } else {
+        return None;
+    };
+    Some(format!("{problem}; compute it in fewer steps"))
+}
+
 /// An error at operation `i` of the recipe, naming its line and field.
 fn op_err(doc: &RecipeDoc, i: usize, op: &Operation, msg: impl Into<String>) -> Error {
     doc.error_at(
@@ -156,27 +177,10 @@ impl<'a> State<'a> {
     /// recurse that deep) or unfolds into more than [`plan::MAX_UNFOLDED`] nodes (evaluating
     /// it would take that many steps per chunk).
     fn check_depth(&self, i: usize, op: &Operation, name: &str, node: &Node) -> Result<()> {
-        let problem = if node.depth() > plan::MAX_DEPTH {
-            format!(
-                "its computation is nested deeper than {} levels (a long chain of operations, \
-                 each using the one before)",
-                plan::MAX_DEPTH
-            )
-        } else if node.unfolded() > plan::MAX_UNFOLDED {
-            format!(
-                "its computation unfolds into more than {} operations (a variable used more \
-                 than once at each of many steps)",
-                plan::MAX_UNFOLDED
-            )
-        } else {
-            return Ok(());
-        };
-        Err(op_err(
-            self.doc,
-            i,
-            op,
-            format!("{name}: {problem}; compute it in fewer steps"),
-        ))
+        match depth_problem(node) {
+            Some(problem) => Err(op_err(self.doc, i, op, format!("{name}: {problem}"))),
+            None => Ok(()),
+        }
     }
 
     /// Set a computed variable (computed values carry no attributes, as in xarray).

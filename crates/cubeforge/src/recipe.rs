@@ -238,6 +238,12 @@ impl RecipeDoc {
                 message: e.to_string(),
             }
         };
+        if let Some(line) = flow_too_deep(text) {
+            return Err(Error::Recipe {
+                location: format!("{path}:{line}"),
+                message: format!("YAML nested deeper than {MAX_FLOW_DEPTH} levels of [ ] or {{ }}"),
+            });
+        }
         // First as plain YAML, which refuses a key given twice in a mapping (the typed pass
         // below would keep the last one silently), then as a recipe.
         serde_norway::from_str::<serde_norway::Value>(text)
@@ -502,6 +508,49 @@ impl RecipeDoc {
     }
 }
 
+/// How deep `[ ]` and `{ }` may nest in a recipe (as deep as the YAML reader recurses).
+const MAX_FLOW_DEPTH: usize = 128;
+
+/// The line where `[` and `{` nest deeper than [`MAX_FLOW_DEPTH`], outside quoted text and
+/// comments. The YAML reader refuses such a document too, but only after scanning it in time
+/// that grows with the square of its depth (a minute for 100,000 levels).
+fn flow_too_deep(text: &str) -> Option<usize> {
+    let (mut depth, mut line, mut quote, mut prev) = (0usize, 1, None, ' ');
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (_, '\n') => {
+                line += 1;
+                if quote.is_none() {
+                    prev = ' ';
+                    continue;
+                }
+            }
+            (Some('"'), '\\') => {
+                chars.next();
+            }
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') if !prev.is_alphanumeric() => quote = Some(c),
+            (None, '#') if prev.is_whitespace() => {
+                while chars.peek().is_some_and(|n| *n != '\n') {
+                    chars.next();
+                }
+            }
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Some(line);
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
+}
+
 /// A duplicate key, at the line of its second occurrence, when `e` is YAML's refusal of one.
 /// The refusal names the key and where its mapping starts; the key's lines are found from there
 /// (the first occurrence gives the column; the duplicate is the next at that column, or on the
@@ -742,5 +791,114 @@ operations:
             &GOOD.replace("rename: {a: c}", "rename: {a: c.d-é}"),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn deeply_nested_yaml_is_refused() {
+        let n = 100_000;
+        let e = error(&format!("version: 1\nx:\n  {}", "[".repeat(n)));
+        assert!(
+            e.contains("r.yaml:3:") && e.contains("deeper than 128"),
+            "{e}"
+        );
+        // Brackets in quotes and comments do not count.
+        let quoted = format!("{}  # {}\n", GOOD.trim_end(), "[".repeat(200));
+        let title = format!(
+            "  attrs: {{title: \"{}\", note: '{}'}}\n",
+            "{".repeat(200),
+            "[".repeat(200)
+        );
+        let quoted = quoted.replace("output:\n", &format!("output:\n{title}"));
+        RecipeDoc::parse("r.yaml", &quoted).unwrap();
+        for text in [
+            format!("version: 1\nx: {}{}", "[".repeat(n), "]".repeat(n)),
+            format!("version: 1\nx: {}", "{a: ".repeat(n)),
+            format!(
+                "version: 1\n{}",
+                (0..2000)
+                    .map(|k| format!("{}- \n", " ".repeat(k)))
+                    .collect::<String>()
+            ),
+        ] {
+            assert!(RecipeDoc::parse("r.yaml", &text).is_err());
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::GOOD;
+        use crate::recipe::RecipeDoc;
+
+        /// A change to a text: delete, insert, duplicate or swap.
+        #[derive(Debug, Clone)]
+        enum Mutation {
+            Delete(usize, usize),
+            Insert(usize, String),
+            DuplicateLine(usize),
+            SwapLines(usize, usize),
+        }
+
+        fn mutation() -> impl Strategy<Value = Mutation> {
+            prop_oneof![
+                (any::<usize>(), 1..20usize).prop_map(|(a, n)| Mutation::Delete(a, n)),
+                (any::<usize>(), "[ -~\\n\\t\u{feff}é]{1,12}")
+                    .prop_map(|(a, t)| Mutation::Insert(a, t)),
+                any::<usize>().prop_map(Mutation::DuplicateLine),
+                (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::SwapLines(a, b)),
+            ]
+        }
+
+        fn apply(text: &str, m: &Mutation) -> String {
+            let chars: Vec<char> = text.chars().collect();
+            let mut lines: Vec<&str> = text.lines().collect();
+            let n = chars.len().max(1);
+            match m {
+                Mutation::Delete(at, len) => {
+                    let at = at % n;
+                    let end = (at + len).min(chars.len());
+                    chars[..at].iter().chain(&chars[end..]).collect()
+                }
+                Mutation::Insert(at, t) => {
+                    let at = at % (chars.len() + 1);
+                    chars[..at].iter().collect::<String>()
+                        + t
+                        + &chars[at..].iter().collect::<String>()
+                }
+                Mutation::DuplicateLine(k) => {
+                    let k = k % lines.len();
+                    lines.insert(k, lines[k]);
+                    lines.join("\n")
+                }
+                Mutation::SwapLines(a, b) => {
+                    let (a, b) = (a % lines.len(), b % lines.len());
+                    lines.swap(a, b);
+                    lines.join("\n")
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_text_parses_or_is_refused(text in any::<String>()) {
+                let _ = RecipeDoc::parse("r.yaml", &text);
+            }
+
+            #[test]
+            fn a_mutated_recipe_parses_or_is_refused_with_a_line(
+                mutations in proptest::collection::vec(mutation(), 1..6)
+            ) {
+                let mut text = GOOD.to_string();
+                for m in &mutations {
+                    text = apply(&text, m);
+                }
+                if let Err(e) = RecipeDoc::parse("r.yaml", &text) {
+                    let shown = e.to_string();
+                    prop_assert!(shown.starts_with("r.yaml:"), "{shown}");
+                }
+            }
+        }
     }
 }

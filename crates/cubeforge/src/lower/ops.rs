@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use super::labels::{label_slice, label_time};
-use super::{op_err, State, Var};
+use super::{depth_problem, op_err, State, Var};
 use crate::cf::time::day_of_year;
 use crate::cf::Decoded;
 use crate::dtype::DType;
@@ -28,7 +28,7 @@ impl State<'_> {
             Operation::Isel(map) => self.isel(i, op, map),
             Operation::DropAllNan(d) => self.drop_all_nan(i, op, d, ex),
             Operation::Sortby(dim) => self.sortby(i, op, dim),
-            Operation::Assign(map) => self.assign(i, op, map),
+            Operation::Assign(map) => self.assign(i, map),
             Operation::Mask(m) => self.mask(i, op, m),
             Operation::Season(s) => self.season(i, op, s),
             Operation::Astype(map) => self.astype(i, op, map),
@@ -283,14 +283,22 @@ impl State<'_> {
     }
 
     /// `assign`: variables computed from expressions.
-    fn assign(&mut self, i: usize, op: &Operation, map: &IndexMap<String, String>) -> Result<()> {
+    fn assign(&mut self, i: usize, map: &IndexMap<String, String>) -> Result<()> {
         for (name, text) in map {
-            let e =
-                expr::parse(text).map_err(|e| op_err(self.doc, i, op, format!("{name}: {e}")))?;
-            let node = self
-                .compile(&e)
-                .map_err(|m| op_err(self.doc, i, op, format!("{name}: {m}")))?;
-            self.check_depth(i, op, name, &node)?;
+            // At the line of the variable's own key, as the recipe's validation says.
+            let doc = self.doc;
+            let err = |m: String| {
+                doc.error_at(
+                    doc.key_line(i, name),
+                    &format!("operations[{i}].assign.{name}"),
+                    m,
+                )
+            };
+            let e = expr::parse(text).map_err(|e| err(e.to_string()))?;
+            let node = self.compile(&e).map_err(err)?;
+            if let Some(problem) = depth_problem(&node) {
+                return Err(err(problem));
+            }
             self.set_computed(name, node);
         }
         Ok(())
