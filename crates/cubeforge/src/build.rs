@@ -152,6 +152,7 @@ fn claim(
 /// Step 1: the recipe's input (or `--input`), opened, and the output's location, which must
 /// not be the input.
 fn open(doc: &RecipeDoc, opts: &BuildOptions) -> Result<(Input, Location)> {
+    doc.check_output(opts.output.as_deref())?;
     let r = &doc.recipe;
     if opts.input.is_some() && r.inputs.len() != 1 {
         return Err(doc.error_at(

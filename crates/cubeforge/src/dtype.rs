@@ -113,6 +113,44 @@ impl DType {
         !self.is_float() && !matches!(self, DType::Bool)
     }
 
+    /// The smallest and largest value of an integer type; `None` for the others.
+    #[must_use]
+    pub const fn int_range(self) -> Option<(i128, i128)> {
+        Some(match self {
+            DType::Int8 => (i8::MIN as i128, i8::MAX as i128),
+            DType::Int16 => (i16::MIN as i128, i16::MAX as i128),
+            DType::Int32 => (i32::MIN as i128, i32::MAX as i128),
+            DType::Int64 => (i64::MIN as i128, i64::MAX as i128),
+            DType::UInt8 => (0, u8::MAX as i128),
+            DType::UInt16 => (0, u16::MAX as i128),
+            DType::UInt32 => (0, u32::MAX as i128),
+            DType::UInt64 => (0, u64::MAX as i128),
+            _ => return None,
+        })
+    }
+
+    /// `v`, an integer held as a float, wrapped into this integer type's range as NumPy's
+    /// integer arithmetic wraps (`uint8` 200 × 2 is 144); other types leave it as it is.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    pub fn wrap(self, v: f64) -> f64 {
+        if !v.is_finite() {
+            return v;
+        }
+        let i = v as i128;
+        match self {
+            DType::Int8 => f64::from(i as i8),
+            DType::Int16 => f64::from(i as i16),
+            DType::Int32 => f64::from(i as i32),
+            DType::Int64 => (i as i64) as f64,
+            DType::UInt8 => f64::from(i as u8),
+            DType::UInt16 => f64::from(i as u16),
+            DType::UInt32 => f64::from(i as u32),
+            DType::UInt64 => (i as u64) as f64,
+            _ => v,
+        }
+    }
+
     /// The unsigned type of the same width (for CF `_Unsigned = "true"`).
     #[must_use]
     pub const fn to_unsigned(self) -> DType {

@@ -20,7 +20,7 @@ use crate::cf::Decoded;
 use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::exec::Exec;
-use crate::plan::{Node, NodeRef, Op, SourceRef, VType};
+use crate::plan::{self, Node, NodeRef, Op, SourceRef, VType};
 use crate::recipe::{Operation, RecipeDoc};
 use crate::source::Sources;
 
@@ -69,6 +69,27 @@ pub struct State<'a> {
     /// Input variables that cannot be read, with the reason: using one is an error, and so is
     /// keeping one to the end (the cube would silently lack it).
     unreadable: IndexMap<String, String>,
+}
+
+/// What is wrong with a plan deeper than [`plan::MAX_DEPTH`] or larger, unfolded, than
+/// [`plan::MAX_UNFOLDED`]; `None` when it is neither.
+fn depth_problem(node: &Node) -> Option<String> {
+    let problem = if node.depth() > plan::MAX_DEPTH {
+        format!(
+            "its computation is nested deeper than {} levels (a long chain of operations, each \
+             using the one before)",
+            plan::MAX_DEPTH
+        )
+    } else if node.unfolded() > plan::MAX_UNFOLDED {
+        format!(
+            "its computation unfolds into more than {} operations (a variable used more than \
+             once at each of many steps)",
+            plan::MAX_UNFOLDED
+        )
+    } else {
+        return None;
+    };
+    Some(format!("{problem}; compute it in fewer steps"))
 }
 
 /// An error at operation `i` of the recipe, naming its line and field.
@@ -146,6 +167,9 @@ impl<'a> State<'a> {
         let doc = self.doc;
         for (i, op) in doc.recipe.operations.iter().enumerate() {
             self.apply(i, op, ex)?;
+            for (name, v) in &self.vars {
+                self.check_depth(i, op, name, &v.node)?;
+            }
         }
         for (k, v) in &doc.recipe.output.attrs {
             self.attrs.insert(k.clone(), v.clone());
@@ -162,6 +186,16 @@ impl<'a> State<'a> {
     /// Why input variable `name` cannot be read, when it cannot.
     fn unreadable_reason(&self, name: &str) -> Option<&str> {
         self.unreadable.get(name).map(String::as_str)
+    }
+
+    /// Refuse a variable whose plan is deeper than [`plan::MAX_DEPTH`] (evaluating it would
+    /// recurse that deep) or unfolds into more than [`plan::MAX_UNFOLDED`] nodes (evaluating
+    /// it would take that many steps per chunk).
+    fn check_depth(&self, i: usize, op: &Operation, name: &str, node: &Node) -> Result<()> {
+        match depth_problem(node) {
+            Some(problem) => Err(op_err(self.doc, i, op, format!("{name}: {problem}"))),
+            None => Ok(()),
+        }
     }
 
     /// Set a computed variable (computed values carry no attributes, as in xarray).
@@ -250,5 +284,119 @@ impl<'a> State<'a> {
     /// The names of the dimensions, for messages.
     fn dim_names(&self) -> String {
         self.dims.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::build::{build_input, BuildOptions};
+    use crate::dataset::Dataset;
+    use crate::error::Result;
+    use crate::lower::Input;
+    use crate::plan::{MAX_DEPTH, MAX_UNFOLDED};
+    use crate::recipe::RecipeDoc;
+    use crate::store::{Location, Store};
+    use crate::testkit::blosc_2d;
+
+    /// Build `operations` (YAML list items) over the 10 x 6 array `a` of `testkit::blosc_2d`
+    /// into `memory://{name}-out`; the output's variable `x`.
+    fn build_x(name: &str, operations: &str) -> Result<Vec<f32>> {
+        let _ = blosc_2d(name);
+        let store = Store::open_str(&format!("memory://{name}"))?;
+        let input = Input::from_dataset(&Dataset::open(&store, "")?, format!("memory://{name}"));
+        let text = format!(
+            "version: 1\ninputs:\n  i: {{url: x}}\noutput: {{url: y}}\noperations:\n  - keep: [a]\n{operations}"
+        );
+        let doc = RecipeDoc::parse("chain.yaml", &text)?;
+        let output = Location::parse(&format!("memory://{name}-out"))?;
+        let opts = BuildOptions {
+            input: None,
+            output: None,
+            dry_run: false,
+            overwrite: false,
+            resume: false,
+            memory_limit: 1 << 20,
+        };
+        build_input(&doc, &input, &output, &opts, &|_, _, _| {})?;
+        let ds = Dataset::open(&Store::open(&output)?, "")?;
+        let v = ds.variable("x").expect("x");
+        Ok(bytemuck::pod_collect_to_vec(
+            &v.array(&ds.store)?.read_all()?.bytes,
+        ))
+    }
+
+    /// `x = a`, then `n` times `x = x + 1`, each an operation of its own.
+    fn chain(n: usize) -> String {
+        let mut ops = String::from("  - assign: {x: a}\n");
+        for _ in 0..n {
+            ops.push_str("  - assign: {x: \"x + 1\"}\n");
+        }
+        ops
+    }
+
+    #[test]
+    fn a_chain_of_assigns_up_to_the_limit_builds_and_a_longer_one_is_refused() {
+        // `a` is 100 * row + col, chunk (1, 1) absent (NaN); plan depth 1 + n.
+        let n = MAX_DEPTH - 1;
+        let x = build_x("lower-chain-ok", &chain(n)).expect("a chain at the limit builds");
+        #[allow(clippy::cast_precision_loss)]
+        let want = |r: usize, c: usize| (r * 100 + c) as f32 + n as f32;
+        assert_eq!(x[0], want(0, 0));
+        assert_eq!(x[9 * 6 + 5], want(9, 5));
+        assert!(x[4 * 6 + 3].is_nan());
+
+        // One more level, and a chain ten times longer: refused at the operation that goes
+        // too deep, operation 1 + MAX_DEPTH (operation k is on line 6 + k).
+        for n in [MAX_DEPTH, 10_000] {
+            let e = build_x("lower-chain-long", &chain(n))
+                .unwrap_err()
+                .to_string();
+            let line = 6 + 1 + MAX_DEPTH;
+            assert!(e.contains(&format!("chain.yaml:{line}:")), "{e}");
+            assert!(
+                e.contains(&format!("deeper than {MAX_DEPTH} levels")),
+                "{e}"
+            );
+            assert!(
+                e.contains(&format!("operations[{}].assign", MAX_DEPTH + 1)),
+                "{e}"
+            );
+        }
+        // The same chain in one assign.
+        let one: String = (1..=10_000)
+            .map(|k| format!("x{k}: \"x{} + 1\", ", k - 1))
+            .collect();
+        let ops = format!("  - assign: {{x0: a, {one}x: x10000}}\n");
+        let e = build_x("lower-chain-one", &ops).unwrap_err().to_string();
+        assert!(
+            e.contains("chain.yaml:7:") && e.contains(&format!("x{MAX_DEPTH}:")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_graph_that_doubles_at_each_step_is_refused_before_it_explodes() {
+        // `x = x + x`, n times: 2^(n + 1) - 1 nodes on the paths from x down to `a`.
+        let doubling = |n: usize| {
+            let mut ops = String::from("  - assign: {x: a}\n");
+            for _ in 0..n {
+                ops.push_str("  - assign: {x: \"x + x\"}\n");
+            }
+            ops
+        };
+        let x = build_x("lower-doubling-ok", &doubling(10)).expect("builds");
+        assert_eq!(x[6 + 1], 101.0 * 1024.0);
+        let e = build_x("lower-doubling", &doubling(60))
+            .unwrap_err()
+            .to_string();
+        // 2^17 - 1 > MAX_UNFOLDED: the 16th doubling, operation 17, line 6 + 17.
+        assert!(
+            e.contains("chain.yaml:23:") && e.contains("operations[17].assign"),
+            "{e}"
+        );
+        assert!(
+            e.contains(&format!("more than {MAX_UNFOLDED} operations")),
+            "{e}"
+        );
     }
 }

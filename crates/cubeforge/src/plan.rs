@@ -163,11 +163,27 @@ pub enum Op {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(u64);
 
+/// How deep a plan may be: the longest path from a variable down to a source or constant, in
+/// nodes. Evaluation, planning and printing walk the graph recursively, so lowering refuses a
+/// recipe whose plan is deeper (a long chain of `assign`s, each using the one before) with an
+/// error naming the operation, rather than overflowing the stack.
+pub const MAX_DEPTH: usize = 1000;
+
+/// How large a plan may be once its shared nodes are counted on every path that reaches them
+/// (`x + x` counts `x` twice). Evaluation and planning walk every path, so lowering refuses a
+/// recipe whose plan unfolds into more nodes (`x = x + x`, twenty times over, is a million)
+/// rather than running for ever.
+pub const MAX_UNFOLDED: u64 = 100_000;
+
 /// A node: an operation plus the dimensions, sizes and value type it produces.
 #[derive(Debug)]
 pub struct Node {
     /// Identity (see [`Node::id`]).
     id: NodeId,
+    /// The longest path down to a leaf, in nodes (a leaf is 1).
+    depth: usize,
+    /// The number of nodes on all paths down from here (see [`MAX_UNFOLDED`]), saturating.
+    unfolded: u64,
     /// What it computes.
     pub op: Op,
     /// Dimension names.
@@ -189,8 +205,15 @@ impl Node {
     #[must_use]
     pub fn new(op: Op, dims: Vec<String>, shape: Vec<u64>, vtype: VType) -> NodeRef {
         static NEXT: AtomicU64 = AtomicU64::new(0);
+        let children = children_of(&op);
+        let depth = 1 + children.iter().map(|c| c.depth).max().unwrap_or(0);
+        let unfolded = children
+            .iter()
+            .fold(1u64, |n, c| n.saturating_add(c.unfolded));
         Arc::new(Node {
             id: NodeId(NEXT.fetch_add(1, Ordering::Relaxed)),
+            depth,
+            unfolded,
             op,
             dims,
             shape,
@@ -203,6 +226,19 @@ impl Node {
     #[must_use]
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// The longest path from this node down to a source or a constant, in nodes (see
+    /// [`MAX_DEPTH`]).
+    #[must_use]
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// The number of nodes on all paths down from this one (see [`MAX_UNFOLDED`]).
+    #[must_use]
+    pub fn unfolded(&self) -> u64 {
+        self.unfolded
     }
 
     /// The size of a dimension of this node.
@@ -285,17 +321,7 @@ impl Node {
     /// The nodes this one computes from.
     #[must_use]
     pub fn children(&self) -> Vec<&NodeRef> {
-        match &self.op {
-            Op::Take { child, .. }
-            | Op::Unary(_, child)
-            | Op::Cast(child)
-            | Op::Transpose(child)
-            | Op::Reduce { child, .. } => vec![child],
-            Op::Binary(_, a, b) => vec![a, b],
-            Op::Where(a, b, c) => vec![a, b, c],
-            Op::Window(op) => op.inputs().iter().collect(),
-            Op::Source { .. } | Op::Const(_) | Op::Along { .. } => vec![],
-        }
+        children_of(&self.op)
     }
 
     /// The window of `child` (one of this node's inputs) that this node's `window` reads: the
@@ -313,6 +339,21 @@ impl Node {
                     .map_or(0..*n, |i| window[i].clone())
             })
             .collect()
+    }
+}
+
+/// The nodes `op` computes from.
+fn children_of(op: &Op) -> Vec<&NodeRef> {
+    match op {
+        Op::Take { child, .. }
+        | Op::Unary(_, child)
+        | Op::Cast(child)
+        | Op::Transpose(child)
+        | Op::Reduce { child, .. } => vec![child],
+        Op::Binary(_, a, b) => vec![a, b],
+        Op::Where(a, b, c) => vec![a, b, c],
+        Op::Window(op) => op.inputs().iter().collect(),
+        Op::Source { .. } | Op::Const(_) | Op::Along { .. } => vec![],
     }
 }
 

@@ -16,7 +16,9 @@ pub struct Recipe {
     pub version: u32,
     /// Inputs by name.
     pub inputs: IndexMap<String, InputSpec>,
-    /// The output cube.
+    /// The output cube; without one, `--output` must name where it goes (see
+    /// [`RecipeDoc::check_output`]).
+    #[serde(default)]
     pub output: OutputSpec,
     /// Operations, applied in order; each is a one-key map (`- keep: [a, b]`).
     #[serde(default, with = "serde_norway::with::singleton_map_recursive")]
@@ -38,7 +40,8 @@ pub struct InputSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
-    /// Path or URL.
+    /// Path or URL; empty when the recipe names none.
+    #[serde(default)]
     pub url: String,
     /// 2 (default, as the tutorial writes) or 3.
     #[serde(default = "default_format")]
@@ -59,6 +62,19 @@ pub struct OutputSpec {
 
 fn default_format() -> u8 {
     2
+}
+
+impl Default for OutputSpec {
+    fn default() -> OutputSpec {
+        OutputSpec {
+            url: String::new(),
+            zarr_format: default_format(),
+            chunks: IndexMap::new(),
+            shards: None,
+            compressor: None,
+            attrs: Map::new(),
+        }
+    }
 }
 
 pub use crate::formats::zarr::writer::Compressor;
@@ -213,13 +229,26 @@ impl RecipeDoc {
     /// [`Error::Recipe`] naming the line and the field for syntax errors, unknown keys or
     /// operations, wrong types, an unsupported version, or invalid output settings.
     pub fn parse(path: &str, text: &str) -> Result<RecipeDoc> {
-        let recipe: Recipe = serde_norway::from_str(text).map_err(|e| {
-            let line = e.location().map_or(0, |l| l.line());
+        // A byte-order mark is no part of the document.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let yaml_error = |e: serde_norway::Error| {
+            let line = e.location().map_or(1, |l| l.line());
             Error::Recipe {
                 location: format!("{path}:{line}"),
                 message: e.to_string(),
             }
-        })?;
+        };
+        if let Some(line) = flow_too_deep(text) {
+            return Err(Error::Recipe {
+                location: format!("{path}:{line}"),
+                message: format!("YAML nested deeper than {MAX_FLOW_DEPTH} levels of [ ] or {{ }}"),
+            });
+        }
+        // First as plain YAML, which refuses a key given twice in a mapping (the typed pass
+        // below would keep the last one silently), then as a recipe.
+        serde_norway::from_str::<serde_norway::Value>(text)
+            .map_err(|e| duplicate_key(path, text, &e).unwrap_or_else(|| yaml_error(e)))?;
+        let recipe: Recipe = serde_norway::from_str(text).map_err(yaml_error)?;
         let doc = RecipeDoc {
             path: path.to_string(),
             op_lines: operation_lines(text),
@@ -249,6 +278,98 @@ impl RecipeDoc {
                 t.starts_with(&format!("{key}:")) || t.starts_with(&format!("- {key}:"))
             })
             .map_or(0, |i| i + 1)
+    }
+
+    /// The line where `key` of operation `i` is given (a key of its mapping, as `name:` or
+    /// `"name":`, in block or flow style), or the operation's line when not found.
+    #[must_use]
+    pub fn key_line(&self, i: usize, key: &str) -> usize {
+        let start = self.op_line(i).max(1);
+        let end = self.op_lines.get(i + 1).copied().unwrap_or(usize::MAX);
+        let forms = [
+            format!("{key}:"),
+            format!("\"{key}\":"),
+            format!("'{key}':"),
+        ];
+        let is_key_at = |l: &str, at: usize| {
+            l[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| matches!(c, ' ' | '{' | ',' | '-' | '\t'))
+        };
+        self.text
+            .lines()
+            .enumerate()
+            .skip(start - 1)
+            .take_while(|(n, _)| n + 1 < end)
+            .find(|(_, l)| {
+                forms
+                    .iter()
+                    .any(|f| l.match_indices(f.as_str()).any(|(at, _)| is_key_at(l, at)))
+            })
+            .map_or(start, |(n, _)| n + 1)
+    }
+
+    /// The first line of operation `i` holding `needle`, or the operation's line.
+    fn text_line(&self, i: usize, needle: &str) -> usize {
+        let start = self.op_line(i).max(1);
+        if needle.is_empty() {
+            return start;
+        }
+        let end = self.op_lines.get(i + 1).copied().unwrap_or(usize::MAX);
+        self.text
+            .lines()
+            .enumerate()
+            .skip(start - 1)
+            .take_while(|(n, _)| n + 1 < end)
+            .find(|(_, l)| l.contains(needle))
+            .map_or(start, |(n, _)| n + 1)
+    }
+
+    /// The line of the character at byte `offset` of the value of `key` in operation `i`: the
+    /// key's line, or for a literal block scalar (`key: |`) the line of that character.
+    #[must_use]
+    pub fn value_line(&self, i: usize, key: &str, value: &str, offset: usize) -> usize {
+        let line = self.key_line(i, key);
+        let block = self
+            .text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .is_some_and(|l| {
+                let t = l.trim_end();
+                t.ends_with('|')
+                    || t.ends_with("|-")
+                    || t.ends_with("|+")
+                    || t.ends_with('>')
+                    || t.ends_with(">-")
+                    || t.ends_with(">+")
+            });
+        if !block {
+            return line;
+        }
+        let literal = !self.text.lines().nth(line - 1).unwrap_or("").contains('>');
+        let before = value.get(..offset.min(value.len())).unwrap_or(value);
+        line + 1
+            + if literal {
+                before.trim_end().matches('\n').count()
+            } else {
+                0
+            }
+    }
+
+    /// Refuse a recipe that names no output when none is given (`--output`) either.
+    ///
+    /// # Errors
+    /// [`Error::Recipe`] at the `output` line (or line 1) naming `output.url`.
+    pub fn check_output(&self, given: Option<&str>) -> Result<()> {
+        if !self.recipe.output.url.is_empty() || given.is_some_and(|g| !g.is_empty()) {
+            return Ok(());
+        }
+        Err(self.error_at(
+            self.line_of("output").max(1),
+            "output.url",
+            "no output: name one in the recipe (output: {url: …}) or with --output",
+        ))
     }
 
     /// The line of operation `i`.
@@ -324,14 +445,24 @@ impl RecipeDoc {
             match op {
                 Operation::Assign(map) => {
                     for (name, text) in map {
+                        self.check_name(i, &field, name)?;
                         crate::expr::parse(text).map_err(|e| {
                             self.error_at(
-                                line,
+                                self.value_line(i, name, text, e.offset),
                                 &format!("{field}.{name}"),
-                                format!("invalid expression '{text}': {e}"),
+                                format!("invalid expression '{}': {e}", shortened(text)),
                             )
                         })?;
                     }
+                }
+                Operation::Rename(map) => {
+                    for to in map.values() {
+                        self.check_name(i, &field, to)?;
+                    }
+                }
+                Operation::Season(season) => {
+                    self.check_name(i, &field, &season.sin)?;
+                    self.check_name(i, &field, &season.cos)?;
                 }
                 Operation::Astype(map) => {
                     for (name, dt) in map {
@@ -347,6 +478,127 @@ impl RecipeDoc {
             }
         }
         Ok(())
+    }
+}
+
+impl RecipeDoc {
+    /// Refuse `name` as the name of a new variable: Zarr would store it as a key of the cube, so
+    /// it must be one key (no `/`), not a metadata key (`.z…`, `zarr.json`), not `.` or `..`,
+    /// not empty, and free of control characters.
+    fn check_name(&self, i: usize, field: &str, name: &str) -> Result<()> {
+        let problem = if name.is_empty() {
+            "is empty"
+        } else if name.contains('/') {
+            "holds a '/' (it would make a group)"
+        } else if name == "." || name == ".." {
+            "is '.' or '..'"
+        } else if name.starts_with(".z") || name == "zarr.json" {
+            "is a Zarr metadata key"
+        } else if name.chars().any(char::is_control) {
+            "holds a control character"
+        } else {
+            return Ok(());
+        };
+        let line = self.text_line(i, name);
+        Err(self.error_at(
+            line,
+            field,
+            format!("invalid variable name {name:?}: it {problem}"),
+        ))
+    }
+}
+
+/// How deep `[ ]` and `{ }` may nest in a recipe (as deep as the YAML reader recurses).
+const MAX_FLOW_DEPTH: usize = 128;
+
+/// The line where `[` and `{` nest deeper than [`MAX_FLOW_DEPTH`], outside quoted text and
+/// comments. The YAML reader refuses such a document too, but only after scanning it in time
+/// that grows with the square of its depth (a minute for 100,000 levels).
+fn flow_too_deep(text: &str) -> Option<usize> {
+    let (mut depth, mut line, mut quote, mut prev) = (0usize, 1, None, ' ');
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (_, '\n') => {
+                line += 1;
+                if quote.is_none() {
+                    prev = ' ';
+                    continue;
+                }
+            }
+            (Some('"'), '\\') => {
+                chars.next();
+            }
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') if !prev.is_alphanumeric() => quote = Some(c),
+            (None, '#') if prev.is_whitespace() => {
+                while chars.peek().is_some_and(|n| *n != '\n') {
+                    chars.next();
+                }
+            }
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Some(line);
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
+}
+
+/// A duplicate key, at the line of its second occurrence, when `e` is YAML's refusal of one.
+/// The refusal names the key and where its mapping starts; the key's lines are found from there
+/// (the first occurrence gives the column; the duplicate is the next at that column, or on the
+/// same line in a flow mapping).
+fn duplicate_key(path: &str, text: &str, e: &serde_norway::Error) -> Option<Error> {
+    let message = e.to_string();
+    let prefix = "duplicate entry with key ";
+    let shown = &message[message.find(prefix)? + prefix.len()..];
+    let shown = shown.split(" at line ").next().unwrap_or(shown);
+    let key = shown.trim_matches('"');
+    let start = e.location().map_or(1, |l| l.line()).max(1);
+    let forms = [
+        format!("{key}:"),
+        format!("\"{key}\":"),
+        format!("'{key}':"),
+    ];
+    let mut found = text.lines().enumerate().skip(start - 1).flat_map(|(n, l)| {
+        let forms = &forms;
+        (0..l.len())
+            .filter(move |at| {
+                l.is_char_boundary(*at)
+                    && forms.iter().any(|f| l[*at..].starts_with(f.as_str()))
+                    && l[..*at]
+                        .chars()
+                        .next_back()
+                        .is_none_or(|c| matches!(c, ' ' | '{' | ',' | '-' | '\t'))
+            })
+            .map(move |at| (n + 1, at))
+    });
+    let (first_line, first_col) = found.next()?;
+    let second = found
+        .find(|(line, col)| *col == first_col || *line == first_line)
+        .map_or(start, |(line, _)| line);
+    Some(Error::Recipe {
+        location: format!("{path}:{second}"),
+        message: format!(
+            "duplicate key {shown} (a key may appear once in a mapping; the first is at line {first_line})"
+        ),
+    })
+}
+
+/// `text` cut to a length that fits a one-line message.
+fn shortened(text: &str) -> String {
+    const MAX: usize = 80;
+    let one_line = text.trim().replace('\n', " ");
+    match one_line.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &one_line[..at]),
+        None => one_line,
     }
 }
 
@@ -429,7 +681,7 @@ operations:
         let expr = GOOD.replace("log(c)", "log(c");
         let e = RecipeDoc::parse("r.yaml", &expr).unwrap_err().to_string();
         assert!(
-            e.contains("r.yaml:11") && e.contains("operations[2].assign.d"),
+            e.contains("r.yaml:12") && e.contains("operations[2].assign.d"),
             "{e}"
         );
         let wrong_type = GOOD.replace("keep: [a, b]", "keep: 5");
@@ -437,5 +689,216 @@ operations:
             .unwrap_err()
             .to_string();
         assert!(e.contains("r.yaml:9"), "{e}");
+    }
+
+    fn error(text: &str) -> String {
+        RecipeDoc::parse("r.yaml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_at_its_second_line() {
+        let top = GOOD.replace("operations:\n", "version: 1\noperations:\n");
+        let e = error(&top);
+        assert!(
+            e.contains("r.yaml:7:") && e.contains("duplicate") && e.contains("version"),
+            "{e}"
+        );
+        let nested = GOOD.replace("      d: \"log(c)\"\n", "      d: \"log(c)\"\n      d: c\n");
+        let e = error(&nested);
+        assert!(e.contains("r.yaml:13:") && e.contains("\"d\""), "{e}");
+        let flow = GOOD.replace("{time: 100}", "{time: 100, time: 5}");
+        let e = error(&flow);
+        assert!(e.contains("r.yaml:6:") && e.contains("duplicate"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let doc = RecipeDoc::parse("r.yaml", &format!("\u{feff}{GOOD}")).unwrap();
+        assert_eq!(doc.op_lines, vec![9, 10, 11]);
+        assert_eq!(doc.line_of("version"), 1);
+    }
+
+    #[test]
+    fn an_expression_error_names_the_line_of_its_own_scalar() {
+        // Block scalars: the line of the character at fault.
+        let literal = GOOD.replace(
+            "      d: \"log(c)\"\n",
+            "      e: c\n      d: |\n        c +\n        log(c\n",
+        );
+        let e = error(&literal);
+        assert!(e.contains("r.yaml:15:") && e.contains("assign.d"), "{e}");
+        let folded = GOOD.replace("      d: \"log(c)\"\n", "      d: >\n        c + log(c\n");
+        assert!(error(&folded).contains("r.yaml:13:"), "{}", error(&folded));
+        // A quoted scalar over two lines, and a key of a flow mapping.
+        let quoted = GOOD.replace(
+            "      d: \"log(c)\"\n",
+            "      e: c\n      d: \"c +\n        log(c\"\n",
+        );
+        assert!(error(&quoted).contains("r.yaml:13:"), "{}", error(&quoted));
+        let flow = GOOD.replace(
+            "      d: \"log(c)\"\n",
+            "      {e: c,\n       d: \"log(c\"}\n",
+        );
+        assert!(error(&flow).contains("r.yaml:13:"), "{}", error(&flow));
+        // A very long expression is cut short in the message.
+        let long = GOOD.replace("log(c)", &format!("{}$", "c + ".repeat(1000)));
+        let e = error(&long);
+        assert!(e.len() < 300 && e.contains('…'), "{e}");
+    }
+
+    #[test]
+    fn an_output_may_come_from_the_command_line() {
+        let text = GOOD.replace("output:\n  url: out.zarr\n  chunks: {time: 100}\n", "");
+        let doc = RecipeDoc::parse("r.yaml", &text).unwrap();
+        assert!(doc.check_output(Some("elsewhere.zarr")).is_ok());
+        let e = doc.check_output(None).unwrap_err().to_string();
+        assert!(
+            e.contains("r.yaml:1:") && e.contains("output.url") && e.contains("--output"),
+            "{e}"
+        );
+        let good = RecipeDoc::parse("r.yaml", GOOD).unwrap();
+        assert!(good.check_output(None).is_ok());
+    }
+
+    #[test]
+    fn names_of_new_variables_must_be_single_keys() {
+        let bad = [
+            ("assign:\n      \"a/b\": c", "a/b"),
+            ("assign:\n      .zarray: c", ".zarray"),
+            ("assign:\n      .zattrs: c", ".zattrs"),
+            ("assign:\n      zarr.json: c", "zarr.json"),
+            ("assign:\n      \"\": c", "\"\""),
+            ("assign:\n      \"..\": c", ".."),
+            ("assign:\n      \"a\\0b\": c", "control"),
+            ("assign:\n      \"a\\nb\": c", "control"),
+        ];
+        for (op, what) in bad {
+            let text = GOOD.replace("assign:\n      d: \"log(c)\"", op);
+            let e = error(&text);
+            assert!(
+                e.contains("r.yaml:1") && e.contains("invalid variable name") && e.contains(what),
+                "{op}: {e}"
+            );
+            assert!(e.contains("operations[2].assign"), "{e}");
+        }
+        let e = error(&GOOD.replace("rename: {a: c}", "rename: {a: \"x/y\"}"));
+        assert!(e.contains("r.yaml:10:") && e.contains("\"x/y\""), "{e}");
+        let e = error(&GOOD.replace("rename: {a: c}", "season: {sin: .zgroup, cos: c, like: a}"));
+        assert!(e.contains("r.yaml:10:") && e.contains(".zgroup"), "{e}");
+        // Names with dots, dashes and letters of any script are fine.
+        RecipeDoc::parse(
+            "r.yaml",
+            &GOOD.replace("rename: {a: c}", "rename: {a: c.d-é}"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn deeply_nested_yaml_is_refused() {
+        let n = 100_000;
+        let e = error(&format!("version: 1\nx:\n  {}", "[".repeat(n)));
+        assert!(
+            e.contains("r.yaml:3:") && e.contains("deeper than 128"),
+            "{e}"
+        );
+        // Brackets in quotes and comments do not count.
+        let quoted = format!("{}  # {}\n", GOOD.trim_end(), "[".repeat(200));
+        let title = format!(
+            "  attrs: {{title: \"{}\", note: '{}'}}\n",
+            "{".repeat(200),
+            "[".repeat(200)
+        );
+        let quoted = quoted.replace("output:\n", &format!("output:\n{title}"));
+        RecipeDoc::parse("r.yaml", &quoted).unwrap();
+        for text in [
+            format!("version: 1\nx: {}{}", "[".repeat(n), "]".repeat(n)),
+            format!("version: 1\nx: {}", "{a: ".repeat(n)),
+            format!(
+                "version: 1\n{}",
+                (0..2000)
+                    .map(|k| format!("{}- \n", " ".repeat(k)))
+                    .collect::<String>()
+            ),
+        ] {
+            assert!(RecipeDoc::parse("r.yaml", &text).is_err());
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::GOOD;
+        use crate::recipe::RecipeDoc;
+
+        /// A change to a text: delete, insert, duplicate or swap.
+        #[derive(Debug, Clone)]
+        enum Mutation {
+            Delete(usize, usize),
+            Insert(usize, String),
+            DuplicateLine(usize),
+            SwapLines(usize, usize),
+        }
+
+        fn mutation() -> impl Strategy<Value = Mutation> {
+            prop_oneof![
+                (any::<usize>(), 1..20usize).prop_map(|(a, n)| Mutation::Delete(a, n)),
+                (any::<usize>(), "[ -~\\n\\t\u{feff}é]{1,12}")
+                    .prop_map(|(a, t)| Mutation::Insert(a, t)),
+                any::<usize>().prop_map(Mutation::DuplicateLine),
+                (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::SwapLines(a, b)),
+            ]
+        }
+
+        fn apply(text: &str, m: &Mutation) -> String {
+            let chars: Vec<char> = text.chars().collect();
+            let mut lines: Vec<&str> = text.lines().collect();
+            let n = chars.len().max(1);
+            match m {
+                Mutation::Delete(at, len) => {
+                    let at = at % n;
+                    let end = (at + len).min(chars.len());
+                    chars[..at].iter().chain(&chars[end..]).collect()
+                }
+                Mutation::Insert(at, t) => {
+                    let at = at % (chars.len() + 1);
+                    chars[..at].iter().collect::<String>()
+                        + t
+                        + &chars[at..].iter().collect::<String>()
+                }
+                Mutation::DuplicateLine(k) => {
+                    let k = k % lines.len();
+                    lines.insert(k, lines[k]);
+                    lines.join("\n")
+                }
+                Mutation::SwapLines(a, b) => {
+                    let (a, b) = (a % lines.len(), b % lines.len());
+                    lines.swap(a, b);
+                    lines.join("\n")
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_text_parses_or_is_refused(text in any::<String>()) {
+                let _ = RecipeDoc::parse("r.yaml", &text);
+            }
+
+            #[test]
+            fn a_mutated_recipe_parses_or_is_refused_with_a_line(
+                mutations in proptest::collection::vec(mutation(), 1..6)
+            ) {
+                let mut text = GOOD.to_string();
+                for m in &mutations {
+                    text = apply(&text, m);
+                }
+                if let Err(e) = RecipeDoc::parse("r.yaml", &text) {
+                    let shown = e.to_string();
+                    prop_assert!(shown.starts_with("r.yaml:"), "{shown}");
+                }
+            }
+        }
     }
 }

@@ -213,6 +213,16 @@ pub(crate) fn unary(op: UnOp, d: Data, out: VType) -> Data {
         }
     };
     match op {
+        // `~` of integers: bitwise, as NumPy's `invert`.
+        UnOp::Not if matches!(out, VType::Int(_)) => {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+            let v = d
+                .into_f64()
+                .into_iter()
+                .map(|x| !(x as i128) as f64)
+                .collect();
+            Data::F64(v)
+        }
         UnOp::Not => {
             let mut v = d.into_bool();
             v.iter_mut().for_each(|b| *b = !*b);
@@ -234,6 +244,7 @@ pub(crate) fn unary(op: UnOp, d: Data, out: VType) -> Data {
         },
     }
     .convert_if_needed(out)
+    .wrapped(out)
 }
 
 /// A float function `op` applied in place to float32 values (`log10`, `sin` and `cos` through
@@ -325,10 +336,19 @@ pub(crate) fn binary(
     n: usize,
 ) -> Data {
     let _ = (tx, ty);
-    if op.is_logical() {
+    let and = op == BinOp::And;
+    if op.is_logical() && out == VType::Bool {
         let (a, b) = (x.to_bool(), y.to_bool());
-        let and = op == BinOp::And;
         return Data::Bool(zip_map(&a, &b, n, |p, q| if and { p && q } else { p || q }));
+    }
+    if op.is_logical() {
+        // Integers: bitwise, in two's complement, as NumPy.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        let f = |a: f64, b: f64| {
+            let (a, b) = (a as i128, b as i128);
+            (if and { a & b } else { a | b }) as f64
+        };
+        return Data::F64(zip_map(&x.to_f64(), &y.to_f64(), n, f)).wrapped(out);
     }
     if op.is_comparison() {
         let cmp = |a: f64, b: f64| match op {
@@ -360,7 +380,9 @@ pub(crate) fn binary(
         BinOp::Mul => a * b,
         _ => a / b,
     };
-    Data::F64(zip_map(&x.to_f64(), &y.to_f64(), n, f)).convert_if_needed(out)
+    Data::F64(zip_map(&x.to_f64(), &y.to_f64(), n, f))
+        .convert_if_needed(out)
+        .wrapped(out)
 }
 
 /// `cond ? x : y`, elementwise; `y` may be a single value.

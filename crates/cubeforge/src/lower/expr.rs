@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::State;
 use crate::dtype::DType;
-use crate::expr::{self, Expr};
+use crate::expr::{self, BinOp, Expr};
 use crate::ops::clip::Clip;
 use crate::plan::{self, Node, NodeRef, Op, Reduction, UnOp, VType};
 
@@ -15,6 +15,11 @@ impl State<'_> {
         let konst = |d: plan::Data, t: VType| Node::new(Op::Const(d), vec![], vec![], t);
         match e {
             Expr::Number(x) => Ok(konst(plan::Data::F64(vec![*x]), VType::F64)),
+            #[allow(clippy::cast_precision_loss)]
+            Expr::Int(x) => Ok(konst(
+                plan::Data::F64(vec![*x as f64]),
+                VType::Int(DType::Int64),
+            )),
             Expr::Bool(b) => Ok(konst(plan::Data::Bool(vec![*b]), VType::Bool)),
             Expr::Var(n) => self.vars.get(n).map(|v| v.node.clone()).ok_or_else(|| {
                 format!(
@@ -27,35 +32,27 @@ impl State<'_> {
             }
             Expr::Neg(x) => {
                 let c = self.compile(x)?;
-                let t = if c.vtype == VType::Bool {
-                    VType::F64
-                } else {
-                    c.vtype
-                };
-                Ok(Node::new(
-                    Op::Unary(UnOp::Neg, c.clone()),
-                    c.dims.clone(),
-                    c.shape.clone(),
-                    t,
-                ))
+                if c.vtype == VType::Bool {
+                    return Err("'-' is not supported on booleans (as in NumPy): use '~'".into());
+                }
+                let (dims, shape, t) = (c.dims.clone(), c.shape.clone(), c.vtype);
+                Ok(Node::new(Op::Unary(UnOp::Neg, c), dims, shape, t))
             }
             Expr::Not(x) => {
                 let c = self.compile(x)?;
-                Ok(Node::new(
-                    Op::Unary(UnOp::Not, c.clone()),
-                    c.dims.clone(),
-                    c.shape.clone(),
-                    VType::Bool,
-                ))
+                if c.vtype.is_float() {
+                    return Err(format!(
+                        "'~' (invert) is not supported on {} (as in NumPy): use it on booleans or integers",
+                        c.vtype.dtype().name()
+                    ));
+                }
+                let (dims, shape, t) = (c.dims.clone(), c.shape.clone(), c.vtype);
+                Ok(Node::new(Op::Unary(UnOp::Not, c), dims, shape, t))
             }
             Expr::Binary(op, a, b) => {
                 let (x, y) = (self.compile(a)?, self.compile(b)?);
                 let (dims, shape) = broadcast(&[&x, &y])?;
-                let t = if op.is_comparison() || op.is_logical() {
-                    VType::Bool
-                } else {
-                    plan::promote(x.vtype, is_const(a), y.vtype, is_const(b))
-                };
+                let t = binary_type(*op, (&x, a), (&y, b))?;
                 Ok(Node::new(Op::Binary(*op, x, y), dims, shape, t))
             }
             Expr::Call(name, args) => self.compile_call(name, args),
@@ -181,8 +178,61 @@ impl State<'_> {
 }
 
 fn is_const(e: &Expr) -> bool {
-    matches!(e, Expr::Number(_) | Expr::Bool(_))
-        || matches!(e, Expr::Neg(x) if matches!(**x, Expr::Number(_)))
+    matches!(e, Expr::Number(_) | Expr::Int(_) | Expr::Bool(_))
+        || matches!(e, Expr::Neg(x) if matches!(**x, Expr::Number(_) | Expr::Int(_)))
+}
+
+/// The value of an integer literal (`2`, `-3`).
+fn int_literal(e: &Expr) -> Option<i128> {
+    match e {
+        Expr::Int(v) => Some(i128::from(*v)),
+        Expr::Neg(x) => int_literal(x).map(|v| -v),
+        _ => None,
+    }
+}
+
+/// The type of `x op y`, as NumPy 2 gives it, or NumPy's refusal: `&` and `|` are logical on
+/// booleans, bitwise on integers and not defined on floats; `/` of integers is a float; `-` is
+/// not defined on booleans; an integer literal must fit the integer type of the array it meets
+/// (except in a comparison).
+fn binary_type(
+    op: BinOp,
+    (x, a): (&NodeRef, &Expr),
+    (y, b): (&NodeRef, &Expr),
+) -> std::result::Result<VType, String> {
+    let symbol = op.symbol();
+    if op.is_comparison() {
+        return Ok(VType::Bool);
+    }
+    for (literal, other) in [(a, y), (b, x)] {
+        if let (Some(v), VType::Int(d), false) = (
+            int_literal(literal),
+            other.vtype,
+            is_const(a) && is_const(b),
+        ) {
+            if let Some((lo, hi)) = d.int_range() {
+                if v < lo || v > hi {
+                    return Err(format!(
+                        "Python integer {v} out of bounds for {} (in '{symbol}', as NumPy 2 refuses it)",
+                        d.name()
+                    ));
+                }
+            }
+        }
+    }
+    let t = plan::promote(x.vtype, is_const(a), y.vtype, is_const(b));
+    match op {
+        BinOp::And | BinOp::Or if x.vtype.is_float() || y.vtype.is_float() => Err(format!(
+            "'{symbol}' is not supported on {} and {} (as in NumPy, bitwise operators need booleans or integers)",
+            x.vtype.dtype().name(),
+            y.vtype.dtype().name()
+        )),
+        BinOp::Sub if x.vtype == VType::Bool && y.vtype == VType::Bool => {
+            Err("'-' is not supported on two booleans (as in NumPy): use '!='".into())
+        }
+        BinOp::Div if !t.is_float() => Ok(VType::F64),
+        _ => Ok(t),
+    }
 }
 
 /// Dimensions of an elementwise result: each operand's dimensions in order of first appearance.

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use super::labels::{label_slice, label_time};
-use super::{op_err, State, Var};
+use super::{depth_problem, op_err, State, Var};
 use crate::cf::time::day_of_year;
 use crate::cf::Decoded;
 use crate::dtype::DType;
@@ -293,14 +293,23 @@ impl State<'_> {
     /// `assign`: variables computed from expressions.
     fn assign(&mut self, i: usize, op: &Operation, map: &IndexMap<String, String>) -> Result<()> {
         for (name, text) in map {
-            let e =
-                expr::parse(text).map_err(|e| op_err(self.doc, i, op, format!("{name}: {e}")))?;
+            // At the line of the variable's own key, as the recipe's validation says.
+            let doc = self.doc;
+            let err = |m: String| {
+                doc.error_at(
+                    doc.key_line(i, name),
+                    &format!("operations[{i}].assign.{name}"),
+                    m,
+                )
+            };
+            let e = expr::parse(text).map_err(|e| err(e.to_string()))?;
             if let Some(used) = unreadable_in(&e, &|n| self.unreadable_reason(n).is_some()) {
                 self.var_or_err(i, op, &used)?;
             }
-            let node = self
-                .compile(&e)
-                .map_err(|m| op_err(self.doc, i, op, format!("{name}: {m}")))?;
+            let node = self.compile(&e).map_err(err)?;
+            if let Some(problem) = depth_problem(&node) {
+                return Err(err(problem));
+            }
             self.set_computed(name, node);
         }
         Ok(())

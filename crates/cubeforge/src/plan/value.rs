@@ -323,6 +323,25 @@ impl Data {
         }
     }
 
+    /// Integer values (held as `f64`) wrapped into the range of `to`, as NumPy's integer
+    /// arithmetic wraps; values of other types as they are.
+    #[must_use]
+    pub fn wrapped(self, to: VType) -> Data {
+        match (self, to) {
+            (Data::F64(mut v), VType::Int(d)) => {
+                if let Some((lo, hi)) = d.int_range() {
+                    #[allow(clippy::cast_precision_loss)]
+                    let (lo, hi) = (lo as f64, hi as f64);
+                    if v.iter().any(|x| *x < lo || *x > hi) {
+                        v.iter_mut().for_each(|x| *x = d.wrap(*x));
+                    }
+                }
+                Data::F64(v)
+            }
+            (data, _) => data,
+        }
+    }
+
     /// Values of type `to`, moved when their representation already is that type's (booleans,
     /// `f32`, or `f64` for floats and integers alike: integer results are held as `f64` and
     /// truncated only by a cast or the writer).
@@ -343,24 +362,33 @@ impl Data {
 }
 
 /// The type numpy gives an elementwise result of `a` and `b`, where a literal constant is "weak"
-/// (it does not widen an array's type, as in NumPy 2 / NEP 50).
+/// (NumPy 2 / NEP 50): it takes the type of the array it meets unless it is of a higher kind. A
+/// literal's type says its kind: `Bool` a Python bool, `Int` a Python int, a float a Python
+/// float. So `uint8 * 2` is `uint8`, `uint8 * 2.5` and `bool + 1.5` `float64`, `float32 * 2`
+/// `float32`, `bool + 1` `int64`.
 #[must_use]
 pub fn promote(a: VType, a_const: bool, b: VType, b_const: bool) -> VType {
+    match (a_const, b_const) {
+        (true, false) => weak(a, b),
+        (false, true) => weak(b, a),
+        _ => strong(a, b),
+    }
+}
+
+/// The type of an array of type `array` with a literal of type `literal`.
+fn weak(literal: VType, array: VType) -> VType {
+    match literal {
+        VType::Bool => array,
+        VType::Int(_) if array == VType::Bool => VType::Int(DType::Int64),
+        VType::Int(_) => array,
+        VType::F32 | VType::F64 if array.is_float() => array,
+        VType::F32 | VType::F64 => VType::F64,
+    }
+}
+
+/// NumPy's promotion of two array types.
+fn strong(a: VType, b: VType) -> VType {
     use VType as V;
-    if a_const && !b_const {
-        return if a.is_float() && !b.is_float() {
-            V::F64
-        } else {
-            b
-        };
-    }
-    if b_const && !a_const {
-        return if b.is_float() && !a.is_float() {
-            V::F64
-        } else {
-            a
-        };
-    }
     match (a, b) {
         (V::F64, _) | (_, V::F64) => V::F64,
         (V::F32, V::F32 | V::Bool) | (V::Bool, V::F32) => V::F32,
@@ -371,9 +399,29 @@ pub fn promote(a: VType, a_const: bool, b: VType, b_const: bool) -> VType {
                 V::F64
             }
         }
-        (V::Int(x), V::Int(y)) => V::Int(if x.size() >= y.size() { x } else { y }),
+        (V::Int(x), V::Int(y)) => promote_ints(x, y),
         (V::Int(x), V::Bool) | (V::Bool, V::Int(x)) => V::Int(x),
         (V::Bool, V::Bool) => V::Bool,
+    }
+}
+
+/// Two integer types: the wider of the same signedness; a signed type wide enough for both
+/// otherwise (`uint8` and `int8` give `int16`), `float64` when none is (`uint64` and `int64`).
+fn promote_ints(x: DType, y: DType) -> VType {
+    let signed = |d: DType| d.int_range().is_some_and(|(lo, _)| lo < 0);
+    let (s, u) = match (signed(x), signed(y)) {
+        (a, b) if a == b => return VType::Int(if x.size() >= y.size() { x } else { y }),
+        (true, _) => (x, y),
+        _ => (y, x),
+    };
+    if s.size() > u.size() {
+        return VType::Int(s);
+    }
+    match u.size() {
+        1 => VType::Int(DType::Int16),
+        2 => VType::Int(DType::Int32),
+        4 => VType::Int(DType::Int64),
+        _ => VType::F64,
     }
 }
 
@@ -414,6 +462,36 @@ mod tests {
             VType::F64
         );
         assert_eq!(promote(VType::F32, false, VType::F64, false), VType::F64);
+        let int = |d| VType::Int(d);
+        let lit = int(DType::Int64);
+        assert_eq!(
+            promote(int(DType::UInt8), false, lit, true),
+            int(DType::UInt8)
+        );
+        assert_eq!(promote(lit, true, VType::F32, false), VType::F32);
+        assert_eq!(promote(VType::Bool, false, lit, true), lit);
+        assert_eq!(promote(VType::Bool, false, VType::F64, true), VType::F64);
+        assert_eq!(promote(VType::Bool, false, VType::Bool, true), VType::Bool);
+        assert_eq!(
+            promote(int(DType::UInt8), false, int(DType::Int8), false),
+            int(DType::Int16)
+        );
+        assert_eq!(
+            promote(int(DType::Int32), false, int(DType::UInt16), false),
+            int(DType::Int32)
+        );
+        assert_eq!(
+            promote(int(DType::UInt32), false, int(DType::Int32), false),
+            lit
+        );
+        assert_eq!(
+            promote(int(DType::UInt64), false, int(DType::Int8), false),
+            VType::F64
+        );
+        assert_eq!(
+            promote(int(DType::UInt16), false, int(DType::UInt32), false),
+            int(DType::UInt32)
+        );
         assert_eq!(
             promote(VType::Int(DType::Int16), false, VType::F32, false),
             VType::F32
