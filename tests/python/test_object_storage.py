@@ -25,40 +25,18 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
+from cli_support import cf, cf_json, chunk_files, local_tree
+
 from s3_support import ACCESS_KEY, SECRET_KEY, FaultProxy
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "tutorial.yaml"
 DAYS = 150
-TIMEOUT_S = 120
-
-
-def cf(cubeforge, env, *args, check=True):
-    """Run cubeforge with ``env``; with ``check``, fail the test unless it exits with status 0."""
-    proc = subprocess.run(
-        [str(cubeforge.binary), *map(str, args)], env=env, capture_output=True, text=True, timeout=TIMEOUT_S
-    )
-    if check:
-        assert proc.returncode == 0, f"cubeforge {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}"
-    return proc
-
-
-def cf_json(cubeforge, env, *args):
-    return json.loads(cf(cubeforge, env, "--json", *args).stdout)
 
 
 def new_bucket(s3_server) -> str:
     name = f"cf-{uuid.uuid4().hex[:12]}"
     s3_server.client().create_bucket(Bucket=name)
     return name
-
-
-def local_tree(root: Path) -> dict[str, str]:
-    """Relative path -> SHA-256 of every file below ``root``."""
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def bucket_keys(s3_server, bucket: str, prefix: str) -> dict[str, int]:
@@ -96,11 +74,6 @@ def local_cube(cubeforge, example, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("s3-local-cube") / "cube.zarr"
     cubeforge.run("build", RECIPE, "--input", example, "--output", out, "--quiet")
     return out
-
-
-def chunk_files(tree: dict[str, str]) -> dict[str, str]:
-    """Chunks only: metadata documents carry provenance (times, URLs) that differ between builds."""
-    return {k: v for k, v in tree.items() if not k.rsplit("/", 1)[-1].startswith(".")}
 
 
 def test_build_from_bucket_into_bucket_opens_in_xarray(cubeforge, s3_server, example, local_cube):
