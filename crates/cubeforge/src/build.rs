@@ -39,7 +39,7 @@ mod summary;
 
 pub use summary::{PlanGraph, PlanOutput, PlanSummary, PlanVar};
 
-/// Options of a build, from the command line.
+/// Options of a build, from the command line; the default is the command line's without flags.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     /// Replaces the recipe's (single) input URL.
@@ -56,6 +56,20 @@ pub struct BuildOptions {
     pub memory_limit: usize,
     /// Replace the destination's lock even when its holder may still run.
     pub break_lock: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            input: None,
+            output: None,
+            dry_run: false,
+            overwrite: false,
+            resume: false,
+            memory_limit: 192 << 20,
+            break_lock: false,
+        }
+    }
 }
 
 /// What a finished build reports.
@@ -531,13 +545,8 @@ mod tests {
     /// Options of a build that writes.
     fn options() -> BuildOptions {
         BuildOptions {
-            input: None,
-            output: None,
-            dry_run: false,
-            overwrite: false,
-            resume: false,
             memory_limit: 1 << 20,
-            break_lock: false,
+            ..BuildOptions::default()
         }
     }
 

@@ -310,12 +310,8 @@ mod tests {
         let doc = RecipeDoc::parse("chain.yaml", &text)?;
         let output = Location::parse(&format!("memory://{name}-out"))?;
         let opts = BuildOptions {
-            input: None,
-            output: None,
-            dry_run: false,
-            overwrite: false,
-            resume: false,
             memory_limit: 1 << 20,
+            ..BuildOptions::default()
         };
         build_input(&doc, &input, &output, &opts, &|_, _, _| {})?;
         let ds = Dataset::open(&Store::open(&output)?, "")?;
