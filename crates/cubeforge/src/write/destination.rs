@@ -65,6 +65,13 @@ pub fn claim(
     refuse_overlap(location, inputs)?;
     let store = Store::open(location)?;
     let holding = holding(&store)?;
+    let options = crate::store::default_options();
+    // A writer at work there is the reason to refuse, whatever else is there.
+    let mut lock = if has_lock(&store)? {
+        DestinationLock::acquire(location, "build", break_lock, &options)?
+    } else {
+        None
+    };
     match (&holding, existing) {
         (Holding::Nothing, _) => {}
         (_, Existing::Refuse) => {
@@ -84,12 +91,9 @@ pub fn claim(
         Location::Local(p) if !p.exists() => Some(p.clone()),
         _ => None,
     };
-    let lock = DestinationLock::acquire(
-        location,
-        "build",
-        break_lock,
-        &crate::store::default_options(),
-    )?;
+    if lock.is_none() {
+        lock = DestinationLock::acquire(location, "build", break_lock, &options)?;
+    }
     let claim = Claim {
         store,
         holding,
@@ -165,6 +169,20 @@ fn holding(store: &Store) -> Result<Holding> {
         .collect();
     names.sort();
     Ok(Holding::classify(false, &names))
+}
+
+/// Whether the destination has a lock object at its root.
+fn has_lock(store: &Store) -> Result<bool> {
+    use zarrs_storage::ReadableStorageTraits as _;
+    if let Location::Local(p) = store.location() {
+        return Ok(p.join(LOCK_KEY).is_file());
+    }
+    let key = zarrs_storage::StoreKey::new(LOCK_KEY).map_err(|e| Error::Other(e.to_string()))?;
+    Ok(store
+        .storage()
+        .size_key(&key)
+        .map_err(|e| store.storage_error(LOCK_KEY, e))?
+        .is_some())
 }
 
 /// Refuse a resume unless the destination records the same recipe, inputs and version.
