@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 #: Exit status cubeforge uses for every failure.
@@ -99,6 +101,23 @@ def refused(
             f"{shown} left group metadata at {path} that a reader takes for a finished store"
         )
     return line
+
+
+def as_unprivileged_user(binary) -> tuple[str, list[str], Path | None]:
+    """How to run cubeforge so that permissions apply: as is, or (as root, who reads every directory)
+    a copy of the binary run as ``nobody`` through ``setpriv``, from a directory ``nobody`` can reach."""
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0):
+        return str(binary), [], None
+    if shutil.which("setpriv") is None:
+        import pytest
+
+        pytest.skip("running as root without setpriv to drop privileges")
+    home = Path(tempfile.mkdtemp(prefix="cf-unprivileged-", dir="/tmp"))
+    home.chmod(0o755)
+    copy = home / "cubeforge"
+    shutil.copy2(binary, copy)
+    copy.chmod(0o755)
+    return "setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", str(copy)], home
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import struct
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numcodecs
 import numpy as np
 import pytest
 
-from corpus import refused
+from corpus import as_unprivileged_user, refused
 
 RECIPE = """\
 version: 1
@@ -176,13 +177,16 @@ def test_verify_lists_a_sparse_array_instead_of_probing_it(cubeforge, tmp_path):
     refused(cubeforge.binary, ["info", store, "--verify"], expect=["x/5", "cannot decode chunk"], keep=[store])
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root reads files whatever their permissions")
-def test_an_unreadable_chunk(cubeforge, io_store, tmp_path):
-    store = tmp_path / "in.zarr"
+def test_an_unreadable_chunk(cubeforge, io_store):
+    runner, prefix, home = as_unprivileged_user(cubeforge.binary)
+    root = home or Path(tempfile.mkdtemp(prefix="cf-unreadable-"))
+    store = root / "in.zarr"
     shutil.copytree(io_store, store)
+    for p in [*store.rglob("*"), store]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
     (store / "sst" / "0.0.0").chmod(0)
     try:
-        refused(cubeforge.binary, ["info", store, "--verify"], expect=["sst/0.0.0", "permission denied"])
+        refused(runner, [*prefix, "info", store, "--verify"], expect=["sst/0.0.0", "permission denied"])
     finally:
         (store / "sst" / "0.0.0").chmod(0o644)
+        shutil.rmtree(root, ignore_errors=True)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
 
-from corpus import refused
+from corpus import as_unprivileged_user, refused
 
 RECIPE = """\
 version: 1
@@ -263,18 +264,21 @@ def test_a_netcdf_file_as_the_input_of_a_build(cubeforge, tmp_path):
             keep=[path], dest=[out])
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root reads directories whatever their permissions")
 @pytest.mark.parametrize("locked", ["store", "parent"])
-def test_an_unreadable_directory(cubeforge, io_store, tmp_path, locked):
-    store = tmp_path / "parent" / "in.zarr"
+def test_an_unreadable_directory(cubeforge, io_store, locked):
+    runner, prefix, home = as_unprivileged_user(cubeforge.binary)
+    root = home or Path(tempfile.mkdtemp(prefix="cf-unreadable-"))
+    store = root / "parent" / "in.zarr"
     shutil.copytree(io_store, store)
+    for p in [store.parent, *store.rglob("*"), store]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
     target = store if locked == "store" else store.parent
     target.chmod(0)
     try:
-        refused(cubeforge.binary, ["info", store], expect=[str(target.name), "permission denied"])
+        refused(runner, [*prefix, "info", store], expect=[str(target.name), "permission denied"])
     finally:
         target.chmod(0o755)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_example_with_absurd_days(cubeforge, tmp_path):
