@@ -222,8 +222,8 @@ impl Holding {
         if names.iter().any(|n| n == RECORD_KEY) {
             return Holding::Interrupted;
         }
-        let mut shown: Vec<&str> = names.iter().map(String::as_str).take(3).collect();
-        shown.sort_unstable();
+        // Callers give the names sorted.
+        let shown: Vec<&str> = names.iter().map(String::as_str).take(3).collect();
         Holding::Other(format!(
             "holds {} entr{} but no Zarr metadata (e.g. {}); --overwrite replaces only a Zarr \
              store or an empty directory",
@@ -232,37 +232,37 @@ impl Holding {
             shown.join(", ")
         ))
     }
+}
 
-    /// What is at a local `path`.
-    ///
-    /// # Errors
-    /// [`Error::Io`] when the directory cannot be read.
-    pub fn of_local(path: &Path) -> Result<Holding> {
-        let io = |e| Error::Io {
-            path: path.display().to_string(),
-            source: e,
-        };
-        match std::fs::symlink_metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Holding::Nothing),
-            Err(e) => return Err(io(e)),
-            Ok(_) => {}
-        }
-        let meta = std::fs::metadata(path).map_err(io)?;
-        if !meta.is_dir() {
-            return Ok(Holding::classify(true, &[]));
-        }
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(path).map_err(io)? {
-            let entry = entry.map_err(io)?;
-            let mut name = entry.file_name().to_string_lossy().to_string();
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                name.push('/');
-            }
-            names.push(name);
-        }
-        names.sort();
-        Ok(Holding::classify(false, &names))
+/// Whether a local `path` is a plain file, and the sorted names at its root (directories with a
+/// trailing `/`; none when it does not exist).
+///
+/// # Errors
+/// [`Error::Io`] when the directory cannot be read.
+pub fn local_root(path: &Path) -> Result<(bool, Vec<String>)> {
+    let io = |e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((false, Vec::new())),
+        Err(e) => return Err(io(e)),
+        Ok(_) => {}
     }
+    if !std::fs::metadata(path).map_err(io)?.is_dir() {
+        return Ok((true, Vec::new()));
+    }
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let mut name = entry.file_name().to_string_lossy().to_string();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            name.push('/');
+        }
+        names.push(name);
+    }
+    names.sort();
+    Ok((false, names))
 }
 
 #[cfg(test)]

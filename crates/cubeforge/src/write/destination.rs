@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::lock::{BuildRecord, DestinationLock};
-use crate::safety::{refuse_overlap, Holding, LOCK_KEY};
+use crate::safety::{local_root, refuse_overlap, Holding, LOCK_KEY};
 use crate::store::{Location, Store};
 
 /// What a build may do with a destination that already holds something.
@@ -64,10 +64,11 @@ pub fn claim(
 ) -> Result<Claim> {
     refuse_overlap(location, inputs)?;
     let store = Store::open(location)?;
-    let holding = holding(&store)?;
+    let (is_file, names) = root(&store)?;
+    let holding = Holding::classify(is_file, &names);
     let options = crate::store::default_options();
     // A writer at work there is the reason to refuse, whatever else is there.
-    let mut lock = if has_lock(&store)? {
+    let mut lock = if names.iter().any(|n| n == LOCK_KEY) {
         DestinationLock::acquire(location, "build", break_lock, &options)?
     } else {
         None
@@ -152,10 +153,10 @@ impl Drop for Claim {
     }
 }
 
-/// What the destination holds at its root.
-fn holding(store: &Store) -> Result<Holding> {
+/// Whether the destination is a plain file, and the sorted names at its root.
+fn root(store: &Store) -> Result<(bool, Vec<String>)> {
     if let Location::Local(p) = store.location() {
-        return Holding::of_local(p);
+        return local_root(p);
     }
     let listing = store
         .storage()
@@ -168,21 +169,7 @@ fn holding(store: &Store) -> Result<Holding> {
         .chain(listing.prefixes().iter().map(|p| p.as_str().to_string()))
         .collect();
     names.sort();
-    Ok(Holding::classify(false, &names))
-}
-
-/// Whether the destination has a lock object at its root.
-fn has_lock(store: &Store) -> Result<bool> {
-    use zarrs_storage::ReadableStorageTraits as _;
-    if let Location::Local(p) = store.location() {
-        return Ok(p.join(LOCK_KEY).is_file());
-    }
-    let key = zarrs_storage::StoreKey::new(LOCK_KEY).map_err(|e| Error::Other(e.to_string()))?;
-    Ok(store
-        .storage()
-        .size_key(&key)
-        .map_err(|e| store.storage_error(LOCK_KEY, e))?
-        .is_some())
+    Ok((false, names))
 }
 
 /// Refuse a resume unless the destination records the same recipe, inputs and version.
