@@ -329,14 +329,8 @@ impl BuildRecord {
     /// # Errors
     /// Storage errors naming the key.
     pub fn write(&self, store: &crate::store::Store) -> Result<()> {
-        use zarrs_storage::WritableStorageTraits as _;
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Other(e.to_string()))?;
-        let key =
-            zarrs_storage::StoreKey::new(RECORD_KEY).map_err(|e| Error::Other(e.to_string()))?;
-        store
-            .storage()
-            .set(&key, bytes.into())
-            .map_err(|e| store.storage_error(RECORD_KEY, e))
+        let doc = serde_json::to_value(self).map_err(|e| Error::Other(e.to_string()))?;
+        crate::formats::zarr::writer::put_json(store, RECORD_KEY, &doc)
     }
 
     /// Remove the record from `store` (once the cube is committed).
