@@ -3,6 +3,7 @@
 //! GeoTIFF go beside Zarr; [`memory`] holds arrays a program already has; [`sniff`] tells what a
 //! local input is before it is read (a NetCDF or TIFF file given as a store is named).
 
+pub mod file;
 pub mod memory;
 pub mod sniff;
 pub mod zarr;
