@@ -5,5 +5,6 @@
 
 pub mod file;
 pub mod memory;
+pub mod open;
 pub mod sniff;
 pub mod zarr;
