@@ -79,6 +79,13 @@ pub trait ChunkSource: Send + Sync + fmt::Debug {
     fn direct(&self) -> Option<&dyn DirectUnits> {
         None
     }
+
+    /// How the values are stored, for `cubeforge info`: the filters or codecs in the order they
+    /// apply when writing (`["shuffle", "deflate(level=4)"]`, `["lzw", "predictor=2"]`); empty
+    /// when stored as plain values or unknown.
+    fn encoding(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A source whose units all decode to the same size from stored bytes that can be fetched first
