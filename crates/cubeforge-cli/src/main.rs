@@ -73,6 +73,9 @@ enum Command {
     Info(InfoArgs),
     /// Build a cube from a recipe (YAML): read, transform and write chunk by chunk.
     Build(BuildArgs),
+    /// Copy NetCDF, HDF5 or GeoTIFF files (or a Zarr store) into a Zarr cube without a recipe:
+    /// the build of the recipe these flags stand for.
+    Convert(ConvertArgs),
     /// Write example data.
     #[command(subcommand)]
     Example(ExampleCommand),
@@ -174,13 +177,53 @@ struct BuildArgs {
     /// Replace the recipe's output URL.
     #[arg(long)]
     output: Option<String>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+struct ConvertArgs {
+    /// Sources, then the destination: files, globs (quoted) or a Zarr store; several sources
+    /// are joined along --concat.
+    #[arg(required = true, num_args = 2..)]
+    paths: Vec<String>,
+    /// Join the sources along this dimension, ordered by its coordinate.
+    #[arg(long)]
+    concat: Option<String>,
+    /// Where a file's position along --concat comes from when it has no coordinate:
+    /// pattern:FORMAT (strftime codes on the file name), attribute:NAME, metadata:ITEM (GDAL
+    /// metadata) or tag:NAME (TIFF tag).
+    #[arg(long)]
+    time_from: Option<String>,
+    /// Variables to keep (comma-separated); coordinates stay.
+    #[arg(long, value_delimiter = ',')]
+    variables: Vec<String>,
+    /// Chunk lengths, e.g. time=100,lat=64,lon=64; other dimensions keep the input's chunking.
+    #[arg(long)]
+    chunks: Option<String>,
+    /// Zarr format of the cube.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=3))]
+    zarr_format: u8,
+    /// Names of a raster's bands (comma-separated): one variable per band.
+    #[arg(long, value_delimiter = ',')]
+    bands: Vec<String>,
+    /// Group of a NetCDF-4/HDF5 file or a Zarr store to read (default: the root).
+    #[arg(long, default_value = "")]
+    group: String,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// How a build runs, shared by `build` and `convert`.
+#[derive(Debug, Args)]
+struct RunArgs {
     /// Validate and print the plan; read no data, write nothing.
     #[arg(long)]
     dry_run: bool,
     /// Remove an existing destination first.
     #[arg(long)]
     overwrite: bool,
-    /// Continue an interrupted build: keep the chunks already written and verified.
+    /// Continue an interrupted run: keep the chunks already written and verified.
     #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
     /// Replace the destination's lock even when the cubeforge holding it may still run (on
@@ -198,11 +241,15 @@ struct BuildArgs {
 
 #[derive(Debug, Args)]
 struct InfoArgs {
-    /// Store path or URL (file://, memory://, s3://, gs://, az://, http(s)://).
+    /// Path or URL of a Zarr store, a NetCDF/HDF5/GeoTIFF file, or a glob of files (quoted)
+    /// with --concat (file://, memory://, s3://, gs://, az://, http(s)://).
     store: String,
-    /// Group within the store to describe (default: the root group).
+    /// Group within the store or NetCDF-4 file to describe (default: the root group).
     #[arg(long, default_value = "")]
     group: String,
+    /// Describe several files (a glob) joined along this dimension.
+    #[arg(long)]
+    concat: Option<String>,
     /// Also decode every chunk of every variable, to find truncated or corrupt chunks.
     #[arg(long)]
     verify: bool,
@@ -307,6 +354,7 @@ fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Info(args) => info(cli.global, args),
         Command::Build(args) => build(cli.global, args),
+        Command::Convert(args) => convert(cli.global, args),
         Command::Example(ExampleCommand::Io(args)) => example_io(cli.global, args),
         Command::Ls(args) => ls(cli.global, args),
         Command::Du(args) => du(cli.global, args),
@@ -323,8 +371,81 @@ fn print_stdout(text: &str) -> Result<()> {
     Ok(())
 }
 
+fn print_info(
+    global: GlobalArgs,
+    report: &cubeforge::info::InfoReport,
+    verified: Option<&cubeforge::info::VerifyReport>,
+) -> Result<()> {
+    if global.json {
+        let mut doc = serde_json::to_value(report)?;
+        if let (Some(v), Some(obj)) = (verified, doc.as_object_mut()) {
+            obj.insert("verify".into(), serde_json::to_value(v)?);
+        }
+        print_stdout(&(serde_json::to_string_pretty(&doc)? + "\n"))
+    } else {
+        print_stdout(&cubeforge::info::render_text(report))?;
+        if let Some(v) = verified {
+            print_stdout(&format!(
+                "Verified: {} chunks decoded, {} absent (read as fill value)\n",
+                v.chunks_decoded, v.chunks_absent
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+/// Fail after the report when some variables cannot be read, naming the first.
+fn unreadable_error(problems: &[String]) -> Result<()> {
+    match problems {
+        [] => Ok(()),
+        [one] => anyhow::bail!("{one}"),
+        [first, rest @ ..] => {
+            anyhow::bail!("{first} (and {} more unreadable variables)", rest.len())
+        }
+    }
+}
+
+/// `info` of a file (NetCDF, HDF5, GeoTIFF).
+fn info_file(
+    global: GlobalArgs,
+    args: &InfoArgs,
+    file: &cubeforge::formats::file::RangeFile,
+    kind: cubeforge::formats::sniff::Sniffed,
+) -> Result<()> {
+    use cubeforge::info::files;
+    let opts = cubeforge::formats::open::InputOptions {
+        group: args.group.clone(),
+        bands: None,
+    };
+    let input = cubeforge::formats::open::open_file(file, kind, &opts)?;
+    let details = files::FileDetails {
+        format: files::format_name(kind).into(),
+        files: None,
+        raster: cubeforge::formats::open::raster_details(file, kind)?,
+    };
+    let report = files::report_input(&input, &args.group, &details)?;
+    let verified = if args.verify {
+        Some(files::verify_input(&input)?)
+    } else {
+        None
+    };
+    print_info(global, &report, verified.as_ref())?;
+    let problems: Vec<String> = input
+        .unreadable
+        .iter()
+        .map(|(name, why)| format!("{}: variable '{name}': {why}", input.location))
+        .collect();
+    unreadable_error(&problems)
+}
+
 fn info(global: GlobalArgs, args: &InfoArgs) -> Result<()> {
-    let store = Store::open_str(&args.store)?;
+    let location = Location::parse(&args.store)?;
+    if let cubeforge::formats::open::Found::File(file, kind) =
+        cubeforge::formats::open::find(&location)?
+    {
+        return info_file(global, args, &file, kind);
+    }
+    let store = Store::open(&location)?;
     let ds = Dataset::open(&store, &args.group)?;
     let report = cubeforge::info::report(&ds)?;
     let verified = if args.verify {
@@ -332,30 +453,14 @@ fn info(global: GlobalArgs, args: &InfoArgs) -> Result<()> {
     } else {
         None
     };
-    if global.json {
-        let mut doc = serde_json::to_value(&report)?;
-        if let (Some(v), Some(obj)) = (&verified, doc.as_object_mut()) {
-            obj.insert("verify".into(), serde_json::to_value(v)?);
-        }
-        print_stdout(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
-    } else {
-        print_stdout(&cubeforge::info::render_text(&report))?;
-        if let Some(v) = &verified {
-            print_stdout(&format!(
-                "Verified: {} chunks decoded, {} absent (read as fill value)\n",
-                v.chunks_decoded, v.chunks_absent
-            ))?;
-        }
-    }
+    print_info(global, &report, verified.as_ref())?;
     // The report is printed either way; unreadable variables still make the command fail.
-    let problems: Vec<&str> = ds.variables.iter().filter_map(|v| v.problem()).collect();
-    match problems.as_slice() {
-        [] => Ok(()),
-        [one] => anyhow::bail!("{one}"),
-        [first, rest @ ..] => {
-            anyhow::bail!("{first} (and {} more unreadable variables)", rest.len())
-        }
-    }
+    let problems: Vec<String> = ds
+        .variables
+        .iter()
+        .filter_map(|v| v.problem().map(str::to_string))
+        .collect();
+    unreadable_error(&problems)
 }
 
 fn progress_bar(global: GlobalArgs, message: &str) -> ProgressBar {
@@ -438,6 +543,46 @@ fn build(global: GlobalArgs, args: &BuildArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.recipe)
         .with_context(|| format!("{}: cannot read the recipe", args.recipe))?;
     let doc = cubeforge::recipe::RecipeDoc::parse(&args.recipe, &text)?;
+    run_build(
+        global,
+        &doc,
+        &args.run,
+        args.input.clone(),
+        args.output.clone(),
+    )
+}
+
+fn convert(global: GlobalArgs, args: &ConvertArgs) -> Result<()> {
+    let (dest, sources) = args
+        .paths
+        .split_last()
+        .context("convert: give the sources, then the destination")?;
+    let spec = cubeforge::convert::ConvertSpec {
+        sources: sources.to_vec(),
+        dest: dest.clone(),
+        concat: args.concat.clone(),
+        time_from: args.time_from.clone(),
+        variables: args.variables.clone(),
+        chunks: match &args.chunks {
+            Some(c) => cubeforge::convert::parse_chunks(c)?,
+            None => Default::default(),
+        },
+        zarr_format: args.zarr_format,
+        bands: args.bands.clone(),
+        group: args.group.clone(),
+    };
+    let text = cubeforge::convert::recipe_text(&spec)?;
+    let doc = cubeforge::recipe::RecipeDoc::parse("cubeforge convert", &text)?;
+    run_build(global, &doc, &args.run, None, None)
+}
+
+fn run_build(
+    global: GlobalArgs,
+    doc: &cubeforge::recipe::RecipeDoc,
+    args: &RunArgs,
+    input: Option<String>,
+    output: Option<String>,
+) -> Result<()> {
     if let Some(j) = args.jobs {
         rayon::ThreadPoolBuilder::new()
             .num_threads(j.max(1))
@@ -445,8 +590,8 @@ fn build(global: GlobalArgs, args: &BuildArgs) -> Result<()> {
             .context("cannot start the worker pool")?;
     }
     let opts = cubeforge::build::BuildOptions {
-        input: args.input.clone(),
-        output: args.output.clone(),
+        input,
+        output,
         dry_run: args.dry_run,
         overwrite: args.overwrite,
         resume: args.resume,
@@ -455,7 +600,7 @@ fn build(global: GlobalArgs, args: &BuildArgs) -> Result<()> {
     };
     let started = Instant::now();
     let bar = progress_bar(global, "building");
-    let summary_report = cubeforge::build::build(&doc, &opts, &|pass, done, total| {
+    let summary_report = cubeforge::build::build(doc, &opts, &|pass, done, total| {
         bar.set_message(pass.to_string());
         bar.set_length(total);
         bar.set_position(done);

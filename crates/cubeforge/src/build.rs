@@ -18,6 +18,8 @@ use std::sync::Arc;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use indexmap::IndexMap;
+
 use crate::cf::time::TimeEncoding;
 use crate::coord::MAX_COORD_LEN;
 use crate::dataset::Dataset;
@@ -26,7 +28,7 @@ use crate::exec::{plan_passes, Exec, Needed};
 use crate::formats::zarr::writer::{commit_group, ArrayLayout, Compressor};
 use crate::lock::BuildRecord;
 use crate::lower::{Input, State};
-use crate::recipe::{OutputSpec, RecipeDoc};
+use crate::recipe::{ChunksDefault, OutputSpec, RecipeDoc};
 use crate::safety::refuse_overlap;
 use crate::source::Sources;
 use crate::store::{Location, Store};
@@ -258,28 +260,60 @@ fn existing(opts: &BuildOptions) -> Existing {
 struct Layout<'a> {
     output: &'a OutputSpec,
     compressor: Compressor,
+    /// Chunk lengths of dimensions the recipe does not list, when it keeps the input's.
+    input_chunks: Option<&'a IndexMap<String, u64>>,
 }
 
+/// The most bytes an output chunk that keeps the input's chunking holds: an input stored whole
+/// (a contiguous NetCDF variable) would otherwise become one chunk.
+const MAX_INPUT_CHUNK_BYTES: u64 = 64 << 20;
+
 impl<'a> Layout<'a> {
-    fn of(doc: &'a RecipeDoc) -> Layout<'a> {
+    fn of(doc: &'a RecipeDoc, state: &'a State<'_>) -> Layout<'a> {
         let output = &doc.recipe.output;
         let compressor = output
             .compressor
             .clone()
             .unwrap_or_else(|| Compressor::default_for(output.zarr_format));
-        Layout { output, compressor }
+        let input_chunks =
+            (output.chunks_default == ChunksDefault::Input).then_some(&state.input_chunks);
+        Layout {
+            output,
+            compressor,
+            input_chunks,
+        }
     }
 
-    /// The chunk shape of an array of dimensions `dims` and shape `shape`: the recipe's chunk
-    /// length per dimension (at most the dimension's), a whole dimension for the others.
-    fn chunks(&self, dims: &[String], shape: &[u64]) -> Vec<u64> {
-        dims.iter()
+    /// The chunk shape of an array of dimensions `dims`, shape `shape` and elements of
+    /// `itemsize` bytes: the recipe's chunk length per dimension (at most the dimension's), a
+    /// whole dimension for the others, or the input's chunk length when the recipe keeps it
+    /// (leading dimensions halved while a chunk would exceed [`MAX_INPUT_CHUNK_BYTES`]).
+    fn chunks(&self, dims: &[String], shape: &[u64], itemsize: usize) -> Vec<u64> {
+        let mut kept = vec![false; dims.len()];
+        let mut chunks: Vec<u64> = dims
+            .iter()
             .zip(shape)
-            .map(|(d, len)| {
-                let c = self.output.chunks.get(d).copied().unwrap_or(*len);
-                c.min((*len).max(1))
+            .enumerate()
+            .map(|(i, (d, len))| {
+                let c = match (self.output.chunks.get(d), self.input_chunks) {
+                    (Some(c), _) => *c,
+                    (None, Some(input)) => {
+                        kept[i] = true;
+                        input.get(d).copied().unwrap_or(*len)
+                    }
+                    (None, None) => *len,
+                };
+                c.clamp(1, (*len).max(1))
             })
-            .collect()
+            .collect();
+        let bytes = |c: &[u64]| c.iter().product::<u64>().saturating_mul(itemsize as u64);
+        while bytes(&chunks) > MAX_INPUT_CHUNK_BYTES {
+            let Some(i) = (0..chunks.len()).find(|&i| kept[i] && chunks[i] > 1) else {
+                break;
+            };
+            chunks[i] = chunks[i].div_ceil(2);
+        }
+        chunks
     }
 
     /// The shard shape of such an array with chunks `chunks`, when the recipe shards.
@@ -305,7 +339,7 @@ fn used_dims(state: &State<'_>) -> BTreeSet<String> {
 /// The output arrays, written through `store`: the coordinates of the dimensions used, then
 /// the variables.
 fn output_arrays(doc: &RecipeDoc, state: &State<'_>, store: &Store) -> Result<Vec<OutArray>> {
-    let layout = Layout::of(doc);
+    let layout = Layout::of(doc, state);
     let zarr_format = doc.recipe.output.zarr_format;
     let used = used_dims(state);
     let mut outs = Vec::new();
@@ -336,7 +370,8 @@ fn output_arrays(doc: &RecipeDoc, state: &State<'_>, store: &Store) -> Result<Ve
         )?);
     }
     for (name, v) in &state.vars {
-        let chunks = layout.chunks(&v.node.dims, &v.node.shape);
+        let itemsize = v.node.vtype.dtype().size();
+        let chunks = layout.chunks(&v.node.dims, &v.node.shape, itemsize);
         let shards = layout.shards(&v.node.dims, &chunks);
         let array = ArrayLayout {
             zarr_format,

@@ -289,6 +289,21 @@ fn check_dimension_coords(store: &Store, variables: &[Variable]) -> Result<()> {
 }
 
 fn decode_scalar(var: &Variable, raw: &RawArray, i: usize, location: &str) -> Result<Scalar> {
+    decode_value(var.decoding.as_ref(), &var.name, raw, i, location)
+}
+
+/// Element `i` of `raw`, decoded by `decoding` (the stored value itself without one), as
+/// xarray shows it; `name` and `location` name the variable in errors.
+///
+/// # Errors
+/// [`Error::Unsupported`] for a time value that cannot be decoded.
+pub fn decode_value(
+    decoding: Option<&CfDecoding>,
+    name: &str,
+    raw: &RawArray,
+    i: usize,
+    location: &str,
+) -> Result<Scalar> {
     let v = raw.get_f64(i);
     let exact = || -> Scalar {
         match raw.dtype {
@@ -304,7 +319,7 @@ fn decode_scalar(var: &Variable, raw: &RawArray, i: usize, location: &str) -> Re
             _ => Scalar::Number(v),
         }
     };
-    let Some(d) = &var.decoding else {
+    let Some(d) = decoding else {
         return Ok(exact());
     };
     match &d.decoded {
@@ -336,7 +351,7 @@ fn decode_scalar(var: &Variable, raw: &RawArray, i: usize, location: &str) -> Re
                 Ok(Some(t)) => Ok(Scalar::Time(t)),
                 Ok(None) => Ok(Scalar::Missing),
                 Err(e) => Err(Error::Unsupported {
-                    location: format!("{location}/{}", var.name),
+                    location: format!("{location}/{name}"),
                     feature: time_feature(&e),
                     detail: e.to_string(),
                 }),

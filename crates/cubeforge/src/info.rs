@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 use crate::dataset::{Dataset, Scalar, Variable};
 use crate::error::Result;
 
+pub mod files;
+
 /// Version of the JSON document; bumped on any incompatible change.
 pub const INFO_JSON_VERSION: u32 = 1;
 
@@ -37,6 +39,14 @@ pub struct InfoReport {
     pub attrs: Map<String, Value>,
     /// Sub-groups.
     pub groups: Vec<String>,
+    /// What the input is stored as: `zarr`, `netcdf3`, `netcdf4`, `hdf5`, `geotiff`.
+    pub source_format: String,
+    /// How many files the input joins, for several files read as one dataset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    /// Rasters: size, tiling, compression, CRS, transform and overviews.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raster: Option<Value>,
 }
 
 /// What the report says of one variable.
@@ -72,7 +82,7 @@ pub struct VarInfo {
     pub error: Option<String>,
 }
 
-fn scalar_json(s: &Scalar) -> Value {
+pub(crate) fn scalar_json(s: &Scalar) -> Value {
     match s {
         Scalar::Number(x) if x.is_infinite() => {
             Value::String(if *x > 0.0 { "Infinity" } else { "-Infinity" }.into())
@@ -185,6 +195,9 @@ pub fn report(ds: &Dataset) -> Result<InfoReport> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         groups: ds.groups.clone(),
+        source_format: "zarr".into(),
+        files: None,
+        raster: None,
     })
 }
 
@@ -386,11 +399,12 @@ pub fn render_text(r: &InfoReport) -> String {
     } else {
         format!(" group /{}", r.group)
     };
-    let _ = writeln!(
-        out,
-        "<cubeforge.Dataset> {}{group} (Zarr v{}{consolidated})",
-        r.location, r.zarr_format
-    );
+    let what = match (r.source_format.as_str(), r.files) {
+        ("zarr" | "", _) => format!("Zarr v{}{consolidated}", r.zarr_format),
+        (f, Some(n)) => format!("{f}, {n} files"),
+        (f, None) => f.to_string(),
+    };
+    let _ = writeln!(out, "<cubeforge.Dataset> {}{group} ({what})", r.location);
     let dims: Vec<String> = r.dims.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     let _ = writeln!(out, "Dimensions:  ({})", dims.join(", "));
     let width = r
@@ -485,6 +499,16 @@ pub fn render_text(r: &InfoReport) -> String {
     }
     for (name, v) in &r.data_vars {
         line(&mut out, " ", name, v);
+    }
+    if let Some(Value::Object(raster)) = &r.raster {
+        let _ = writeln!(out, "Raster:");
+        for (k, v) in raster {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let _ = writeln!(out, "    {:<14} {}", format!("{k}:"), truncate(&text, 100));
+        }
     }
     if !r.attrs.is_empty() {
         let _ = writeln!(out, "Attributes: ({})", r.attrs.len());

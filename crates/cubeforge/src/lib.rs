@@ -43,6 +43,7 @@
 pub mod aws_profile;
 pub mod build;
 pub mod cf;
+pub mod convert;
 pub mod coord;
 pub mod dataset;
 pub mod dtype;

@@ -69,6 +69,9 @@ pub struct State<'a> {
     /// Input variables that cannot be read, with the reason: using one is an error, and so is
     /// keeping one to the end (the cube would silently lack it).
     unreadable: IndexMap<String, String>,
+    /// The inputs' chunk length along each dimension (the largest any variable has), for
+    /// outputs that keep the input's chunking (`chunks_default: input`).
+    pub input_chunks: IndexMap<String, u64>,
 }
 
 /// What is wrong with a plan deeper than [`plan::MAX_DEPTH`] or larger, unfolded, than
@@ -90,6 +93,19 @@ fn depth_problem(node: &Node) -> Option<String> {
         return None;
     };
     Some(format!("{problem}; compute it in fewer steps"))
+}
+
+/// The chunk length along each dimension of `input`: the largest any of its variables has.
+#[must_use]
+pub fn input_chunks(input: &Input) -> IndexMap<String, u64> {
+    let mut out: IndexMap<String, u64> = IndexMap::new();
+    for v in &input.variables {
+        for (d, c) in v.dims.iter().zip(v.source.chunk_shape()) {
+            let e = out.entry(d.clone()).or_insert(0);
+            *e = (*e).max(*c);
+        }
+    }
+    out
 }
 
 /// An error at operation `i` of the recipe, naming its line and field.
@@ -155,6 +171,7 @@ impl<'a> State<'a> {
             dry_run,
             inputs: vec![input.location.clone()],
             unreadable: input.unreadable.iter().cloned().collect(),
+            input_chunks: input_chunks(input),
         }
     }
 

