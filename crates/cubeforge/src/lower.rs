@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `lower/input.rs` | [`Input`]: the variables, dimensions and coordinates lowering starts from |
 //! | `lower/ops.rs` | one function per recipe operation |
+//! | `lower/resample.rs` | `resample`: the time bins, the new time coordinate and its bounds |
 //! | `lower/expr.rs` | `assign` expressions to nodes: broadcasting, type promotion, functions |
 //! | `lower/labels.rs` | xarray's label semantics: slices on sorted coordinates, dates as labels |
 
@@ -28,6 +29,7 @@ mod expr;
 mod input;
 mod labels;
 mod ops;
+mod resample;
 
 pub use input::{Input, InputDim, InputVar};
 

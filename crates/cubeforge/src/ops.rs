@@ -6,3 +6,5 @@
 //! the scheduling of the chunks it reads and the printed plan need nothing more.
 
 pub mod clip;
+pub mod rename_dims;
+pub mod resample;

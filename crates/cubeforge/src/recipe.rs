@@ -176,6 +176,79 @@ fn default_time() -> String {
     "time".into()
 }
 
+/// `resample`: one value per time bin along `dim`, as xarray's
+/// `ds.resample(dim=freq, closed=…, label=…).how()`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resample {
+    /// The time dimension (its coordinate must be a CF time).
+    pub dim: String,
+    /// The bin length: an optional positive count and one of `H` (or `h`), `D`, `W`, `MS`,
+    /// `YS` (`1D`, `6H`, `2W`, `MS`, `YS`).
+    pub freq: String,
+    /// What each bin's values become.
+    pub how: ResampleHow,
+    /// Which side of a bin is inside it (default `left`).
+    #[serde(default)]
+    pub closed: Side,
+    /// Which edge labels a bin (default `left`).
+    #[serde(default)]
+    pub label: Side,
+}
+
+/// A side of a time bin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The start.
+    #[default]
+    Left,
+    /// The end.
+    Right,
+}
+
+/// What `resample` makes of each bin's values (NaN skipped, as xarray's `skipna`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResampleHow {
+    /// The mean.
+    Mean,
+    /// The sum (0 when every value is NaN).
+    Sum,
+    /// The minimum.
+    Min,
+    /// The maximum.
+    Max,
+    /// How many values are not NaN.
+    Count,
+    /// The first value that is not NaN.
+    First,
+    /// The last value that is not NaN.
+    Last,
+    /// The median.
+    Median,
+    /// The population standard deviation (ddof 0).
+    Std,
+}
+
+impl ResampleHow {
+    /// Its name in a recipe.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            ResampleHow::Mean => "mean",
+            ResampleHow::Sum => "sum",
+            ResampleHow::Min => "min",
+            ResampleHow::Max => "max",
+            ResampleHow::Count => "count",
+            ResampleHow::First => "first",
+            ResampleHow::Last => "last",
+            ResampleHow::Median => "median",
+            ResampleHow::Std => "std",
+        }
+    }
+}
+
 /// One operation.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -186,6 +259,8 @@ pub enum Operation {
     Drop(Vec<String>),
     /// Rename variables (and dimensions of the same name).
     Rename(IndexMap<String, String>),
+    /// Rename dimensions, with their coordinates (`{valid_time: time}`).
+    RenameDims(IndexMap<String, String>),
     /// Select by coordinate labels.
     Sel(IndexMap<String, LabelSlice>),
     /// Select by position.
@@ -204,6 +279,8 @@ pub enum Operation {
     Astype(IndexMap<String, String>),
     /// Set attributes of variables (`{variable: {key: value}}`); `_global` for the dataset.
     Attrs(IndexMap<String, Map<String, Value>>),
+    /// One value per time bin along a dimension, with a `DIM_bnds` variable of the bins.
+    Resample(Resample),
 }
 
 impl Operation {
@@ -223,6 +300,8 @@ impl Operation {
             Operation::Season(_) => "season",
             Operation::Astype(_) => "astype",
             Operation::Attrs(_) => "attrs",
+            Operation::RenameDims(_) => "rename_dims",
+            Operation::Resample(_) => "resample",
         }
     }
 }
@@ -473,7 +552,7 @@ impl RecipeDoc {
                         })?;
                     }
                 }
-                Operation::Rename(map) => {
+                Operation::Rename(map) | Operation::RenameDims(map) => {
                     for to in map.values() {
                         self.check_name(i, &field, to)?;
                     }
@@ -488,6 +567,11 @@ impl RecipeDoc {
                             return Err(self.error_at(line, &format!("{field}.{name}"), format!("unknown dtype '{dt}' (use bool, int8..int64, uint8..uint64, float32, float64)")));
                         }
                     }
+                }
+                Operation::Resample(r) => {
+                    crate::ops::resample::Freq::parse(&r.freq).map_err(|e| {
+                        self.error_at(self.key_line(i, "freq"), &format!("{field}.freq"), e)
+                    })?;
                 }
                 Operation::Keep(v) | Operation::Drop(v) if v.is_empty() => {
                     return Err(self.error_at(line, &field, "give at least one variable"));

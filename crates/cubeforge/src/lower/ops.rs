@@ -14,6 +14,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::exec::Exec;
 use crate::expr;
+use crate::ops::rename_dims::RenameDims;
 use crate::plan::{self, Node, Op, Reduction, UnOp, VType, Window};
 use crate::recipe::{DropAllNan, IndexSlice, Label, LabelSlice, Mask, Operation, Season};
 
@@ -33,6 +34,8 @@ impl State<'_> {
             Operation::Season(s) => self.season(i, op, s),
             Operation::Astype(map) => self.astype(i, op, map),
             Operation::Attrs(map) => self.set_attrs(i, op, map),
+            Operation::RenameDims(map) => self.rename_dims(i, op, map),
+            Operation::Resample(r) => self.resample(i, op, r),
         }
     }
 
@@ -61,7 +64,7 @@ impl State<'_> {
                     doc,
                     i,
                     op,
-                    format!("'{from}' is a dimension; renaming dimensions is not supported yet"),
+                    format!("'{from}' is a dimension; rename dimensions with rename_dims"),
                 ));
             }
             self.var_or_err(i, op, from)?;
@@ -79,6 +82,65 @@ impl State<'_> {
             .into_iter()
             .map(|(k, v)| (map.get(&k).cloned().unwrap_or(k), v))
             .collect();
+        Ok(())
+    }
+
+    /// `rename_dims`: dimensions renamed with their coordinates, in every variable (as
+    /// xarray's `ds.rename({old: new})` of dimensions).
+    fn rename_dims(
+        &mut self,
+        i: usize,
+        op: &Operation,
+        map: &IndexMap<String, String>,
+    ) -> Result<()> {
+        let doc = self.doc;
+        let err = |m: String| op_err(doc, i, op, m);
+        let mut targets: IndexMap<&str, &str> = IndexMap::new();
+        for (from, to) in map {
+            if !self.dims.contains_key(from) {
+                return Err(err(format!(
+                    "'{from}' is not a dimension (dimensions: {})",
+                    self.dim_names()
+                )));
+            }
+            if let Some(other) = targets.insert(to.as_str(), from.as_str()) {
+                return Err(err(format!(
+                    "'{other}' and '{from}' are both renamed to '{to}'"
+                )));
+            }
+        }
+        for (from, to) in map.iter().filter(|(f, t)| f != t) {
+            if self.dims.contains_key(to) {
+                return Err(err(format!(
+                    "cannot rename dimension '{from}' to '{to}': dimension '{to}' exists"
+                )));
+            }
+            if self.vars.contains_key(to) {
+                return Err(err(format!(
+                    "cannot rename dimension '{from}' to '{to}': variable '{to}' exists"
+                )));
+            }
+        }
+        let rename = |d: &String| map.get(d).cloned().unwrap_or_else(|| d.clone());
+        self.dims = std::mem::take(&mut self.dims)
+            .into_iter()
+            .map(|(k, d)| (rename(&k), d))
+            .collect();
+        self.unreadable = std::mem::take(&mut self.unreadable)
+            .into_iter()
+            .map(|(k, r)| (rename(&k), r))
+            .collect();
+        for v in self.vars.values_mut() {
+            if !v.node.dims.iter().any(|d| map.contains_key(d)) {
+                continue;
+            }
+            v.node = Node::new(
+                Op::Window(Arc::new(RenameDims::new(v.node.clone()))),
+                v.node.dims.iter().map(rename).collect(),
+                v.node.shape.clone(),
+                v.node.vtype,
+            );
+        }
         Ok(())
     }
 
