@@ -298,7 +298,7 @@ impl State<'_> {
             let err = |m: String| {
                 doc.error_at(
                     doc.key_line(i, name),
-                    &format!("operations[{i}].assign.{name}"),
+                    &format!("{}.{name}", doc.op_field(i, "assign")),
                     m,
                 )
             };
