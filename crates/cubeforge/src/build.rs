@@ -22,9 +22,9 @@ use indexmap::IndexMap;
 
 use crate::cf::time::TimeEncoding;
 use crate::coord::MAX_COORD_LEN;
-use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::exec::{plan_passes, Exec, Needed};
+use crate::formats::multi::{describe_urls, files_of, open_files, options_of, Opened};
 use crate::formats::zarr::writer::{commit_group, ArrayLayout, Compressor};
 use crate::lock::BuildRecord;
 use crate::lower::{Input, State};
@@ -37,6 +37,8 @@ use crate::write::{chunk_is_good, write_chunk, OutArray, OutSource};
 use crate::write::{WRITE_BEHIND_BYTES, WRITE_THREADS};
 use crate::write_behind::WriteBehind;
 
+#[cfg(test)]
+mod multi_tests;
 mod summary;
 
 pub use summary::{PlanGraph, PlanOutput, PlanSummary, PlanVar};
@@ -102,11 +104,12 @@ pub fn build(
     opts: &BuildOptions,
     progress: &(dyn Fn(&str, u64, u64) + Sync),
 ) -> Result<(PlanSummary, Option<BuildReport>)> {
-    let (input, output) = open(doc, opts)?;
-    build_input(doc, &input, &output, opts, progress)
+    let (inputs, output) = open(doc, opts)?;
+    build_inputs(doc, &inputs, &output, opts, progress)
 }
 
-/// [`build`] from an input already opened (of any format, or held in memory) into `output`.
+/// [`build`] from an input already opened (of any format, or held in memory) into `output`: the
+/// recipe's first input (its own operations apply to it).
 ///
 /// # Errors
 /// As [`build`].
@@ -117,14 +120,36 @@ pub fn build_input(
     opts: &BuildOptions,
     progress: &(dyn Fn(&str, u64, u64) + Sync),
 ) -> Result<(PlanSummary, Option<BuildReport>)> {
+    let name = doc.recipe.inputs.keys().next().cloned().unwrap_or_default();
+    let opened = Opened {
+        input: input.clone(),
+        files: vec![input.location.clone()],
+    };
+    build_inputs(doc, &[(name, opened)], output, opts, progress)
+}
+
+/// [`build`] from the recipe's inputs already opened (by name, in the recipe's order), into
+/// `output`: each input's own operations apply to it, then the inputs merge, then the recipe's
+/// operations apply.
+///
+/// # Errors
+/// As [`build`].
+pub fn build_inputs(
+    doc: &RecipeDoc,
+    inputs: &[(String, Opened)],
+    output: &Location,
+    opts: &BuildOptions,
+    progress: &(dyn Fn(&str, u64, u64) + Sync),
+) -> Result<(PlanSummary, Option<BuildReport>)> {
     // The destination is checked and locked before the long work, changed only after it.
     let claim = if opts.dry_run {
         None
     } else {
-        Some(claim(doc, input, output, opts)?)
+        Some(claim(doc, inputs, output, opts)?)
     };
-    let (state, ex) = lower(doc, input, opts)?;
-    let summary = summary::summarise(doc, &state, input, output, opts, ex.as_ref())?;
+    let (state, ex) = lower(doc, inputs, opts)?;
+    let read: Vec<&Input> = inputs.iter().map(|(_, o)| &o.input).collect();
+    let summary = summary::summarise(doc, &state, &read, output, opts, ex.as_ref())?;
     let (Some(ex), Some(claim)) = (ex, claim) else {
         return Ok((summary, None));
     };
@@ -149,25 +174,38 @@ pub fn build_input(
     Ok((summary, Some(report)))
 }
 
-/// The destination of a build from `input`, checked and locked ([`destination::claim`]).
+/// Every file or store the inputs read, as locations.
+fn input_locations(inputs: &[(String, Opened)]) -> Vec<Location> {
+    inputs
+        .iter()
+        .flat_map(|(_, o)| o.files.iter())
+        .filter_map(|f| Location::parse(f).ok())
+        .collect()
+}
+
+/// The destination of a build from `inputs`, checked and locked ([`destination::claim`]).
 fn claim(
     doc: &RecipeDoc,
-    input: &Input,
+    inputs: &[(String, Opened)],
     output: &Location,
     opts: &BuildOptions,
 ) -> Result<destination::Claim> {
     let record = BuildRecord {
         cubeforge_recipe_sha256: format!("{:x}", Sha256::digest(doc.text.as_bytes())),
-        cubeforge_inputs: vec![crate::lock::canonical_input(&input.location)],
+        cubeforge_inputs: inputs
+            .iter()
+            .flat_map(|(_, o)| o.files.iter())
+            .map(|f| crate::lock::canonical_input(f))
+            .collect(),
         cubeforge_version: crate::VERSION.to_string(),
     };
-    let inputs: Vec<Location> = Location::parse(&input.location).into_iter().collect();
-    destination::claim(output, &inputs, existing(opts), record, opts.break_lock)
+    let locations = input_locations(inputs);
+    destination::claim(output, &locations, existing(opts), record, opts.break_lock)
 }
 
-/// Step 1: the recipe's input (or `--input`), opened, and the output's location, which must
-/// not be the input.
-fn open(doc: &RecipeDoc, opts: &BuildOptions) -> Result<(Input, Location)> {
+/// Step 1: the recipe's inputs (or `--input` for the single one), opened, each by name, and
+/// the output's location, which must not be any input file or store.
+fn open(doc: &RecipeDoc, opts: &BuildOptions) -> Result<(Vec<(String, Opened)>, Location)> {
     doc.check_output(opts.output.as_deref())?;
     let r = &doc.recipe;
     if opts.input.is_some() && r.inputs.len() != 1 {
@@ -177,37 +215,92 @@ fn open(doc: &RecipeDoc, opts: &BuildOptions) -> Result<(Input, Location)> {
             "--input replaces the single input; this recipe has several",
         ));
     }
-    let (_, input_spec) = r
-        .inputs
-        .first()
-        .ok_or_else(|| doc.error_at(doc.line_of("inputs"), "inputs", "no input"))?;
-    if r.inputs.len() > 1 {
-        return Err(doc.error_at(
-            doc.line_of("inputs"),
-            "inputs",
-            "recipes with several inputs are not supported yet",
-        ));
+    if r.inputs.is_empty() {
+        return Err(doc.error_at(doc.line_of("inputs"), "inputs", "no input"));
     }
-    let input_url = opts.input.clone().unwrap_or_else(|| input_spec.url.clone());
     let output_url = opts.output.clone().unwrap_or_else(|| r.output.url.clone());
-    let in_loc = Location::parse(&input_url)?;
     let out_loc = Location::parse(&output_url)?;
-    refuse_overlap(&out_loc, std::slice::from_ref(&in_loc))?;
-    let ds = Dataset::open(&Store::open(&in_loc)?, &input_spec.group)?;
-    Ok((Input::from_dataset(&ds, in_loc.to_string()), out_loc))
+    // Every file first (globs listed), so that the destination is checked before any is read.
+    let mut listed = Vec::with_capacity(r.inputs.len());
+    for (name, spec) in &r.inputs {
+        let urls = opts
+            .input
+            .clone()
+            .map_or_else(|| spec.url.clone(), |u| vec![u]);
+        let files = files_of(&urls, spec.concat.as_deref()).map_err(|e| match e {
+            Error::Combine { .. } => doc.error_at(
+                doc.input_line(name),
+                &format!("inputs.{name}.url"),
+                e.to_string(),
+            ),
+            other => other,
+        })?;
+        let locations: Vec<Location> = files
+            .iter()
+            .map(|f| Location::parse(f))
+            .collect::<Result<_>>()?;
+        refuse_overlap(&out_loc, &locations)?;
+        listed.push((name, spec, urls, files));
+    }
+    let mut opened = Vec::with_capacity(listed.len());
+    for (name, spec, urls, files) in listed {
+        let input = open_files(
+            &files,
+            &describe_urls(&urls),
+            spec.concat.as_deref(),
+            spec.time_from.as_ref(),
+            &options_of(spec),
+        )?;
+        opened.push((name.clone(), Opened { input, files }));
+    }
+    Ok((opened, out_loc))
 }
 
-/// Step 2: the recipe lowered to a plan over `input`, and the executor that reads its sources
-/// (none in a dry run, which opens no cache and reads no data).
+/// Step 2: the recipe lowered to a plan over `inputs`, and the executor that reads its sources
+/// (none in a dry run, which opens no cache and reads no data). Each input's own operations
+/// apply to it (in the recipe's view of that input, so that errors name their lines), then the
+/// inputs merge, then the recipe's operations apply.
 fn lower<'a>(
     doc: &'a RecipeDoc,
-    input: &Input,
+    inputs: &[(String, Opened)],
     opts: &BuildOptions,
 ) -> Result<(State<'a>, Option<Exec>)> {
-    check_coords(input, opts.memory_limit)?;
+    for (_, o) in inputs {
+        check_coords(&o.input, opts.memory_limit)?;
+    }
     let mut sources = Sources::default();
-    let mut state = State::new(doc, input, &mut sources, opts.dry_run);
-    let ex = (!opts.dry_run).then(|| Exec::new(sources, opts.memory_limit));
+    let own_operations = inputs.iter().any(|(name, _)| {
+        doc.recipe
+            .inputs
+            .get(name)
+            .is_some_and(|s| !s.operations.is_empty())
+    });
+    let (mut state, ex) = if let ([(_, only)], false) = (inputs, own_operations) {
+        let state = State::new(doc, &only.input, &mut sources, opts.dry_run);
+        (
+            state,
+            (!opts.dry_run).then(|| Exec::new(sources, opts.memory_limit)),
+        )
+    } else {
+        let views: Vec<RecipeDoc> = inputs
+            .iter()
+            .map(|(name, _)| {
+                doc.for_input(name)
+                    .unwrap_or_else(|| doc.without_operations())
+            })
+            .collect();
+        let mut states: Vec<State<'_>> = inputs
+            .iter()
+            .zip(&views)
+            .map(|((_, o), view)| State::new(view, &o.input, &mut sources, opts.dry_run))
+            .collect();
+        let ex = (!opts.dry_run).then(|| Exec::new(sources, opts.memory_limit));
+        for s in &mut states {
+            s.apply_operations(ex.as_ref())?;
+        }
+        let named = inputs.iter().map(|(n, _)| n.clone()).zip(states).collect();
+        (State::merge(doc, named, opts.dry_run)?, ex)
+    };
     state.apply_all(ex.as_ref())?;
     if let Some(ex) = &ex {
         ex.check_memory(state.vars.values().map(|v| &*v.node))?;
@@ -562,6 +655,7 @@ mod tests {
     use super::*;
     use crate::cf::CfDecoding;
     use crate::coord::Coord;
+    use crate::dataset::Dataset;
     use crate::dtype::DType;
     use crate::formats::memory::MemorySource;
     use crate::lower::{InputDim, InputVar};

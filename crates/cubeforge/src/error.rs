@@ -114,6 +114,16 @@ pub enum Error {
         /// Why, and how to do it anyway where that is possible.
         reason: String,
     },
+    /// Inputs or files that cannot be read as one dataset: joined along a dimension (their
+    /// labels overlap, their other dimensions differ) or merged (their grids differ, a name is
+    /// in both).
+    #[error("{location}: {reason}")]
+    Combine {
+        /// The input or file, or the first of the two involved.
+        location: String,
+        /// What disagrees, naming the other file or input.
+        reason: String,
+    },
     /// A destination another writer holds ([`crate::lock`]).
     #[error(
         "{location}: locked by {holder}; wait for it to finish, or if it is no longer running, \
@@ -223,6 +233,10 @@ impl Error {
                 reason: reason.clone(),
             },
             Error::Refused { location, reason } => Error::Refused {
+                location: location.clone(),
+                reason: reason.clone(),
+            },
+            Error::Combine { location, reason } => Error::Combine {
                 location: location.clone(),
                 reason: reason.clone(),
             },

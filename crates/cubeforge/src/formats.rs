@@ -4,7 +4,9 @@
 //! local input is before it is read (a NetCDF or TIFF file given as a store is named).
 
 pub mod file;
+pub mod glob;
 pub mod memory;
+pub mod multi;
 pub mod open;
 pub mod sniff;
 pub mod zarr;

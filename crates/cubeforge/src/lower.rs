@@ -10,6 +10,9 @@
 //! | `lower/resample.rs` | `resample`: the time bins, the new time coordinate and its bounds |
 //! | `lower/expr.rs` | `assign` expressions to nodes: broadcasting, type promotion, functions |
 //! | `lower/labels.rs` | xarray's label semantics: slices on sorted coordinates, dates as labels |
+//! | `lower/concat.rs` | many files as one input, joined along a dimension by its coordinate |
+//! | `lower/time_from.rs` | a file's time from its name, an attribute, a metadata item or a tag |
+//! | `lower/merge.rs` | several inputs' states merged into one, as `xarray.merge(join="exact")` |
 
 use std::sync::Arc;
 
@@ -25,11 +28,14 @@ use crate::plan::{self, Node, NodeRef, Op, SourceRef, VType};
 use crate::recipe::{Operation, RecipeDoc};
 use crate::source::Sources;
 
+pub mod concat;
 mod expr;
 mod input;
 mod labels;
+pub mod merge;
 mod ops;
 mod resample;
+pub mod time_from;
 
 pub use input::{Input, InputDim, InputVar};
 
@@ -112,11 +118,7 @@ pub fn input_chunks(input: &Input) -> IndexMap<String, u64> {
 
 /// An error at operation `i` of the recipe, naming its line and field.
 fn op_err(doc: &RecipeDoc, i: usize, op: &Operation, msg: impl Into<String>) -> Error {
-    doc.error_at(
-        doc.op_line(i),
-        &format!("operations[{i}].{}", op.name()),
-        msg,
-    )
+    doc.error_at(doc.op_line(i), &doc.op_field(i, op.name()), msg)
 }
 
 impl<'a> State<'a> {
@@ -183,13 +185,8 @@ impl<'a> State<'a> {
     /// # Errors
     /// Recipe errors naming the operation and its line; read errors of the scans.
     pub fn apply_all(&mut self, ex: Option<&Exec>) -> Result<()> {
+        self.apply_operations(ex)?;
         let doc = self.doc;
-        for (i, op) in doc.recipe.operations.iter().enumerate() {
-            self.apply(i, op, ex)?;
-            for (name, v) in &self.vars {
-                self.check_depth(i, op, name, &v.node)?;
-            }
-        }
         for (k, v) in &doc.recipe.output.attrs {
             self.attrs.insert(k.clone(), v.clone());
         }
@@ -200,6 +197,23 @@ impl<'a> State<'a> {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// Apply the operations of this state's recipe (the top-level ones, or in the view of one
+    /// input, [`RecipeDoc::for_input`], that input's own) in order, and nothing else: an
+    /// input's state is then merged ([`State::merge`]) before the recipe's own apply.
+    ///
+    /// # Errors
+    /// As [`State::apply_all`].
+    pub fn apply_operations(&mut self, ex: Option<&Exec>) -> Result<()> {
+        let doc = self.doc;
+        for (i, op) in doc.recipe.operations.iter().enumerate() {
+            self.apply(i, op, ex)?;
+            for (name, v) in &self.vars {
+                self.check_depth(i, op, name, &v.node)?;
+            }
+        }
+        Ok(())
     }
 
     /// Why input variable `name` cannot be read, when it cannot.

@@ -25,15 +25,110 @@ pub struct Recipe {
     pub operations: Vec<Operation>,
 }
 
-/// One input store.
+/// One input: a store or file, or many files read as one dataset.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
-    /// Path or URL.
-    pub url: String,
-    /// Group within the store.
+    /// Paths or URLs, each possibly a glob (`src/daily/oc_*.nc`); one text or a list of them.
+    #[serde(deserialize_with = "one_or_many")]
+    pub url: Vec<String>,
+    /// Group within the store (a Zarr store, a NetCDF-4/HDF5 file).
     #[serde(default)]
     pub group: String,
+    /// The dimension the files are joined along, ordered by its coordinate; needed when the
+    /// urls name more than one file.
+    #[serde(default)]
+    pub concat: Option<String>,
+    /// Where a file without the `concat` dimension's coordinate takes its value from.
+    #[serde(default)]
+    pub time_from: Option<TimeFrom>,
+    /// Names of a raster's bands: one two-dimensional variable each.
+    #[serde(default)]
+    pub bands: Option<Vec<String>>,
+    /// Operations applied to this input alone, before the inputs are merged.
+    #[serde(default, with = "serde_norway::with::singleton_map_recursive")]
+    pub operations: Vec<Operation>,
+}
+
+/// Where a file's time comes from when it has no coordinate along the `concat` dimension.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "TimeFromFields")]
+pub enum TimeFrom {
+    /// The file name, by strftime codes (`oc_%Y%m%d.nc`).
+    Pattern(String),
+    /// A global attribute holding a date-time text.
+    Attribute(String),
+    /// A GDAL metadata item (`ACQUISITION_START`), as the raster reader lists it in the
+    /// global attributes.
+    Metadata(String),
+    /// A TIFF tag (`DateTime`: `YYYY:MM:DD HH:MM:SS`), as the raster reader lists it in the
+    /// global attributes (`TIFFTAG_DATETIME` or the tag's name).
+    Tag(String),
+}
+
+/// `time_from` as written: exactly one of these.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeFromFields {
+    #[serde(default)]
+    pattern: Option<String>,
+    #[serde(default)]
+    attribute: Option<String>,
+    #[serde(default)]
+    metadata: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+}
+
+impl TryFrom<TimeFromFields> for TimeFrom {
+    type Error = String;
+
+    fn try_from(f: TimeFromFields) -> std::result::Result<TimeFrom, String> {
+        let given: Vec<TimeFrom> = [
+            f.pattern.map(TimeFrom::Pattern),
+            f.attribute.map(TimeFrom::Attribute),
+            f.metadata.map(TimeFrom::Metadata),
+            f.tag.map(TimeFrom::Tag),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match <[TimeFrom; 1]>::try_from(given) {
+            Ok([one]) => Ok(one),
+            Err(_) => {
+                Err("time_from takes exactly one of pattern, attribute, metadata, tag".into())
+            }
+        }
+    }
+}
+
+impl TimeFrom {
+    /// The key and value as written in a recipe, for messages.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            TimeFrom::Pattern(p) => format!("pattern {p:?}"),
+            TimeFrom::Attribute(a) => format!("attribute {a:?}"),
+            TimeFrom::Metadata(m) => format!("metadata item {m:?}"),
+            TimeFrom::Tag(t) => format!("TIFF tag {t:?}"),
+        }
+    }
+}
+
+/// A text or a list of texts, as a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "expected a path or URL, or a list of them")]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// The output cube.
@@ -317,6 +412,11 @@ pub struct RecipeDoc {
     pub recipe: Recipe,
     /// Line (1-based) of each operation.
     pub op_lines: Vec<usize>,
+    /// Where the operations in `recipe.operations` are, as messages name them: `operations`,
+    /// or `inputs.NAME.operations` in the view of one input ([`RecipeDoc::for_input`]).
+    pub ops_field: String,
+    /// The line after the last operation's (`usize::MAX`: the end of the text).
+    pub ops_end: usize,
 }
 
 impl RecipeDoc {
@@ -351,9 +451,59 @@ impl RecipeDoc {
             op_lines: operation_lines(text),
             text: text.to_string(),
             recipe,
+            ops_field: "operations".into(),
+            ops_end: usize::MAX,
         };
         doc.validate_static()?;
+        for name in doc.recipe.inputs.keys() {
+            if let Some(view) = doc.for_input(name) {
+                view.validate_inputs_ops()?;
+            }
+        }
         Ok(doc)
+    }
+
+    /// The view of the recipe that input `name`'s own operations are applied with: its
+    /// `recipe.operations` are the input's, and lines and fields point at them
+    /// (`inputs.NAME.operations[i]`); `None` for no such input.
+    #[must_use]
+    pub fn for_input(&self, name: &str) -> Option<RecipeDoc> {
+        let spec = self.recipe.inputs.get(name)?;
+        let (op_lines, ops_end) = input_operation_lines(&self.text, name, spec.operations.len());
+        let mut recipe = self.recipe.clone();
+        recipe.operations = spec.operations.clone();
+        recipe.output.attrs = Map::new();
+        Some(RecipeDoc {
+            path: self.path.clone(),
+            text: self.text.clone(),
+            recipe,
+            op_lines,
+            ops_field: format!("inputs.{name}.operations"),
+            ops_end,
+        })
+    }
+
+    /// The recipe without operations or output attributes (the view of an input that has no
+    /// entry in the recipe, given by other means).
+    #[must_use]
+    pub fn without_operations(&self) -> RecipeDoc {
+        let mut doc = self.clone();
+        doc.recipe.operations.clear();
+        doc.recipe.output.attrs = Map::new();
+        doc.op_lines.clear();
+        doc
+    }
+
+    /// The field of operation `i`, named `name`: `operations[i].name`.
+    #[must_use]
+    pub fn op_field(&self, i: usize, name: &str) -> String {
+        format!("{}[{i}].{name}", self.ops_field)
+    }
+
+    /// The line of input `name`'s key, or of `inputs`.
+    #[must_use]
+    pub fn input_line(&self, name: &str) -> usize {
+        input_key_line(&self.text, name).map_or_else(|| self.line_of("inputs"), |(l, _)| l)
     }
 
     /// An error at `line` about `field`.
@@ -382,7 +532,7 @@ impl RecipeDoc {
     #[must_use]
     pub fn key_line(&self, i: usize, key: &str) -> usize {
         let start = self.op_line(i).max(1);
-        let end = self.op_lines.get(i + 1).copied().unwrap_or(usize::MAX);
+        let end = self.op_lines.get(i + 1).copied().unwrap_or(self.ops_end);
         let forms = [
             format!("{key}:"),
             format!("\"{key}\":"),
@@ -413,7 +563,7 @@ impl RecipeDoc {
         if needle.is_empty() {
             return start;
         }
-        let end = self.op_lines.get(i + 1).copied().unwrap_or(usize::MAX);
+        let end = self.op_lines.get(i + 1).copied().unwrap_or(self.ops_end);
         self.text
             .lines()
             .enumerate()
@@ -536,8 +686,62 @@ impl RecipeDoc {
                 }
             }
         }
+        for (name, spec) in &r.inputs {
+            self.check_input(name, spec)?;
+        }
+        self.validate_inputs_ops()
+    }
+
+    /// Refuse an input without a url, with several urls but no `concat`, or with an empty
+    /// `concat` or band name.
+    fn check_input(&self, name: &str, spec: &InputSpec) -> Result<()> {
+        let line = self.input_line(name);
+        let field = format!("inputs.{name}");
+        if spec.url.is_empty() || spec.url.iter().any(|u| u.trim().is_empty()) {
+            return Err(self.error_at(line, &format!("{field}.url"), "give a path or URL"));
+        }
+        if spec.url.len() > 1 && spec.concat.is_none() {
+            return Err(self.error_at(
+                line,
+                &format!("{field}.url"),
+                "several files need `concat: DIM`, the dimension they are joined along",
+            ));
+        }
+        if spec.concat.as_ref().is_some_and(|c| c.trim().is_empty()) {
+            return Err(self.error_at(line, &format!("{field}.concat"), "name a dimension"));
+        }
+        if spec.time_from.is_some() && spec.concat.is_none() {
+            return Err(self.error_at(
+                line,
+                &format!("{field}.time_from"),
+                "time_from gives the coordinate of the concat dimension; add `concat: DIM`",
+            ));
+        }
+        if let Some(TimeFrom::Pattern(p)) = &spec.time_from {
+            if !p.contains('%') {
+                return Err(self.error_at(
+                    line,
+                    &format!("{field}.time_from.pattern"),
+                    format!("{p:?} holds no strftime code (such as %Y, %m, %d)"),
+                ));
+            }
+        }
+        if spec
+            .bands
+            .as_ref()
+            .is_some_and(|b| b.is_empty() || b.iter().any(String::is_empty))
+        {
+            return Err(self.error_at(line, &format!("{field}.bands"), "give each band a name"));
+        }
+        Ok(())
+    }
+
+    /// Validate the operations of `recipe.operations` (the top-level ones, or an input's in
+    /// its view).
+    fn validate_inputs_ops(&self) -> Result<()> {
+        let r = &self.recipe;
         for (i, op) in r.operations.iter().enumerate() {
-            let field = format!("operations[{i}].{}", op.name());
+            let field = self.op_field(i, op.name());
             let line = self.op_line(i);
             match op {
                 Operation::Assign(map) => {
@@ -702,6 +906,97 @@ fn shortened(text: &str) -> String {
         Some((at, _)) => format!("{}…", &one_line[..at]),
         None => one_line,
     }
+}
+
+/// Whether `line` (trimmed of its indentation) is the key `key`, plain or quoted; the rest
+/// after the colon.
+fn key_rest<'a>(trimmed: &'a str, key: &str) -> Option<&'a str> {
+    [
+        format!("{key}:"),
+        format!("\"{key}\":"),
+        format!("'{key}':"),
+    ]
+    .iter()
+    .find_map(|f| trimmed.strip_prefix(f.as_str()))
+    .filter(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+}
+
+/// The indentation of a line.
+fn indent(l: &str) -> usize {
+    l.len() - l.trim_start().len()
+}
+
+/// Whether a line holds nothing but a comment or spaces.
+fn blank(l: &str) -> bool {
+    let t = l.trim_start();
+    t.is_empty() || t.starts_with('#')
+}
+
+/// The line (1-based) of input `name`'s key under the top-level `inputs:`, and its index.
+fn input_key_line(text: &str, name: &str) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.iter().position(|l| key_rest(l, "inputs").is_some())?;
+    for (n, l) in lines.iter().enumerate().skip(start + 1) {
+        if blank(l) {
+            continue;
+        }
+        if indent(l) == 0 {
+            return None;
+        }
+        if key_rest(l.trim_start(), name).is_some() {
+            return Some((n + 1, n));
+        }
+    }
+    None
+}
+
+/// Lines (1-based) where the `count` items of input `name`'s `operations:` list start, and the
+/// line after the list; in flow style (`operations: [{keep: [a]}]`) every item is at the line
+/// of the key. Missing lines fall back to the input's line.
+fn input_operation_lines(text: &str, name: &str, count: usize) -> (Vec<usize>, usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some((input_line, at)) = input_key_line(text, name) else {
+        return (vec![0; count], usize::MAX);
+    };
+    let input_indent = indent(lines[at]);
+    let in_block = |l: &&str| blank(l) || indent(l) > input_indent;
+    let block_end = lines
+        .iter()
+        .enumerate()
+        .skip(at + 1)
+        .find(|(_, l)| !in_block(l))
+        .map_or(lines.len(), |(n, _)| n);
+    let ops =
+        (at + 1..block_end).find(|n| key_rest(lines[*n].trim_start(), "operations").is_some());
+    let Some(ops) = ops else {
+        // In flow style on the input's own line, or nowhere.
+        return (vec![input_line; count], block_end + 1);
+    };
+    let rest = key_rest(lines[ops].trim_start(), "operations").unwrap_or("");
+    if !rest.trim().is_empty() && !rest.trim().starts_with('#') {
+        return (vec![ops + 1; count], ops + 2);
+    }
+    let key_indent = indent(lines[ops]);
+    let mut item_indent = None;
+    let mut out = Vec::new();
+    let mut end = block_end;
+    for (n, l) in lines.iter().enumerate().take(block_end).skip(ops + 1) {
+        if blank(l) {
+            continue;
+        }
+        let (ind, t) = (indent(l), l.trim_start());
+        let item = t.starts_with("- ") || t == "-";
+        if ind < key_indent || (ind == key_indent && !item) {
+            end = n;
+            break;
+        }
+        if item && item_indent.is_none_or(|i| i == ind) {
+            item_indent = Some(ind);
+            out.push(n + 1);
+        }
+    }
+    out.resize(count, ops + 1);
+    (out, end + 1)
 }
 
 /// Lines (1-based) where the items of the top-level `operations:` list start.

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::formats::zarr::blosc::Planes;
 use crate::region::{copy_region, fill_region, Region};
 
+pub mod concat;
 pub mod contract;
 
 /// A chunked array the executor reads: identity, type, shape, and decoded units.

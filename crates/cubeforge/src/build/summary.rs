@@ -83,7 +83,7 @@ pub struct PlanVar {
 pub(super) fn summarise(
     doc: &RecipeDoc,
     state: &State<'_>,
-    input: &Input,
+    inputs: &[&Input],
     output: &Location,
     opts: &BuildOptions,
     ex: Option<&Exec>,
@@ -112,7 +112,7 @@ pub(super) fn summarise(
         .iter()
         .filter(|o| matches!(o, Operation::DropAllNan(_)))
         .count();
-    let (bytes_to_read, max_input_chunk_bytes) = input_bytes(state, input);
+    let (bytes_to_read, max_input_chunk_bytes) = input_bytes(state, inputs);
     let estimate = Estimate {
         memory_limit: opts.memory_limit as u64,
         max_input_chunk_bytes,
@@ -226,14 +226,14 @@ fn variables(doc: &RecipeDoc, state: &State<'_>) -> (Vec<PlanVar>, u64) {
 
 /// The bytes of the input variables the plan reads (whole variables), and the largest decoded
 /// chunk among them.
-fn input_bytes(state: &State<'_>, input: &Input) -> (u64, u64) {
+fn input_bytes(state: &State<'_>, inputs: &[&Input]) -> (u64, u64) {
     let mut sources = Vec::new();
     for v in state.vars.values() {
         v.node.sources(&mut sources);
     }
-    let read: Vec<_> = input
-        .variables
+    let read: Vec<_> = inputs
         .iter()
+        .flat_map(|i| i.variables.iter())
         .filter(|v| sources.iter().any(|s| s == v.source.id()))
         .map(|v| (&v.source, v.source.dtype().size() as u64))
         .collect();

@@ -130,6 +130,10 @@ impl State<'_> {
             .into_iter()
             .map(|(k, r)| (rename(&k), r))
             .collect();
+        self.input_chunks = std::mem::take(&mut self.input_chunks)
+            .into_iter()
+            .map(|(k, c)| (rename(&k), c))
+            .collect();
         for v in self.vars.values_mut() {
             if !v.node.dims.iter().any(|d| map.contains_key(d)) {
                 continue;
@@ -360,7 +364,7 @@ impl State<'_> {
             let err = |m: String| {
                 doc.error_at(
                     doc.key_line(i, name),
-                    &format!("operations[{i}].assign.{name}"),
+                    &format!("{}.{name}", doc.op_field(i, "assign")),
                     m,
                 )
             };
