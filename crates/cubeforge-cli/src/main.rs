@@ -438,7 +438,48 @@ fn info_file(
     unreadable_error(&problems)
 }
 
+/// `info` of several files (a glob or `--concat`) read as one dataset.
+fn info_files(global: GlobalArgs, args: &InfoArgs) -> Result<()> {
+    use cubeforge::info::files;
+    let opts = cubeforge::formats::open::InputOptions {
+        group: args.group.clone(),
+        bands: None,
+    };
+    let urls = vec![args.store.clone()];
+    let opened =
+        cubeforge::formats::multi::open_spec(&urls, args.concat.as_deref(), None, &opts)?;
+    let format = match opened.files.first().map(|f| Location::parse(f)) {
+        Some(Ok(loc)) => match cubeforge::formats::open::find(&loc)? {
+            cubeforge::formats::open::Found::File(_, kind) => files::format_name(kind),
+            cubeforge::formats::open::Found::Zarr => "zarr",
+        },
+        _ => "unknown",
+    };
+    let details = files::FileDetails {
+        format: format.into(),
+        files: Some(opened.files.len() as u64),
+        raster: None,
+    };
+    let report = files::report_input(&opened.input, &args.group, &details)?;
+    let verified = if args.verify {
+        Some(files::verify_input(&opened.input)?)
+    } else {
+        None
+    };
+    print_info(global, &report, verified.as_ref())?;
+    let problems: Vec<String> = opened
+        .input
+        .unreadable
+        .iter()
+        .map(|(name, why)| format!("{}: variable '{name}': {why}", opened.input.location))
+        .collect();
+    unreadable_error(&problems)
+}
+
 fn info(global: GlobalArgs, args: &InfoArgs) -> Result<()> {
+    if args.concat.is_some() || cubeforge::formats::glob::is_glob(&args.store) {
+        return info_files(global, args);
+    }
     let location = Location::parse(&args.store)?;
     if let cubeforge::formats::open::Found::File(file, kind) =
         cubeforge::formats::open::find(&location)?
