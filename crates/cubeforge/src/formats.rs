@@ -4,6 +4,7 @@
 //! local input is before it is read (a NetCDF or TIFF file given as a store is named).
 
 pub mod file;
+pub mod geotiff;
 pub mod glob;
 pub mod memory;
 pub mod multi;

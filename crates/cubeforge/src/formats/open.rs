@@ -74,9 +74,9 @@ pub fn open_input(location: &Location, opts: &InputOptions) -> Result<Input> {
 /// # Errors
 /// Whatever the format's reader reports; [`Error::Unsupported`] for a format with no reader.
 pub fn open_file(file: &RangeFile, kind: Sniffed, opts: &InputOptions) -> Result<Input> {
-    let _ = opts;
     match kind {
-        Sniffed::NetCdfClassic | Sniffed::Hdf5 | Sniffed::Tiff => Err(Error::Unsupported {
+        Sniffed::Tiff => crate::formats::geotiff::open(file, opts),
+        Sniffed::NetCdfClassic | Sniffed::Hdf5 => Err(Error::Unsupported {
             location: file.id().to_string(),
             feature: "input format".into(),
             detail: format!("{} cannot be read yet", kind.describe()),
@@ -95,9 +95,13 @@ pub fn open_file(file: &RangeFile, kind: Sniffed, opts: &InputOptions) -> Result
 /// # Errors
 /// Read errors of the file's metadata.
 pub fn raster_details(file: &RangeFile, kind: Sniffed) -> Result<Option<serde_json::Value>> {
-    let _ = file;
     match kind {
-        Sniffed::Tiff => Ok(None),
+        Sniffed::Tiff => {
+            let info = crate::formats::geotiff::describe(file)?;
+            Ok(Some(serde_json::to_value(info).map_err(|e| {
+                Error::Other(format!("{}: cannot describe the raster: {e}", file.id()))
+            })?))
+        }
         _ => Ok(None),
     }
 }

@@ -1,0 +1,386 @@
+//! The pixels of a GeoTIFF's first image as [`ChunkSource`]s: `(band, y, x)` for all bands, or
+//! `(y, x)` for one. A unit is a tile, or a group of strips of about 1 MiB; in pixel-interleaved
+//! files a unit holds every band of its pixels, in band-interleaved ones a single band. Edge
+//! units are whole (the stored padding, or the fill value past the last strip). Decoding is the
+//! `tiff` crate's (predictors included), except JPEG with YCbCr photometry, which is decoded to
+//! RGB with `zune-jpeg` as GDAL returns it.
+
+use std::sync::{Arc, Mutex};
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::formats::geotiff::ifd::{compression_name, Ifd};
+use crate::formats::geotiff::reader::{Blocks, Pool};
+use crate::region::{grid_blocks, Region};
+use crate::source::{check_region, ChunkSource};
+
+/// Decoded strips grouped into one unit reach about this many bytes.
+const STRIP_UNIT_BYTES: u64 = 1 << 20;
+
+/// What the sources of one file share: its first IFD, its decoders, and the last chunks
+/// decoded (per-band sources of a pixel-interleaved file decode each chunk once).
+#[derive(Debug)]
+pub(crate) struct Raster {
+    pub(crate) id: String,
+    pub(crate) ifd: Ifd,
+    blocks: Arc<Blocks>,
+    pool: Pool,
+    /// Strips per unit (1 for tiles).
+    strips_per_unit: u32,
+    fill: Vec<u8>,
+    recent: Mutex<Vec<(u32, Arc<Vec<u8>>)>>,
+}
+
+impl Raster {
+    /// The raster of `ifd`, decoded by `pool`'s decoders; `fill` is one element of the value
+    /// of chunks that are not stored.
+    pub(crate) fn new(
+        id: String,
+        ifd: Ifd,
+        blocks: Arc<Blocks>,
+        pool: Pool,
+        fill: Vec<u8>,
+    ) -> Raster {
+        let strips_per_unit = if ifd.tiled {
+            1
+        } else {
+            let strip = u64::from(ifd.width)
+                * u64::from(ifd.chunk_h)
+                * u64::from(ifd.samples_per_chunk())
+                * ifd.dtype.size() as u64;
+            u32::try_from((STRIP_UNIT_BYTES / strip.max(1)).max(1))
+                .unwrap_or(u32::MAX)
+                .min(ifd.chunks_down())
+        };
+        Raster {
+            id,
+            ifd,
+            blocks,
+            pool,
+            strips_per_unit,
+            fill,
+            recent: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Rows and columns of a unit.
+    pub(crate) fn unit_hw(&self) -> (u64, u64) {
+        let ifd = &self.ifd;
+        let rows = u64::from(ifd.chunk_h) * u64::from(self.strips_per_unit);
+        (rows, u64::from(ifd.chunk_w))
+    }
+
+    /// What the chunk at `index` is called in messages.
+    fn chunk_name(&self, index: u32) -> String {
+        let kind = if self.ifd.tiled { "tile" } else { "strip" };
+        format!("{} ({kind} {index})", self.id)
+    }
+
+    /// Decode chunk `index` (numbered as the TIFF numbers them: plane, row, column): its
+    /// samples, C order over (rows, columns, samples per chunk), the rows and columns of the
+    /// data in it (edge chunks hold fewer). `None` for a chunk not stored.
+    fn chunk(&self, index: u32) -> Result<Option<(Arc<Vec<u8>>, u32, u32)>> {
+        let ifd = &self.ifd;
+        let i = index as usize;
+        let (Some(&offset), Some(&count)) = (ifd.offsets.get(i), ifd.byte_counts.get(i)) else {
+            return Err(Error::Other(format!(
+                "{}: no such chunk",
+                self.chunk_name(index)
+            )));
+        };
+        let (rows, cols) = self.data_hw(index);
+        if offset == 0 || count == 0 {
+            return Ok(None);
+        }
+        if let Some(hit) = self
+            .recent
+            .lock()
+            .ok()
+            .and_then(|r| r.iter().find(|(k, _)| *k == index).map(|(_, v)| v.clone()))
+        {
+            return Ok(Some((hit, rows, cols)));
+        }
+        let len = usize::try_from(count).map_err(|_| self.corrupt(index, "too large".into()))?;
+        let stored = self.blocks.file().read(offset, len).map_err(|e| match e {
+            Error::CorruptChunk { reason, .. } => self.corrupt(index, reason),
+            other => other,
+        })?;
+        let decoded = if ifd.compression == 7 {
+            self.decode_jpeg(index, &stored, rows, cols)?
+        } else {
+            self.decode_tiff(index, offset, stored, rows, cols)?
+        };
+        let decoded = Arc::new(decoded);
+        if !ifd.planar && ifd.samples > 1 {
+            if let Ok(mut r) = self.recent.lock() {
+                if r.len() >= 16 {
+                    r.remove(0);
+                }
+                r.push((index, decoded.clone()));
+            }
+        }
+        Ok(Some((decoded, rows, cols)))
+    }
+
+    /// Rows and columns of data in chunk `index`.
+    fn data_hw(&self, index: u32) -> (u32, u32) {
+        let ifd = &self.ifd;
+        let per_plane = ifd.chunks_across() * ifd.chunks_down();
+        let k = index % per_plane.max(1);
+        let (r, c) = (k / ifd.chunks_across(), k % ifd.chunks_across());
+        let rows = ifd.chunk_h.min(ifd.height - r * ifd.chunk_h);
+        let cols = if ifd.tiled {
+            ifd.chunk_w.min(ifd.width - c * ifd.chunk_w)
+        } else {
+            ifd.width
+        };
+        (rows, cols)
+    }
+
+    fn corrupt(&self, index: u32, reason: String) -> Error {
+        Error::CorruptChunk {
+            location: self.chunk_name(index),
+            reason,
+        }
+    }
+
+    fn decode_tiff(
+        &self,
+        index: u32,
+        offset: u64,
+        stored: bytes::Bytes,
+        rows: u32,
+        cols: u32,
+    ) -> Result<Vec<u8>> {
+        let ifd = &self.ifd;
+        let pixel = usize::from(ifd.samples_per_chunk()) * ifd.dtype.size();
+        let mut dec = self
+            .pool
+            .take()
+            .map_err(|e| self.corrupt(index, e.to_string()))?;
+        // The crate's idea of the chunk's data size (it takes edge tiles of later planes of a
+        // band-interleaved file for whole ones, which they are as stored).
+        let (cw, ch) = dec.chunk_data_dimensions(index);
+        if cw < cols || ch < rows {
+            return Err(self.corrupt(index, format!("{cw}x{ch} decoded, {cols}x{rows} wanted")));
+        }
+        let mut out = vec![0u8; cw as usize * ch as usize * pixel];
+        dec.inner().set_window(Some((offset, stored)));
+        let got = dec.read_chunk_bytes(index, &mut out);
+        dec.inner().set_window(None);
+        match got {
+            Ok(()) => {
+                self.pool.give(dec);
+                if cw != cols || ch != rows {
+                    let row = cols as usize * pixel;
+                    let mut compact = Vec::with_capacity(rows as usize * row);
+                    for r in 0..rows as usize {
+                        let at = r * cw as usize * pixel;
+                        compact.extend_from_slice(&out[at..at + row]);
+                    }
+                    return Ok(compact);
+                }
+                Ok(out)
+            }
+            Err(tiff::TiffError::UnsupportedError(u)) => Err(Error::Unsupported {
+                location: self.chunk_name(index),
+                feature: "TIFF feature".into(),
+                detail: u.to_string(),
+            }),
+            Err(e) => Err(self.corrupt(index, e.to_string())),
+        }
+    }
+
+    /// A JPEG chunk: the shared tables, then the chunk's own stream, decoded to RGB for YCbCr
+    /// photometry (as GDAL does), as stored otherwise; clipped to the chunk's data.
+    fn decode_jpeg(&self, index: u32, stored: &[u8], rows: u32, cols: u32) -> Result<Vec<u8>> {
+        use zune_core::bytestream::ZCursor;
+        use zune_core::colorspace::ColorSpace;
+        use zune_core::options::DecoderOptions;
+        let ifd = &self.ifd;
+        let mut stream = Vec::with_capacity(stored.len() + 1024);
+        match &ifd.jpeg_tables {
+            Some(t) if t.len() >= 4 && stored.len() >= 2 => {
+                stream.extend_from_slice(&t[..t.len() - 2]);
+                stream.extend_from_slice(&stored[2..]);
+            }
+            _ => stream.extend_from_slice(stored),
+        }
+        let mut options = DecoderOptions::default();
+        if ifd.photometric == 6 {
+            options = options.jpeg_set_out_colorspace(ColorSpace::RGB);
+        }
+        let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(stream), options);
+        let decoded = dec
+            .decode()
+            .map_err(|e| self.corrupt(index, format!("JPEG: {e:?}")))?;
+        let (w, _h) = dec
+            .dimensions()
+            .ok_or_else(|| self.corrupt(index, "JPEG without dimensions".into()))?;
+        let spc = usize::from(ifd.samples_per_chunk());
+        let (rows, cols, w) = (rows as usize, cols as usize, w);
+        if ifd.dtype != DType::UInt8 || decoded.len() < rows * w * spc || w < cols {
+            return Err(self.corrupt(
+                index,
+                format!(
+                    "JPEG decodes to {} bytes, {w} wide; {rows}x{cols}x{spc} wanted",
+                    decoded.len()
+                ),
+            ));
+        }
+        let mut out = Vec::with_capacity(rows * cols * spc);
+        for r in 0..rows {
+            out.extend_from_slice(&decoded[r * w * spc..(r * w + cols) * spc]);
+        }
+        Ok(out)
+    }
+}
+
+/// The pixels of a TIFF: all bands `(band, y, x)`, or one band `(y, x)`.
+#[derive(Debug)]
+pub(crate) struct TiffSource {
+    id: String,
+    raster: Arc<Raster>,
+    /// `None`: every band; `Some(b)`: band `b` (0-based) alone.
+    band: Option<u16>,
+    shape: Vec<u64>,
+    chunks: Vec<u64>,
+}
+
+impl TiffSource {
+    /// The source of `raster`'s bands (`None`: all, as `(band, y, x)`), called `id`.
+    pub(crate) fn new(id: String, raster: Arc<Raster>, band: Option<u16>) -> TiffSource {
+        let ifd = &raster.ifd;
+        let (uh, uw) = raster.unit_hw();
+        let (h, w) = (u64::from(ifd.height), u64::from(ifd.width));
+        let (shape, chunks) = match band {
+            Some(_) => (vec![h, w], vec![uh, uw]),
+            None => {
+                let nb = if ifd.planar {
+                    1
+                } else {
+                    u64::from(ifd.samples)
+                };
+                (vec![u64::from(ifd.samples), h, w], vec![nb, uh, uw])
+            }
+        };
+        TiffSource {
+            id,
+            raster,
+            band,
+            shape,
+            chunks,
+        }
+    }
+
+    /// The bands (0-based) unit `unit` holds.
+    fn unit_bands(&self, unit: &[u64]) -> Vec<u16> {
+        let ifd = &self.raster.ifd;
+        match self.band {
+            Some(b) => vec![b],
+            None if ifd.planar => vec![u16::try_from(unit[0]).unwrap_or(u16::MAX)],
+            None => (0..ifd.samples).collect(),
+        }
+    }
+}
+
+impl ChunkSource for TiffSource {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn dtype(&self) -> DType {
+        self.raster.ifd.dtype
+    }
+
+    fn shape(&self) -> &[u64] {
+        &self.shape
+    }
+
+    fn chunk_shape(&self) -> &[u64] {
+        &self.chunks
+    }
+
+    fn units_in(&self, start: &[u64], shape: &[u64]) -> Result<Vec<(Vec<u64>, Region)>> {
+        check_region(&self.id, &self.shape, start, shape)?;
+        Ok(grid_blocks(start, shape, &self.chunks))
+    }
+
+    fn unit_bytes(&self, _unit: &[u64]) -> usize {
+        let n: u64 = self.chunks.iter().product();
+        usize::try_from(n).unwrap_or(usize::MAX) * self.dtype().size()
+    }
+
+    fn read_unit(&self, unit: &[u64]) -> Result<Option<Vec<u8>>> {
+        let raster = &self.raster;
+        let ifd = &raster.ifd;
+        let (uy, ux) = (unit[unit.len() - 2], unit[unit.len() - 1]);
+        let (uh, uw) = raster.unit_hw();
+        let (across, down) = (ifd.chunks_across(), ifd.chunks_down());
+        if ux >= u64::from(across) || uy * uh >= u64::from(ifd.height) {
+            return Err(Error::Other(format!("{}: no unit {unit:?}", self.id)));
+        }
+        let esize = ifd.dtype.size();
+        let bands = self.unit_bands(unit);
+        let (uh_us, uw_us) = (
+            usize::try_from(uh).unwrap_or(0),
+            usize::try_from(uw).unwrap_or(0),
+        );
+        let mut out = raster.fill.repeat(bands.len() * uh_us * uw_us);
+        let spc = usize::from(ifd.samples_per_chunk());
+        let first_row = u32::try_from(uy * uh / u64::from(ifd.chunk_h)).unwrap_or(u32::MAX);
+        let chunk_rows = if ifd.tiled { 1 } else { raster.strips_per_unit };
+        let mut any = false;
+        for (bi, &band) in bands.iter().enumerate() {
+            for cr in first_row..(first_row + chunk_rows).min(down) {
+                let plane = if ifd.planar { u32::from(band) } else { 0 };
+                let index = plane * across * down + cr * across + u32::try_from(ux).unwrap_or(0);
+                let Some((data, rows, cols)) = raster.chunk(index)? else {
+                    continue;
+                };
+                any = true;
+                let sample = if ifd.planar { 0 } else { usize::from(band) };
+                let row0 = ((cr - first_row) * ifd.chunk_h) as usize;
+                for r in 0..rows as usize {
+                    let dst_row = (bi * uh_us + row0 + r) * uw_us;
+                    if spc == 1 {
+                        let (src, n) = (r * cols as usize * esize, cols as usize * esize);
+                        out[dst_row * esize..dst_row * esize + n]
+                            .copy_from_slice(&data[src..src + n]);
+                        continue;
+                    }
+                    for c in 0..cols as usize {
+                        let src = ((r * cols as usize + c) * spc + sample) * esize;
+                        let dst = (dst_row + c) * esize;
+                        out[dst..dst + esize].copy_from_slice(&data[src..src + esize]);
+                    }
+                }
+            }
+        }
+        Ok(any.then_some(out))
+    }
+
+    fn fill_element(&self) -> Vec<u8> {
+        self.raster.fill.clone()
+    }
+
+    fn local_file(&self, _unit: &[u64]) -> Option<std::path::PathBuf> {
+        self.raster
+            .blocks
+            .file()
+            .local_path()
+            .map(std::path::Path::to_path_buf)
+    }
+
+    fn encoding(&self) -> Vec<String> {
+        let ifd = &self.raster.ifd;
+        let mut out = Vec::new();
+        if ifd.compression != 1 {
+            out.push(compression_name(ifd.compression).0.to_string());
+        }
+        if ifd.predictor > 1 {
+            out.push(format!("predictor={}", ifd.predictor));
+        }
+        out
+    }
+}
