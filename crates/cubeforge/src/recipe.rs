@@ -1221,6 +1221,79 @@ operations:
         }
     }
 
+    const INPUTS: &str = "version: 1
+inputs:
+  oc:
+    url: [\"src/a_*.nc\", src/b.nc]
+    concat: time
+    operations:
+      - keep: [chl]
+      - rename: {chl: c}
+  scenes:
+    url: \"s3://b/s/*.tif\"
+    concat: time
+    time_from: {metadata: ACQUISITION_START}
+    bands: [red, nir]
+  era: {url: era.nc, operations: [{drop: [u]}]}
+output: {url: out.zarr}
+operations:
+  - keep: [c]
+";
+
+    #[test]
+    fn inputs_take_lists_globs_time_from_and_their_own_operations() {
+        let doc = RecipeDoc::parse("r.yaml", INPUTS).unwrap();
+        let oc = &doc.recipe.inputs["oc"];
+        assert_eq!(oc.url, vec!["src/a_*.nc", "src/b.nc"]);
+        assert_eq!(oc.concat.as_deref(), Some("time"));
+        assert_eq!(oc.operations.len(), 2);
+        let scenes = &doc.recipe.inputs["scenes"];
+        assert_eq!(
+            scenes.time_from,
+            Some(TimeFrom::Metadata("ACQUISITION_START".into()))
+        );
+        assert_eq!(scenes.bands, Some(vec!["red".into(), "nir".into()]));
+        let view = doc.for_input("oc").unwrap();
+        assert_eq!(view.op_lines, vec![7, 8]);
+        assert_eq!(view.op_field(1, "rename"), "inputs.oc.operations[1].rename");
+        assert_eq!(view.key_line(1, "chl"), 8);
+        assert_eq!(doc.for_input("era").unwrap().op_lines, vec![14]);
+        assert_eq!(
+            doc.for_input("scenes").unwrap().op_lines,
+            Vec::<usize>::new()
+        );
+        assert_eq!(doc.op_lines, vec![17]);
+        assert_eq!(doc.input_line("scenes"), 9);
+    }
+
+    #[test]
+    fn bad_inputs_are_refused_at_their_line() {
+        let e = error(&INPUTS.replace("    concat: time\n    operations", "    operations"));
+        assert!(
+            e.contains("r.yaml:3:") && e.contains("inputs.oc.url") && e.contains("concat"),
+            "{e}"
+        );
+        let e = error(&INPUTS.replace(
+            "{metadata: ACQUISITION_START}",
+            "{metadata: A, tag: DateTime}",
+        ));
+        assert!(e.contains("exactly one of pattern"), "{e}");
+        let e = error(&INPUTS.replace("{metadata: ACQUISITION_START}", "{pattern: oc.nc}"));
+        assert!(e.contains("r.yaml:9:") && e.contains("strftime"), "{e}");
+        let e = error(&INPUTS.replace("    bands: [red, nir]", "    colour: red"));
+        assert!(e.contains("colour"), "{e}");
+        let e = error(&INPUTS.replace("- rename: {chl: c}", "- rename: {chl: \"a/b\"}"));
+        assert!(
+            e.contains("r.yaml:8:") && e.contains("inputs.oc.operations[1].rename"),
+            "{e}"
+        );
+        let e = error(&INPUTS.replace("[{drop: [u]}]", "[{assign: {x: \"u +\"}}]"));
+        assert!(
+            e.contains("r.yaml:14:") && e.contains("inputs.era.operations[0].assign.x"),
+            "{e}"
+        );
+    }
+
     mod properties {
         use proptest::prelude::*;
 

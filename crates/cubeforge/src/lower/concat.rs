@@ -96,7 +96,12 @@ impl Part {
 }
 
 /// The labels of `input` along `dim`: its coordinate's, or one from `time_from`.
-fn labels_of(input: &Input, dim: &str, time_from: Option<&TimeFrom>) -> Result<Part> {
+fn labels_of(
+    input: &Input,
+    dim: &str,
+    time_from: Option<&TimeFrom>,
+    calendar: Calendar,
+) -> Result<Part> {
     let file = &input.location;
     let fail = |reason: String| Error::Combine {
         location: file.clone(),
@@ -155,10 +160,9 @@ fn labels_of(input: &Input, dim: &str, time_from: Option<&TimeFrom>) -> Result<P
         )));
     }
     let t = time_of(from, file, input)?;
-    let cal = Calendar::parse(CALENDAR).map_err(|e| fail(e.to_string()))?;
     Ok(Part {
         input: input.clone(),
-        labels: Labels::Time(vec![ns_of(&t, cal, file)?], cal),
+        labels: Labels::Time(vec![ns_of(&t, calendar, file)?], calendar),
         has_dim: d.is_some(),
     })
 }
@@ -176,9 +180,22 @@ pub fn concat_inputs(
     time_from: Option<&TimeFrom>,
     location: &str,
 ) -> Result<Input> {
+    // Times from file names or attributes are in the calendar of the files that have a time
+    // coordinate (the same dates after 1582), or proleptic_gregorian.
+    let calendar = inputs
+        .iter()
+        .find_map(|i| match &i.dims.iter().find(|d| d.name == dim)?.coord {
+            Some(c) => match &c.decoding.decoded {
+                Decoded::Time(e) => Some(e.calendar),
+                _ => None,
+            },
+            None => None,
+        })
+        .map_or_else(|| Calendar::parse(CALENDAR), Ok)
+        .map_err(|e| Error::Other(format!("internal: {e}")))?;
     let mut parts: Vec<Part> = inputs
         .par_iter()
-        .map(|i| labels_of(i, dim, time_from))
+        .map(|i| labels_of(i, dim, time_from, calendar))
         .collect::<Result<_>>()?;
     if parts.is_empty() {
         return Err(Error::Combine {
@@ -1051,6 +1068,56 @@ pub(crate) mod tests {
             &LATS,
         )]);
         assert!(e.contains("not increasing"), "{e}");
+    }
+
+    #[test]
+    fn a_map_of_one_day_joins_files_with_a_time_coordinate() {
+        // b.nc: the same variables without the time dimension, its day in its name.
+        let mut map = daily(
+            "src/oc_20200103.nc",
+            "days since 2020-01-01",
+            0,
+            &[0],
+            &LATS,
+        );
+        map.dims.remove(0);
+        map.variables[0] = var(
+            "src/oc_20200103.nc/chl",
+            "chl",
+            &["lat", "lon"],
+            &[2, 3],
+            &(0..6).map(|i| chl(2, i / 3, i % 3)).collect::<Vec<_>>(),
+        );
+        let files = [
+            map,
+            daily(
+                "src/oc_20200101.nc",
+                "days since 2020-01-01",
+                0,
+                &[0, 1],
+                &LATS,
+            ),
+        ];
+        let from = TimeFrom::Pattern("oc_%Y%m%d.nc".into());
+        let joined = concat_inputs(&files, "time", Some(&from), "src/*.nc").expect("joined");
+        assert_eq!(times(&joined), ["2020-01-01", "2020-01-02", "2020-01-03"]);
+        let v = &joined.variables[0];
+        assert_eq!(v.dims, vec!["time", "lat", "lon"]);
+        crate::source::contract::check(&*v.source).expect("contract");
+        let all = v
+            .source
+            .read_region(&[0, 0, 0], &[3, 2, 3])
+            .expect("read")
+            .to_f64_vec();
+        for (k, got) in all.iter().enumerate() {
+            let (day, y, x) = (k / 6, (k % 6) / 3, k % 3);
+            assert_eq!(
+                *got,
+                chl(day as i64, y as u64, x as u64) as f32 as f64,
+                "{k}"
+            );
+        }
+        assert_eq!(joined.variables[1].dims, vec!["lat", "lon"]);
     }
 
     /// A scene without a time dimension: `band (y 2, x 2)` of `value`, with attributes.

@@ -175,9 +175,14 @@ impl ChunkSource for ConcatSource {
         if shape.contains(&0) {
             return Ok(out);
         }
-        for (p, part) in self.parts.iter().enumerate() {
+        // The parts overlapping lo..hi, found by bisection (thousands of files join).
+        let first = self.starts[1..].partition_point(|end| *end <= lo);
+        for (p, part) in self.parts.iter().enumerate().skip(first) {
             let (ps, pe) = (self.starts[p], self.starts[p + 1]);
-            if pe <= lo || ps >= hi {
+            if ps >= hi {
+                break;
+            }
+            if pe <= lo {
                 continue;
             }
             let mut local_start = start.to_vec();
