@@ -505,7 +505,7 @@ fn decode_threads_measurement() {
     let input = open(&file, &InputOptions::default()).expect("open");
     let src = band_data(&input).source.clone();
     let units = src.units_in(&[0, 0, 0], src.shape()).expect("units");
-    for threads in [1, 2] {
+    for threads in [1, 2, 1, 2, 1, 2] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
