@@ -289,6 +289,8 @@ fn check_file(root: &Path, row: &Row, wkts: &mut BTreeMap<String, serde_json::Va
             "x": coord("x"),
             "y": coord("y"),
             "band_attrs": var.attrs,
+            "xc": input.variables.iter().find(|v| v.name == "xc").map(|v| v.source.read_region(&[0, 0], v.source.shape()).expect("xc").to_f64_vec()),
+            "yc": input.variables.iter().find(|v| v.name == "yc").map(|v| v.source.read_region(&[0, 0], v.source.shape()).expect("yc").to_f64_vec()),
         }),
     );
 }
