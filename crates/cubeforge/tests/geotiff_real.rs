@@ -5,7 +5,7 @@
 //! decoders differ by a few levels). Every band variable keeps the `ChunkSource` contract.
 //!
 //! With `GEOTIFF_WKT_DUMP=<file>` set, the CRS WKT read from each file is written there as JSON
-//! (`{path: wkt}`), for comparing with rasterio's CRS in Python.
+//! (`{path: {crs_wkt, GeoTransform, x, y, band_attrs}}`), for comparing with rasterio's CRS in Python.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -148,7 +148,7 @@ fn sha16(values: &[u8], esize: usize) -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-fn check_file(root: &Path, row: &Row, wkts: &mut BTreeMap<String, Option<String>>) {
+fn check_file(root: &Path, row: &Row, wkts: &mut BTreeMap<String, serde_json::Value>) {
     let path = root.join(&row.path);
     let location = Location::parse(path.to_str().expect("path")).expect("location");
     let input: Input = open_input(&location, &InputOptions::default()).expect(&row.path);
@@ -273,7 +273,26 @@ fn check_file(root: &Path, row: &Row, wkts: &mut BTreeMap<String, Option<String>
     assert_eq!(info.epsg, row.epsg, "{}", row.path);
     let ovs: Vec<(u32, u32)> = info.overviews.iter().map(|o| (o[0], o[1])).collect();
     assert_eq!(ovs, row.overviews, "{}", row.path);
-    wkts.insert(row.path.clone(), info.crs_wkt.clone());
+    let coord = |name: &str| {
+        input
+            .dims
+            .iter()
+            .find(|d| d.name == name)
+            .and_then(|d| d.coord.as_ref())
+            .map(|c| c.raw().expect("coord").to_f64_vec())
+    };
+    wkts.insert(
+        row.path.clone(),
+        serde_json::json!({
+            "crs_wkt": info.crs_wkt,
+            "GeoTransform": sr.attrs["GeoTransform"],
+            "x": coord("x"),
+            "y": coord("y"),
+            "band_attrs": var.attrs,
+            "xc": input.variables.iter().find(|v| v.name == "xc").map(|v| v.source.read_region(&[0, 0], v.source.shape()).expect("xc").to_f64_vec()),
+            "yc": input.variables.iter().find(|v| v.name == "yc").map(|v| v.source.read_region(&[0, 0], v.source.shape()).expect("yc").to_f64_vec()),
+        }),
+    );
 }
 
 #[test]

@@ -55,8 +55,8 @@ impl Blocks {
     }
 }
 
-/// A position in the file, reading from the chunk window when it covers the position and from
-/// the shared blocks otherwise.
+/// A position in the file, reading from the chunk window while one is set (a chunk being
+/// decoded) and from the shared blocks otherwise (metadata).
 #[derive(Debug)]
 pub(crate) struct Cursor {
     blocks: Arc<Blocks>,
@@ -85,6 +85,8 @@ impl Read for Cursor {
             return Ok(0);
         }
         if let Some((start, bytes)) = &self.window {
+            // A chunk's decoder reads its stored bytes only: past them is the end (decompressors
+            // that read ahead must not fetch, nor keep, the rest of the file).
             if self.pos >= *start && self.pos < start + bytes.len() as u64 {
                 let from = usize::try_from(self.pos - start).unwrap_or(usize::MAX);
                 let n = buf.len().min(bytes.len() - from);
@@ -92,6 +94,7 @@ impl Read for Cursor {
                 self.pos += n as u64;
                 return Ok(n);
             }
+            return Ok(0);
         }
         if self.pos >= self.blocks.file.len() {
             return Ok(0);
@@ -169,4 +172,34 @@ pub(crate) fn open_decoder(blocks: &Arc<Blocks>) -> Result<TiffDecoder, tiff::Ti
     limits.decoding_buffer_size = 1024 * 1024 * 1024;
     limits.intermediate_buffer_size = 1024 * 1024 * 1024;
     Ok(Decoder::new(Cursor::new(blocks.clone()))?.with_limits(limits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_reads_blocks_and_stops_at_the_end_of_its_window() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("f.bin");
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).expect("write");
+        let blocks = Blocks::new(RangeFile::open(path.to_str().expect("path")).expect("open"));
+        let mut c = Cursor::new(blocks.clone());
+        c.seek(SeekFrom::Start(65_530)).expect("seek");
+        let mut buf = vec![0u8; 20];
+        c.read_exact(&mut buf).expect("across a block boundary");
+        assert_eq!(buf, data[65_530..65_550]);
+        c.set_window(Some((100, Bytes::from(data[100..110].to_vec()))));
+        c.seek(SeekFrom::Start(105)).expect("seek");
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).expect("read");
+        assert_eq!(rest, data[105..110]);
+        c.set_window(None);
+        c.seek(SeekFrom::End(-3)).expect("seek");
+        rest.clear();
+        c.read_to_end(&mut rest).expect("read");
+        assert_eq!(rest, data[data.len() - 3..]);
+        assert!(c.seek(SeekFrom::Current(-1_000_000)).is_err());
+    }
 }

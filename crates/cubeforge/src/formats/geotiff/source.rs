@@ -17,6 +17,9 @@ use crate::source::{check_region, ChunkSource};
 /// Decoded strips grouped into one unit reach about this many bytes.
 const STRIP_UNIT_BYTES: u64 = 1 << 20;
 
+/// A decoded chunk: its samples, and the rows and columns of data they hold.
+type Decoded = (Arc<Vec<u8>>, u32, u32);
+
 /// What the sources of one file share: its first IFD, its decoders, and the last chunks
 /// decoded (per-band sources of a pixel-interleaved file decode each chunk once).
 #[derive(Debug)]
@@ -79,7 +82,7 @@ impl Raster {
     /// Decode chunk `index` (numbered as the TIFF numbers them: plane, row, column): its
     /// samples, C order over (rows, columns, samples per chunk), the rows and columns of the
     /// data in it (edge chunks hold fewer). `None` for a chunk not stored.
-    fn chunk(&self, index: u32) -> Result<Option<(Arc<Vec<u8>>, u32, u32)>> {
+    fn chunk(&self, index: u32) -> Result<Option<Decoded>> {
         let ifd = &self.ifd;
         let i = index as usize;
         let (Some(&offset), Some(&count)) = (ifd.offsets.get(i), ifd.byte_counts.get(i)) else {

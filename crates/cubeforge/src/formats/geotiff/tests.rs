@@ -159,7 +159,16 @@ fn predict3(row: &[f32]) -> Vec<u8> {
 /// 13×10 pixels (partial edge tiles), uncompressed with predictor 2, pixel- or
 /// band-interleaved; tile `missing` (if any) not stored; georeferenced in EPSG:32633.
 fn tiled_u16(planar: bool, bands: u16, missing: Option<usize>) -> (Vec<u8>, Vec<u16>) {
-    let (w, h, t) = (13usize, 10usize, 8usize);
+    tiled_u16_sized(planar, bands, missing, (13, 10, 8))
+}
+
+/// As [`tiled_u16`], `w` × `h` pixels in tiles of `t` × `t`.
+fn tiled_u16_sized(
+    planar: bool,
+    bands: u16,
+    missing: Option<usize>,
+    (w, h, t): (usize, usize, usize),
+) -> (Vec<u8>, Vec<u16>) {
     let value = |b: usize, y: usize, x: usize| (b * 1000 + y * w + x) as u16;
     let (across, down) = (w.div_ceil(t), h.div_ceil(t));
     let planes = if planar { usize::from(bands) } else { 1 };
@@ -505,7 +514,7 @@ fn decode_threads_measurement() {
     let input = open(&file, &InputOptions::default()).expect("open");
     let src = band_data(&input).source.clone();
     let units = src.units_in(&[0, 0, 0], src.shape()).expect("units");
-    for threads in [1, 2] {
+    for threads in [1, 2, 1, 2, 1, 2] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
@@ -522,5 +531,36 @@ fn decode_threads_measurement() {
             units.len(),
             start.elapsed()
         );
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Any size, tile size, band count and interleaving: every band read back whole, every
+    /// band's variable (bands named) equal to its plane of `band_data`, the contract kept.
+    #[test]
+    fn generated_tiled_files_read_back(
+        w in 1usize..40,
+        h in 1usize..40,
+        t in proptest::sample::select(vec![16usize, 32]),
+        bands in 1u16..4,
+        planar in proptest::bool::ANY,
+    ) {
+        let dir = tempfile::tempdir().expect("dir");
+        let (bytes, want) = tiled_u16_sized(planar, bands, None, (w, h, t));
+        let file = write(dir.path(), "p.tif", &bytes);
+        let input = open(&file, &InputOptions::default()).expect("open");
+        let got = read_all(band_data(&input).source.as_ref());
+        let want: Vec<f64> = want.iter().map(|v| f64::from(*v)).collect();
+        proptest::prop_assert_eq!(&got, &want);
+        let names: Vec<String> = (0..bands).map(|b| format!("b{b}")).collect();
+        let opts = InputOptions { bands: Some(names.clone()), ..InputOptions::default() };
+        let named = open(&file, &opts).expect("named");
+        let plane = w * h;
+        for (b, name) in names.iter().enumerate() {
+            let v = named.variables.iter().find(|v| &v.name == name).expect("band");
+            proptest::prop_assert_eq!(read_all(v.source.as_ref()), want[b * plane..(b + 1) * plane].to_vec());
+        }
     }
 }
