@@ -477,9 +477,44 @@ fn output_arrays(doc: &RecipeDoc, state: &State<'_>, store: &Store) -> Result<Ve
             compressor: &layout.compressor,
         };
         let source = OutSource::Node(v.node.clone());
-        outs.push(OutArray::new(store, &array, v.attrs.clone(), source)?);
+        let attrs = with_coordinates(state, name, &v.attrs);
+        outs.push(OutArray::new(store, &array, attrs, source)?);
     }
     Ok(outs)
+}
+
+/// The attributes of output variable `name`, with the variables xarray is to read as its
+/// coordinates named in `coordinates` (as xarray writes them): its grid mapping (a raster's
+/// `spatial_ref`, which rioxarray holds as a coordinate) and the 2-D `xc`/`yc` of a rotated
+/// raster, when the cube has them.
+fn with_coordinates(
+    state: &State<'_>,
+    name: &str,
+    attrs: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = attrs.clone();
+    let Some(v) = state.vars.get(name) else {
+        return out;
+    };
+    let mut coords: Vec<String> = Vec::new();
+    if let Some(gm) = attrs.get("grid_mapping").and_then(serde_json::Value::as_str) {
+        if gm != name && state.vars.contains_key(gm) {
+            coords.push(gm.to_string());
+        }
+    }
+    for aux in ["xc", "yc"] {
+        let carries = state
+            .vars
+            .get(aux)
+            .is_some_and(|a| a.node.dims.iter().all(|d| v.node.dims.contains(d)));
+        if aux != name && carries && coords.iter().any(|c| c == "spatial_ref") {
+            coords.push(aux.to_string());
+        }
+    }
+    if !coords.is_empty() && !out.contains_key("coordinates") {
+        out.insert("coordinates".into(), serde_json::Value::String(coords.join(" ")));
+    }
+    out
 }
 
 /// What the passes wrote.
