@@ -9,7 +9,8 @@ against rasterio.
 Documented differences, and only these, are not compared:
 
 - the attributes in :data:`IGNORED_ATTRS` (bookkeeping of the netCDF-C / HDF5 layer that xarray
-  shows for some engines and that has no meaning in a Zarr store);
+  shows for some engines and that has no meaning in a Zarr store), and the cube's provenance
+  attributes ``cubeforge_*``;
 - the ``crs_wkt`` / ``spatial_ref`` texts of a raster's ``spatial_ref`` coordinate are compared as
   CRSs (``pyproj.CRS(a) == pyproj.CRS(b)``), not as strings (two writers spell one WKT differently),
   its ``GeoTransform`` as six numbers (relative 1e-9), and its other float attributes (CF
@@ -49,6 +50,10 @@ IGNORED_ATTRS = {
     "CLASS": "HDF5 dimension-scale marker",
     "NAME": "HDF5 dimension-scale marker",
 }
+
+#: Global attributes starting with this are cubeforge's provenance record (version, recipe hash,
+#: inputs, creation time; see docs/recipes.md), which no source has.
+PROVENANCE_PREFIX = "cubeforge_"
 
 #: ``spatial_ref`` attributes compared as CRSs, not as text.
 WKT_ATTRS = ("crs_wkt", "spatial_ref")
@@ -161,7 +166,7 @@ def _same_geotransform(reported: Any, expected: Any) -> bool:
 def attrs_mismatches(where: str, reported: dict, expected: dict, grid_mapping: bool = False) -> list[str]:
     """Disagreements between the cube's attributes ``reported`` and the source's ``expected``."""
     out = []
-    rep = {k: v for k, v in reported.items() if k not in IGNORED_ATTRS}
+    rep = {k: v for k, v in reported.items() if k not in IGNORED_ATTRS and not k.startswith(PROVENANCE_PREFIX)}
     exp = {k: v for k, v in expected.items() if k not in IGNORED_ATTRS}
     for key in sorted(set(rep) | set(exp)):
         if key not in rep or key not in exp:
