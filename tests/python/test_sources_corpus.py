@@ -15,6 +15,7 @@ The tables below are the whole list of exceptions, each with its reason.
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -137,14 +138,24 @@ def reference(path: Path, engine: str, group: str):
 
 
 def refused_line(proc) -> str | None:
-    """The one ``error:`` line of a process that exited with status 2; fails on any other failure shape."""
+    """The one error line of a process that exited with status 2 (``error: ...``, or with ``--json``
+    the message of ``{"error": ...}``); None on success; fails on any other failure shape."""
     if proc.returncode == 0:
         return None
     lines = proc.stderr.splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (
-        f"expected success or exit 2 with one 'error: ...' line, got {proc.returncode}:\n{proc.stderr}"
+    message = None
+    if proc.returncode == 2 and len(lines) == 1:
+        if lines[0].startswith("error: "):
+            message = lines[0]
+        else:
+            try:
+                message = "error: " + json.loads(lines[0])["error"]
+            except (ValueError, KeyError, TypeError):
+                message = None
+    assert message is not None, (
+        f"expected success or exit 2 with one error line, got {proc.returncode}:\n{proc.stderr}"
     )
-    return lines[0]
+    return message
 
 
 @pytest.mark.parametrize(("rel", "group"), CASES, ids=IDS)

@@ -462,6 +462,23 @@ def test_geotiff_layouts(cubeforge, tmp_path, layout):
         assert "overview" in info.lower(), f"info does not list the overviews:\n{info}"
 
 
+def test_cog_written_by_the_cog_driver(cubeforge, tmp_path):
+    """GDAL's COG driver layout: overviews before the full-resolution tiles, ghost area, a mask-free
+    3-band DEFLATE file with predictor 2."""
+    from rasterio.shutil import copy as rio_copy
+
+    tiled = write_tif(tmp_path / "tiled.tif", uint16_scene(3, 700, 500, seed=12), tiled=True, blockxsize=256, blockysize=256)
+    src = tmp_path / "cog.tif"
+    rio_copy(tiled, src, driver="COG", compress="DEFLATE", predictor=2, blocksize=256, overview_resampling="average")
+    import rasterio
+
+    with rasterio.open(src) as ds:
+        assert ds.overviews(1) and ds.block_shapes[0] == (256, 256)
+        assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+    convert(cubeforge, src, tmp_path / "cube.zarr")
+    check(tmp_path / "cube.zarr", raster_ref(src), tif=src)
+
+
 def test_scale_offset_tags(cubeforge, tmp_path):
     import rasterio
 
