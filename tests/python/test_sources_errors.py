@@ -205,7 +205,7 @@ def test_file_without_read_permission(cubeforge, tmp_path):
         src = write_daily(work / "secret.nc", "2021-01-01")
         src.chmod(0o000)
         dst = work / "cube.zarr"
-        refused(program, [*prefix, "convert", src, dst, "--quiet"], expect=[str(src)], dest=[dst])
+        refused(program, [*prefix, "convert", src, dst, "--quiet"], expect=[str(src), "permission denied"], dest=[dst])
         assert not dst.exists() or not any(dst.iterdir()), f"convert left files in {dst}"
     finally:
         if home is not None:
