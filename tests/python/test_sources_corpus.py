@@ -3,7 +3,8 @@
 For each file (and each group of a NetCDF-4/HDF5 file) of ``shared/data/real`` (see its MANIFEST.md):
 
 - ``cubeforge info FILE --json`` describes it like xarray: dimensions, variables, decoded dtypes,
-  and the chunk or tile shape of chunked variables;
+  the chunk or tile shape of chunked variables and, for a GeoTIFF, its EPSG code (where it has one)
+  and its six transform coefficients;
 - ``cubeforge convert FILE DST`` writes a cube that ``xr.open_zarr`` decodes to what
   ``xr.open_dataset(FILE)`` gives with the netCDF4 engine and, for HDF5-based files, the h5netcdf
   engine too; GeoTIFFs are compared with the rasterio engine (rioxarray) and their CRS and
@@ -190,7 +191,27 @@ def test_info_describes_corpus_file(cubeforge, rel, group):
         if var["dtype"] != str(xvar.dtype):
             mismatches.append(f"{name}.dtype: cubeforge={var['dtype']} xarray={xvar.dtype}")
     mismatches += storage_chunk_mismatches(path, group, variables)
+    if path.suffix == ".tif":
+        mismatches += georeferencing_shown(path, json.dumps(doc))
     assert not mismatches, report(f"cubeforge info {rel}#{group}", mismatches)
+
+
+def georeferencing_shown(path: Path, text: str) -> list[str]:
+    """The raster's EPSG code (where it has one) and the six transform coefficients appear in the info
+    document (as JSON numbers in their shortest round-trip form, as both Python and Rust print them)."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        epsg = src.crs.to_epsg() if src.crs else None
+        coefficients = list(src.transform)[:6]
+    out = []
+    if epsg is not None and str(epsg) not in text:
+        out.append(f"crs: EPSG:{epsg} not shown by info")
+    for field, value in zip("abcdef", coefficients):
+        spelled = repr(float(value))
+        if spelled not in text and spelled.removesuffix(".0") not in text:
+            out.append(f"transform.{field}: {spelled} not shown by info")
+    return out
 
 
 def storage_chunk_mismatches(path: Path, group: str, variables: dict) -> list[str]:
