@@ -112,6 +112,22 @@ fn unreadable_info(reason: &str) -> VarInfo {
     }
 }
 
+/// A raster's block (tile or strip) rows and columns, and the bands one block holds (all of
+/// them when pixel-interleaved), from the raster facts of the report.
+fn raster_block(raster: Option<&Value>) -> Option<(u64, u64, u64)> {
+    let r = raster?;
+    let block = r.get("block")?.as_array()?;
+    let rows = block.first()?.as_u64()?;
+    let cols = block.get(1)?.as_u64()?;
+    let bands = r.get("bands").and_then(Value::as_u64).unwrap_or(1);
+    let per_chunk = if r.get("interleave").and_then(Value::as_str) == Some("pixel") {
+        bands
+    } else {
+        1
+    };
+    Some((rows, cols, per_chunk))
+}
+
 /// Whether `name` is a coordinate as xarray would show it: named in a variable's
 /// `coordinates`, or the `spatial_ref` grid mapping of a raster (rioxarray makes it one).
 fn is_aux_coord(input: &Input, name: &str) -> bool {
@@ -143,8 +159,19 @@ pub fn report_input(input: &Input, group: &str, details: &FileDetails) -> Result
     }
     let mut names: Vec<&InputVar> = input.variables.iter().collect();
     names.sort_by(|a, b| a.name.cmp(&b.name));
+    let block = raster_block(details.raster.as_ref());
     for v in names {
-        let info = to_json(var_info(v));
+        let mut info = var_info(v);
+        if let Some((rows, cols, per_chunk)) = block {
+            // A raster's chunks are its tiles or strips, as stored (the reader may decode
+            // several strips at once).
+            match info.dims.len() {
+                3 if info.dims[1] == "y" => info.chunks = vec![per_chunk, rows, cols],
+                2 if info.dims[0] == "y" => info.chunks = vec![rows, cols],
+                _ => {}
+            }
+        }
+        let info = to_json(info);
         if is_aux_coord(input, &v.name) {
             coords.insert(v.name.clone(), info);
         } else {
