@@ -5,6 +5,7 @@
 
 pub mod file;
 pub mod memory;
+pub mod netcdf;
 pub mod open;
 pub mod sniff;
 pub mod zarr;

@@ -74,9 +74,9 @@ pub fn open_input(location: &Location, opts: &InputOptions) -> Result<Input> {
 /// # Errors
 /// Whatever the format's reader reports; [`Error::Unsupported`] for a format with no reader.
 pub fn open_file(file: &RangeFile, kind: Sniffed, opts: &InputOptions) -> Result<Input> {
-    let _ = opts;
     match kind {
-        Sniffed::NetCdfClassic | Sniffed::Hdf5 | Sniffed::Tiff => Err(Error::Unsupported {
+        Sniffed::NetCdfClassic | Sniffed::Hdf5 => crate::formats::netcdf::open(file, opts),
+        Sniffed::Tiff => Err(Error::Unsupported {
             location: file.id().to_string(),
             feature: "input format".into(),
             detail: format!("{} cannot be read yet", kind.describe()),
