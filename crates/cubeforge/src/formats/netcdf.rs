@@ -414,3 +414,78 @@ impl OpenedVar {
         self.source.shape().to_vec()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use hdf5_reader::storage::{DynStorage, Storage, StorageBuffer};
+
+    use super::*;
+    use crate::source::ChunkSource as _;
+
+    /// A storage whose every read waits, like a request to a bucket.
+    struct Slow(DynStorage);
+
+    impl Storage for Slow {
+        fn len(&self) -> u64 {
+            self.0.len()
+        }
+
+        fn read_range(&self, offset: u64, len: usize) -> hdf5_reader::error::Result<StorageBuffer> {
+            std::thread::sleep(Duration::from_millis(40));
+            self.0.read_range(offset, len)
+        }
+    }
+
+    /// Two threads reading a chunk each overlap their reads and decoding: nothing in the reader
+    /// holds a lock across either (the `netcdf` crate's global lock would make this take as
+    /// long as one thread reading both). Independent of how busy the CPUs are: the waits are
+    /// I/O.
+    #[test]
+    fn chunk_reads_from_two_threads_overlap() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/real/netcdf4-python/20171025_2056.Cloud_Top_Height.nc");
+        if !path.exists() {
+            return;
+        }
+        let file = RangeFile::open(path.to_str().unwrap()).unwrap();
+        let opts = hdf5_reader::OpenOptions {
+            chunk_cache_bytes: 0,
+            ..hdf5_reader::OpenOptions::default()
+        };
+        let storage: DynStorage = Arc::new(Slow(storage::FileStorage::open(&file)));
+        let h5 = Hdf5File::from_storage_with_options(storage, opts).unwrap();
+        let ds = h5.dataset("HT").unwrap();
+        let source = NcSource::new(
+            "HT".into(),
+            (DType::Int16, vec![300, 500], vec![300, 250]),
+            vec![0, 0],
+            Reader::Hdf5(Box::new(ds)),
+            (Vec::new(), None),
+        );
+        let units = [[0u64, 0], [0, 1]];
+        // The chunk index is read once per unit and kept: read it first, time the chunks.
+        for u in &units {
+            source.read_unit(u).unwrap();
+        }
+        let t = Instant::now();
+        for u in &units {
+            source.read_unit(u).unwrap();
+        }
+        let serial = t.elapsed();
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for u in &units {
+                let source = &source;
+                s.spawn(move || source.read_unit(u).unwrap());
+            }
+        });
+        let parallel = t.elapsed();
+        println!("two chunks: {serial:?} on one thread, {parallel:?} on two");
+        assert!(
+            parallel.as_secs_f64() < 0.75 * serial.as_secs_f64(),
+            "serial {serial:?}, two threads {parallel:?}"
+        );
+    }
+}
