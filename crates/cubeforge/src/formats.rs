@@ -8,6 +8,7 @@ pub mod geotiff;
 pub mod glob;
 pub mod memory;
 pub mod multi;
+pub mod netcdf;
 pub mod open;
 pub mod sniff;
 pub mod zarr;

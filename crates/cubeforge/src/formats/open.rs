@@ -76,11 +76,7 @@ pub fn open_input(location: &Location, opts: &InputOptions) -> Result<Input> {
 pub fn open_file(file: &RangeFile, kind: Sniffed, opts: &InputOptions) -> Result<Input> {
     match kind {
         Sniffed::Tiff => crate::formats::geotiff::open(file, opts),
-        Sniffed::NetCdfClassic | Sniffed::Hdf5 => Err(Error::Unsupported {
-            location: file.id().to_string(),
-            feature: "input format".into(),
-            detail: format!("{} cannot be read yet", kind.describe()),
-        }),
+        Sniffed::NetCdfClassic | Sniffed::Hdf5 => crate::formats::netcdf::open(file, opts),
         Sniffed::Unknown => Err(Error::Unsupported {
             location: file.id().to_string(),
             feature: "input format".into(),

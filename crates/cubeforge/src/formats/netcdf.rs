@@ -1,0 +1,491 @@
+//! NetCDF classic (CDF-1, CDF-2, CDF-5) and NetCDF-4/HDF5 files as an [`Input`], read in pure
+//! Rust through `netcdf-reader` and `hdf5-reader` over a [`RangeFile`]: only the byte ranges
+//! needed are read, locally, from a bucket or over HTTP(S).
+//!
+//! The dataset is what xarray's netCDF4 engine shows: a dimension's coordinate is the
+//! one-dimensional variable of its name; dimensions of parent groups are visible in a group;
+//! HDF5 datasets without dimension scales get `phony_dim_N` dimensions, numbered as netCDF-C
+//! does; attributes netCDF-C hides are hidden; CF decoding is [`CfDecoding::from_attrs`] with no
+//! mask for the default fill (xarray masks only `_FillValue` and `missing_value`). Variables of
+//! types cubeforge does not carry (text, strings, compound, enum, opaque, variable-length) are
+//! listed in [`Input::unreadable`] with the type named.
+//!
+//! | file | what |
+//! |---|---|
+//! | `netcdf/storage.rs` | the `Storage` the readers read through: byte ranges of a [`RangeFile`] |
+//! | `netcdf/attrs.rs` | attributes as JSON, as xarray shows them |
+//! | `netcdf/types.rs` | element types, unreadable types' reasons, fill values |
+//! | `netcdf/filters.rs` | Zstandard, Blosc and bzip2 decoders; filter names for `info` |
+//! | `netcdf/source.rs` | [`NcSource`]: one variable as a [`ChunkSource`](crate::source::ChunkSource) |
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hdf5_reader::messages::HdfMessage;
+use hdf5_reader::{Dataset, Hdf5File};
+use netcdf_reader::{NcFile, NcFormat, NcGroup, NcMetadataMode, NcOpenOptions, NcType, NcVariable};
+use serde_json::{Map, Value};
+
+use crate::cf::CfDecoding;
+use crate::coord::Coord;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::formats::file::RangeFile;
+use crate::formats::open::InputOptions;
+use crate::lower::{Input, InputDim, InputVar};
+
+mod attrs;
+mod filters;
+mod source;
+mod storage;
+mod types;
+
+use source::{row_blocks, Reader};
+pub use source::{NcSource, ROW_BLOCK_BYTES};
+
+/// Open the group `opts.group` (`""` or `"/"` for the root; `"grp1"` or `"/grp1/sub"`) of the
+/// NetCDF or HDF5 file `file` as an [`Input`] located at `file.id()`.
+///
+/// # Errors
+/// [`Error::InvalidMetadata`] naming the file for a file that cannot be parsed (truncated,
+/// corrupt, not NetCDF or HDF5); [`Error::Missing`] for a group that does not exist.
+pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
+    let nc = open_nc(file)?;
+    let hdf5 = match nc.format() {
+        NcFormat::Nc4 | NcFormat::Nc4Classic => Some(open_hdf5(file)?),
+        _ => None,
+    };
+    let nc = Arc::new(nc);
+    let bad = |e: netcdf_reader::Error| invalid(file, &e);
+    let root = nc.root_group().map_err(bad)?;
+    let path: Vec<&str> = opts.group.split('/').filter(|s| !s.is_empty()).collect();
+    // The group and its ancestors, the root first.
+    let mut chain = vec![root];
+    for name in &path {
+        let parent = chain[chain.len() - 1];
+        let child = parent.group(name).ok_or_else(|| Error::Missing {
+            location: file.id().to_string(),
+            what: format!("group '/{}'", path.join("/")),
+            hint: group_hint(parent),
+        })?;
+        chain.push(child);
+    }
+    let group = chain[chain.len() - 1];
+    let phony = phony_dims(root);
+    let ctx = Ctx {
+        file,
+        nc: &nc,
+        hdf5: hdf5.as_ref(),
+        group_path: path.join("/"),
+        visible: visible_dims(&chain),
+    };
+    let mut vars: Vec<OpenedVar> = Vec::new();
+    let mut unreadable = Vec::new();
+    for v in &group.variables {
+        let key = (ctx.group_path.clone(), v.name.clone());
+        let dims = phony
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| v.dimensions.iter().map(|d| d.name.clone()).collect());
+        match ctx.variable(v, dims) {
+            Ok(o) => vars.push(o),
+            Err(reason) => unreadable.push((v.name.clone(), reason)),
+        }
+    }
+    Ok(assemble(file, group, vars, unreadable, &ctx.visible))
+}
+
+/// The file parsed by `netcdf-reader`, its chunk cache off (the executor has its own) and the
+/// Zstandard, Blosc and bzip2 filters registered.
+fn open_nc(file: &RangeFile) -> Result<NcFile> {
+    let attempt = |mode: NcMetadataMode| {
+        let opts = NcOpenOptions {
+            chunk_cache_bytes: 0,
+            metadata_mode: mode,
+            filter_registry: Some(filters::registry()),
+            ..NcOpenOptions::default()
+        };
+        let nc = NcFile::from_storage_with_options(storage::FileStorage::open(file), opts)?;
+        // The structure is built on first use: build it now, so its errors show here.
+        nc.root_group()?;
+        Ok::<_, netcdf_reader::Error>(nc)
+    };
+    match attempt(NcMetadataMode::Strict) {
+        Ok(nc) => Ok(nc),
+        // NetCDF-4 metadata that netCDF-C reads with less care (an attribute of text that is
+        // not UTF-8, say): rebuilt leniently, leaving out what cannot be decoded.
+        Err(netcdf_reader::Error::Hdf5(_) | netcdf_reader::Error::InvalidData(_)) => {
+            attempt(NcMetadataMode::Lossy).map_err(|e| invalid(file, &e))
+        }
+        Err(e) => Err(invalid(file, &e)),
+    }
+}
+
+/// The same file as HDF5, for reading the datasets' chunks.
+fn open_hdf5(file: &RangeFile) -> Result<Hdf5File> {
+    let opts = hdf5_reader::OpenOptions {
+        chunk_cache_bytes: 0,
+        filter_registry: Some(filters::registry()),
+        ..hdf5_reader::OpenOptions::default()
+    };
+    Hdf5File::from_storage_with_options(storage::FileStorage::open(file), opts)
+        .map_err(|e| invalid(file, &e))
+}
+
+fn invalid(file: &RangeFile, e: &dyn std::fmt::Display) -> Error {
+    Error::InvalidMetadata {
+        location: file.id().to_string(),
+        reason: format!("not a readable NetCDF or HDF5 file: {e}").replace('\n', " "),
+    }
+}
+
+fn group_hint(parent: &NcGroup) -> String {
+    if parent.groups.is_empty() {
+        "; the file has no groups there".into()
+    } else {
+        let names: Vec<&str> = parent.groups.iter().map(|g| g.name.as_str()).collect();
+        format!("; groups there: {}", names.join(", "))
+    }
+}
+
+/// The dimensions visible in the last group of `chain`: its own and its ancestors' (the
+/// nearest wins), by name.
+fn visible_dims(chain: &[&NcGroup]) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    for g in chain {
+        for d in &g.dimensions {
+            out.insert(d.name.clone(), d.size);
+        }
+    }
+    out
+}
+
+/// Phony dimension names for the axes of variables without dimension scales, keyed by (group
+/// path, variable name), as netCDF-C makes them: numbered across the file, a group's child
+/// groups before its own datasets; within a group, a phony dimension of the same length is
+/// reused unless the same variable already uses it.
+fn phony_dims(root: &NcGroup) -> HashMap<(String, String), Vec<String>> {
+    fn visit(
+        g: &NcGroup,
+        path: &str,
+        visible: &HashMap<String, u64>,
+        next: &mut usize,
+        out: &mut HashMap<(String, String), Vec<String>>,
+    ) {
+        let mut visible = visible.clone();
+        for d in &g.dimensions {
+            visible.insert(d.name.clone(), d.size);
+        }
+        for c in &g.groups {
+            let child = if path.is_empty() {
+                c.name.clone()
+            } else {
+                format!("{path}/{}", c.name)
+            };
+            visit(c, &child, &visible, next, out);
+        }
+        let mut mine: Vec<(String, u64)> = Vec::new();
+        for v in &g.variables {
+            if v.dimensions.iter().all(|d| visible.contains_key(&d.name)) {
+                continue;
+            }
+            let mut names: Vec<String> = Vec::new();
+            for d in &v.dimensions {
+                if visible.contains_key(&d.name) {
+                    names.push(d.name.clone());
+                    continue;
+                }
+                let reuse = mine
+                    .iter()
+                    .find(|(n, s)| *s == d.size && !names.contains(n))
+                    .map(|(n, _)| n.clone());
+                let name = reuse.unwrap_or_else(|| {
+                    let n = format!("phony_dim_{next}");
+                    *next += 1;
+                    mine.push((n.clone(), d.size));
+                    n
+                });
+                names.push(name);
+            }
+            out.insert((path.to_string(), v.name.clone()), names);
+        }
+    }
+    let mut out = HashMap::new();
+    visit(root, "", &HashMap::new(), &mut 0, &mut out);
+    out
+}
+
+/// What opening a group needs.
+struct Ctx<'a> {
+    file: &'a RangeFile,
+    nc: &'a Arc<NcFile>,
+    hdf5: Option<&'a Hdf5File>,
+    group_path: String,
+    visible: HashMap<String, u64>,
+}
+
+/// A variable opened for reading.
+struct OpenedVar {
+    name: String,
+    dims: Vec<String>,
+    source: Arc<NcSource>,
+    stored_attrs: Map<String, Value>,
+    decoding: CfDecoding,
+    is_coord_attr_target: bool,
+}
+
+impl Ctx<'_> {
+    fn path_of(&self, name: &str) -> String {
+        if self.group_path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", self.group_path)
+        }
+    }
+
+    /// Open variable `v` with dimensions `dims`, or say why it cannot be read.
+    fn variable(
+        &self,
+        v: &NcVariable,
+        dims: Vec<String>,
+    ) -> std::result::Result<OpenedVar, String> {
+        let dtype = types::dtype_of(&v.dtype)?;
+        let shape = v.shape();
+        let path = self.path_of(&v.name);
+        let id = format!("{}/{path}", self.file.id());
+        let stored_attrs = attrs::to_json(&v.attributes);
+        let decoding = CfDecoding::from_attrs(&stored_attrs, dtype, None)
+            .map_err(|e| format!("{id}: CF decoding: {e}"))?;
+        let fill = v
+            .attribute("_FillValue")
+            .and_then(|a| types::fill_from(&a.value, dtype))
+            .unwrap_or_else(|| types::default_fill(dtype));
+        let (reader, unit, encoding) = match self.hdf5 {
+            None => (
+                Reader::Classic(self.nc.clone(), v.name.clone()),
+                row_blocks(&shape, dtype.size()),
+                (Vec::new(), None),
+            ),
+            Some(h5) => self.hdf5_reader(h5, &path, &shape, dtype)?,
+        };
+        let source = NcSource::new(id, (dtype, shape, unit), fill, reader, encoding);
+        Ok(OpenedVar {
+            name: v.name.clone(),
+            dims,
+            source: Arc::new(source),
+            stored_attrs,
+            decoding,
+            is_coord_attr_target: false,
+        })
+    }
+
+    /// The HDF5 dataset at `path`, its units (chunks, or blocks of rows) and its filters.
+    #[allow(clippy::type_complexity)]
+    fn hdf5_reader(
+        &self,
+        h5: &Hdf5File,
+        path: &str,
+        shape: &[u64],
+        dtype: DType,
+    ) -> std::result::Result<(Reader, Vec<u64>, (Vec<String>, Option<String>)), String> {
+        let mut ds: Dataset = h5.dataset(path).map_err(|e| e.to_string())?;
+        if ds.shape() != shape {
+            // An unlimited dimension longer than this variable's data: the rest is fill.
+            ds = ds.with_padded_shape(shape).map_err(|e| e.to_string())?;
+        }
+        let unit = match ds.chunks() {
+            Some(c) if c.len() == shape.len() && !c.contains(&0) => {
+                c.iter().map(|&n| u64::from(n)).collect()
+            }
+            _ => row_blocks(shape, dtype.size()),
+        };
+        let header = h5
+            .get_or_parse_header(ds.address())
+            .map_err(|e| e.to_string())?;
+        let mut encoding = Vec::new();
+        let mut undecodable = None;
+        for m in &header.messages {
+            if let HdfMessage::FilterPipeline(p) = m {
+                for f in &p.filters {
+                    let name = filters::describe(f);
+                    if !filters::known(f.id) && undecodable.is_none() {
+                        undecodable = Some(name.clone());
+                    }
+                    encoding.push(name);
+                }
+            }
+        }
+        Ok((Reader::Hdf5(Box::new(ds)), unit, (encoding, undecodable)))
+    }
+}
+
+/// The dimensions of `vars` in xarray's order (those of data variables in file order, then
+/// those of coordinates), with the coordinates taken out of the variables.
+fn assemble(
+    file: &RangeFile,
+    group: &NcGroup,
+    mut vars: Vec<OpenedVar>,
+    unreadable: Vec<(String, String)>,
+    visible: &HashMap<String, u64>,
+) -> Input {
+    let mut coord_names: Vec<String> = Vec::new();
+    for v in &vars {
+        if let Some(Value::String(s)) = v.stored_attrs.get("coordinates") {
+            coord_names.extend(s.split_whitespace().map(str::to_string));
+        }
+    }
+    let dim_names: Vec<String> = vars.iter().flat_map(|v| v.dims.clone()).collect();
+    for v in &mut vars {
+        v.is_coord_attr_target = coord_names.contains(&v.name)
+            || (dim_names.contains(&v.name) && v.dims == [v.name.clone()]);
+    }
+    // Dimensions of unreadable variables (but not a text variable's string length).
+    let unreadable_dims: Vec<String> = group
+        .variables
+        .iter()
+        .filter(|v| unreadable.iter().any(|(n, _)| n == &v.name))
+        .flat_map(|v| {
+            let n =
+                v.dimensions.len() - usize::from(v.dtype == NcType::Char).min(v.dimensions.len());
+            v.dimensions[..n]
+                .iter()
+                .map(|d| d.name.clone())
+                .collect::<Vec<_>>()
+        })
+        .filter(|d| visible.contains_key(d))
+        .collect();
+    let mut dims: Vec<InputDim> = Vec::new();
+    let order = vars
+        .iter()
+        .filter(|v| !v.is_coord_attr_target)
+        .chain(vars.iter().filter(|v| v.is_coord_attr_target));
+    let sizes: HashMap<&String, u64> = vars
+        .iter()
+        .flat_map(|v| v.dims.iter().zip(v.source_shape()))
+        .collect();
+    for name in order
+        .flat_map(|v| v.dims.iter())
+        .chain(unreadable_dims.iter())
+    {
+        if dims.iter().any(|d| &d.name == name) {
+            continue;
+        }
+        let len = sizes
+            .get(name)
+            .copied()
+            .or_else(|| visible.get(name).copied())
+            .unwrap_or(0);
+        dims.push(InputDim {
+            name: name.clone(),
+            len,
+            coord: None,
+        });
+    }
+    let mut variables = Vec::new();
+    for v in vars {
+        if let Some(d) = dims
+            .iter_mut()
+            .find(|d| d.name == v.name && v.dims == [v.name.clone()])
+        {
+            d.coord = Some(Coord::stored(v.source, v.stored_attrs, v.decoding));
+            continue;
+        }
+        let attrs = v.decoding.visible_attrs(&v.stored_attrs);
+        variables.push(InputVar {
+            name: v.name,
+            dims: v.dims,
+            source: v.source,
+            decoding: v.decoding,
+            attrs,
+        });
+    }
+    Input {
+        location: file.id().to_string(),
+        dims,
+        variables,
+        attrs: attrs::to_json(&group.attributes),
+        unreadable,
+    }
+}
+
+impl OpenedVar {
+    fn source_shape(&self) -> Vec<u64> {
+        use crate::source::ChunkSource as _;
+        self.source.shape().to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use hdf5_reader::storage::{DynStorage, Storage, StorageBuffer};
+
+    use super::*;
+    use crate::source::ChunkSource as _;
+
+    /// A storage whose every read waits, like a request to a bucket.
+    struct Slow(DynStorage);
+
+    impl Storage for Slow {
+        fn len(&self) -> u64 {
+            self.0.len()
+        }
+
+        fn read_range(&self, offset: u64, len: usize) -> hdf5_reader::error::Result<StorageBuffer> {
+            std::thread::sleep(Duration::from_millis(40));
+            self.0.read_range(offset, len)
+        }
+    }
+
+    /// Two threads reading a chunk each overlap their reads and decoding: nothing in the reader
+    /// holds a lock across either (the `netcdf` crate's global lock would make this take as
+    /// long as one thread reading both). Independent of how busy the CPUs are: the waits are
+    /// I/O.
+    #[test]
+    fn chunk_reads_from_two_threads_overlap() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/real/netcdf4-python/20171025_2056.Cloud_Top_Height.nc");
+        if !path.exists() {
+            return;
+        }
+        let file = RangeFile::open(path.to_str().unwrap()).unwrap();
+        let opts = hdf5_reader::OpenOptions {
+            chunk_cache_bytes: 0,
+            ..hdf5_reader::OpenOptions::default()
+        };
+        let storage: DynStorage = Arc::new(Slow(storage::FileStorage::open(&file)));
+        let h5 = Hdf5File::from_storage_with_options(storage, opts).unwrap();
+        let ds = h5.dataset("HT").unwrap();
+        let source = NcSource::new(
+            "HT".into(),
+            (DType::Int16, vec![300, 500], vec![300, 250]),
+            vec![0, 0],
+            Reader::Hdf5(Box::new(ds)),
+            (Vec::new(), None),
+        );
+        let units = [[0u64, 0], [0, 1]];
+        // The chunk index is read once per unit and kept: read it first, time the chunks.
+        for u in &units {
+            source.read_unit(u).unwrap();
+        }
+        let t = Instant::now();
+        for u in &units {
+            source.read_unit(u).unwrap();
+        }
+        let serial = t.elapsed();
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for u in &units {
+                let source = &source;
+                s.spawn(move || source.read_unit(u).unwrap());
+            }
+        });
+        let parallel = t.elapsed();
+        println!("two chunks: {serial:?} on one thread, {parallel:?} on two");
+        assert!(
+            parallel.as_secs_f64() < 0.75 * serial.as_secs_f64(),
+            "serial {serial:?}, two threads {parallel:?}"
+        );
+    }
+}
