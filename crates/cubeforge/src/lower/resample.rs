@@ -455,10 +455,10 @@ mod tests {
         // 3-hour bins from midnight: 03:00 holds hours 5 (NaN); 06:00 holds 6, 7, 8; ...
         let ds = build(
             "lower-resample-3h",
-            "  - resample: {dim: valid_time, freq: 3H, how: count}\n",
+            "  - rename_dims: {valid_time: time}\n  - resample: {dim: time, freq: 3H, how: count}\n",
         )
         .expect("build");
-        let time = read(&ds, "valid_time");
+        let time = read(&ds, "time");
         assert_eq!(time.first(), Some(&3.0));
         assert_eq!(time.len(), 18);
         let count = read(&ds, "t2m");

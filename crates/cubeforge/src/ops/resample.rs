@@ -135,7 +135,8 @@ impl WindowOp for Resample {
             outer,
             t_in,
             inner,
-            pairwise: inner == 1,
+            // As NumPy sums the variable's values, whatever part of them the window holds.
+            pairwise: self.input[0].shape[self.axis + 1..].iter().product::<u64>() == 1,
         };
         let values = match input.data {
             Data::F32(v) => reduce_bins(&v, &layout, &bins, self.how),
@@ -597,7 +598,11 @@ mod tests {
             assert!(same(&got, wa), "{how:?}: {got:?} != {wa:?}");
             let ni = resampled(&i, &ranges, how);
             assert_eq!(ni.vtype, ti, "{how:?}");
-            let got = ex.eval(&ni, &vec![0..3]).expect("i").data.to_f64();
+            let got = ex
+                .eval(&ni, &std::iter::once(0..3).collect())
+                .expect("i")
+                .data
+                .to_f64();
             assert!(same(&got, wi), "{how:?}: {got:?} != {wi:?}");
             // A window of one bin reads that bin alone, and agrees.
             let last = ex.eval(&na, &vec![2..3, 1..2]).expect("a").data.to_f64();
@@ -626,7 +631,11 @@ mod tests {
         for (how, (w, t)) in HOWS.into_iter().zip(want) {
             let n = resampled(&i, &[(0, 3), (3, 7)], how);
             assert_eq!(n.vtype, t, "{how:?}");
-            let got = ex.eval(&n, &vec![0..2]).expect("i").data.to_f64();
+            let got = ex
+                .eval(&n, &std::iter::once(0..2).collect())
+                .expect("i")
+                .data
+                .to_f64();
             assert!(same(&got, w), "{how:?}: {got:?} != {w:?}");
         }
         // The float32 count of a bin of NaNs only is 0, its sum 0, its mean NaN.
