@@ -485,7 +485,7 @@ mod tests {
     use crate::dtype::DType;
     use crate::exec::Exec;
     use crate::formats::memory::MemorySource;
-    use crate::plan::{Op, SourceRef};
+    use crate::plan::{Op, SourceRef, Window};
     use crate::source::Sources;
     use crate::testkit::source_node;
 
@@ -608,6 +608,26 @@ mod tests {
             let last = ex.eval(&na, &vec![2..3, 1..2]).expect("a").data.to_f64();
             assert!(same(&last, &wa[5..]), "{how:?}");
         }
+    }
+
+    #[test]
+    fn a_window_of_bins_reads_the_chunks_of_their_samples_only() {
+        let mut sources = Sources::default();
+        let (a, _) = inputs(&mut sources);
+        let ex = Exec::new(sources, 1 << 20);
+        // `a` is stored in chunks of 2 time steps; bin 2 holds samples 3..7: chunks 1..=3.
+        let node = resampled(&a, &[(0, 3), (3, 3), (3, 7)], ResampleHow::Mean);
+        let chunks = |window: Window| {
+            let mut needed = Vec::new();
+            ex.chunks_needed(&node, &window, &mut needed);
+            let mut along_time: Vec<u64> = needed.iter().map(|n| n.key.1[0]).collect();
+            along_time.dedup();
+            along_time
+        };
+        assert_eq!(chunks(vec![2..3, 0..2]), vec![1, 2, 3]);
+        assert_eq!(chunks(vec![0..1, 0..1]), vec![0, 1]);
+        // An empty bin alone reads one sample, not the axis.
+        assert_eq!(chunks(vec![1..2, 0..1]).len(), 1);
     }
 
     #[test]
