@@ -138,8 +138,17 @@ impl State<'_> {
             if !v.node.dims.iter().any(|d| map.contains_key(d)) {
                 continue;
             }
+            // A source variable is the same source under other names (keeping the executor's
+            // fast paths for plain sources); anything computed is wrapped.
+            let op = match &v.node.op {
+                Op::Source { source, decoding } => Op::Source {
+                    source: source.clone(),
+                    decoding: decoding.clone(),
+                },
+                _ => Op::Window(Arc::new(RenameDims::new(v.node.clone()))),
+            };
             v.node = Node::new(
-                Op::Window(Arc::new(RenameDims::new(v.node.clone()))),
+                op,
                 v.node.dims.iter().map(rename).collect(),
                 v.node.shape.clone(),
                 v.node.vtype,

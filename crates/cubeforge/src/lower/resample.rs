@@ -451,14 +451,33 @@ mod tests {
     }
 
     #[test]
+    fn computed_variables_are_renamed_too() {
+        // `d` is computed (a rename_dims window operation over it), `t2m` a source renamed.
+        let ds = build(
+            "lower-rename-computed",
+            "  - assign: {d: \"t2m * 2\"}\n  - rename_dims: {valid_time: time, latitude: lat}\n",
+        )
+        .expect("build");
+        let (t2m, d) = (read(&ds, "t2m"), read(&ds, "d"));
+        assert_eq!(t2m.len(), 150);
+        for (a, b) in t2m.iter().zip(&d) {
+            assert!(*b == a * 2.0 || (a.is_nan() && b.is_nan()), "{a} {b}");
+        }
+        for name in ["t2m", "d"] {
+            let dims = &ds.variable(name).expect("variable").dims;
+            assert_eq!(dims, &vec!["time".to_string(), "lat".to_string()]);
+        }
+    }
+
+    #[test]
     fn three_hour_sums_in_a_finer_unit_than_days() {
         // 3-hour bins from midnight: 03:00 holds hours 5 (NaN); 06:00 holds 6, 7, 8; ...
         let ds = build(
             "lower-resample-3h",
-            "  - resample: {dim: valid_time, freq: 3H, how: count}\n",
+            "  - rename_dims: {valid_time: time}\n  - resample: {dim: time, freq: 3H, how: count}\n",
         )
         .expect("build");
-        let time = read(&ds, "valid_time");
+        let time = read(&ds, "time");
         assert_eq!(time.first(), Some(&3.0));
         assert_eq!(time.len(), 18);
         let count = read(&ds, "t2m");

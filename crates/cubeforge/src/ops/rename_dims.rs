@@ -1,6 +1,7 @@
 //! `rename_dims`: the same values under other dimension names. The node holding it has the
 //! input's dimensions, in the same order, renamed; each output window is the same window of the
-//! input, so its blocks pass through unchanged.
+//! input, so its blocks pass through unchanged. Lowering uses it for computed variables only: a
+//! source variable is renamed as the same source under the new names.
 
 use std::collections::BTreeSet;
 

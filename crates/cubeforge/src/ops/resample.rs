@@ -135,7 +135,8 @@ impl WindowOp for Resample {
             outer,
             t_in,
             inner,
-            pairwise: inner == 1,
+            // As NumPy sums the variable's values, whatever part of them the window holds.
+            pairwise: self.input[0].shape[self.axis + 1..].iter().product::<u64>() == 1,
         };
         let values = match input.data {
             Data::F32(v) => reduce_bins(&v, &layout, &bins, self.how),
@@ -484,7 +485,7 @@ mod tests {
     use crate::dtype::DType;
     use crate::exec::Exec;
     use crate::formats::memory::MemorySource;
-    use crate::plan::{Op, SourceRef};
+    use crate::plan::{Op, SourceRef, Window};
     use crate::source::Sources;
     use crate::testkit::source_node;
 
@@ -597,12 +598,36 @@ mod tests {
             assert!(same(&got, wa), "{how:?}: {got:?} != {wa:?}");
             let ni = resampled(&i, &ranges, how);
             assert_eq!(ni.vtype, ti, "{how:?}");
-            let got = ex.eval(&ni, &vec![0..3]).expect("i").data.to_f64();
+            let got = ex
+                .eval(&ni, &std::iter::once(0..3).collect())
+                .expect("i")
+                .data
+                .to_f64();
             assert!(same(&got, wi), "{how:?}: {got:?} != {wi:?}");
             // A window of one bin reads that bin alone, and agrees.
             let last = ex.eval(&na, &vec![2..3, 1..2]).expect("a").data.to_f64();
             assert!(same(&last, &wa[5..]), "{how:?}");
         }
+    }
+
+    #[test]
+    fn a_window_of_bins_reads_the_chunks_of_their_samples_only() {
+        let mut sources = Sources::default();
+        let (a, _) = inputs(&mut sources);
+        let ex = Exec::new(sources, 1 << 20);
+        // `a` is stored in chunks of 2 time steps; bin 2 holds samples 3..7: chunks 1..=3.
+        let node = resampled(&a, &[(0, 3), (3, 3), (3, 7)], ResampleHow::Mean);
+        let chunks = |window: Window| {
+            let mut needed = Vec::new();
+            ex.chunks_needed(&node, &window, &mut needed);
+            let mut along_time: Vec<u64> = needed.iter().map(|n| n.key.1[0]).collect();
+            along_time.dedup();
+            along_time
+        };
+        assert_eq!(chunks(vec![2..3, 0..2]), vec![1, 2, 3]);
+        assert_eq!(chunks(vec![0..1, 0..1]), vec![0, 1]);
+        // An empty bin alone reads one sample, not the axis.
+        assert_eq!(chunks(vec![1..2, 0..1]).len(), 1);
     }
 
     #[test]
@@ -626,7 +651,11 @@ mod tests {
         for (how, (w, t)) in HOWS.into_iter().zip(want) {
             let n = resampled(&i, &[(0, 3), (3, 7)], how);
             assert_eq!(n.vtype, t, "{how:?}");
-            let got = ex.eval(&n, &vec![0..2]).expect("i").data.to_f64();
+            let got = ex
+                .eval(&n, &std::iter::once(0..2).collect())
+                .expect("i")
+                .data
+                .to_f64();
             assert!(same(&got, w), "{how:?}: {got:?} != {w:?}");
         }
         // The float32 count of a bin of NaNs only is 0, its sum 0, its mean NaN.

@@ -824,4 +824,109 @@ mod tests {
         let e = bins(&ts, G, Freq::parse("1D").expect("freq"), L, L).unwrap_err();
         assert!(e.contains("not sorted"), "{e}");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn calendar() -> impl Strategy<Value = Calendar> {
+            prop_oneof![
+                Just(Calendar::ProlepticGregorian),
+                Just(Calendar::Standard),
+                Just(Calendar::NoLeap),
+                Just(Calendar::Day360),
+            ]
+        }
+
+        fn freq() -> impl Strategy<Value = Freq> {
+            (1u32..6, 0..5usize).prop_map(|(count, u)| Freq {
+                count,
+                unit: [
+                    FreqUnit::Hour,
+                    FreqUnit::Day,
+                    FreqUnit::Week,
+                    FreqUnit::MonthStart,
+                    FreqUnit::YearStart,
+                ][u],
+            })
+        }
+
+        fn side() -> impl Strategy<Value = Side> {
+            prop_oneof![Just(Side::Left), Just(Side::Right)]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_text_parses_or_is_refused(text in any::<String>()) {
+                let _ = Freq::parse(&text);
+            }
+
+            /// Bins partition the samples in order, each sample lies inside its bin's edges
+            /// (a day later for weekly bins closed on the right), edges follow each other, and
+            /// labels are the edges `label` names.
+            #[test]
+            fn bins_partition_the_samples_inside_their_edges(
+                cal in calendar(),
+                f in freq(),
+                closed in side(),
+                label in side(),
+                start_minutes in 0i64..(60 * 24 * 400),
+                steps in proptest::collection::vec(0i64..(60 * 24 * 50), 1..40),
+            ) {
+                let enc = TimeEncoding::parse("minutes since 1999-11-30", Some(cal.name()))
+                    .expect("encoding");
+                let mut at_min = start_minutes;
+                let mut times = Vec::new();
+                for s in &steps {
+                    times.push(enc.decode_i64(at_min).expect("date"));
+                    at_min += s;
+                }
+                let weekdays = matches!(cal, Calendar::ProlepticGregorian | Calendar::Standard);
+                let b = match bins(&times, cal, f, closed, label) {
+                    Err(e) => {
+                        prop_assert!(f.unit == FreqUnit::Week && !weekdays, "{e}");
+                        return Ok(());
+                    }
+                    Ok(b) => b,
+                };
+                prop_assert_eq!(b.ranges.first().map(|r| r.0), Some(0));
+                prop_assert_eq!(b.ranges.last().map(|r| r.1), Some(times.len() as u64));
+                let shift = if f.unit == FreqUnit::Week && closed == Side::Right {
+                    NANOS_PER_DAY
+                } else {
+                    0
+                };
+                for (j, (s, e)) in b.ranges.iter().enumerate() {
+                    prop_assert!(s <= e);
+                    if j > 0 {
+                        prop_assert_eq!(b.ranges[j - 1].1, *s);
+                        prop_assert_eq!(b.bounds[j - 1].1, b.bounds[j].0);
+                    }
+                    let (lo, hi) = b.bounds[j];
+                    let (lo, hi) = (nanos(&lo, cal).expect("lo"), nanos(&hi, cal).expect("hi"));
+                    prop_assert!(lo < hi);
+                    let want = if label == Side::Left { b.bounds[j].0 } else { b.bounds[j].1 };
+                    prop_assert_eq!(b.labels[j], want);
+                    for t in &times[*s as usize..*e as usize] {
+                        let t = nanos(t, cal).expect("t");
+                        let inside = match closed {
+                            Side::Left => lo <= t && t < hi,
+                            Side::Right if shift > 0 => lo + shift <= t && t < hi + shift,
+                            Side::Right => lo < t && t <= hi,
+                        };
+                        prop_assert!(inside, "bin {j}: {lo} {t} {hi}");
+                    }
+                }
+                // Fixed-length bins run from the first sample's bin to the last's.
+                if matches!(f.unit, FreqUnit::Hour | FreqUnit::Day) {
+                    prop_assert!(b.ranges[0].1 > 0);
+                    let last = b.ranges[b.ranges.len() - 1];
+                    prop_assert!(last.1 > last.0);
+                }
+            }
+        }
+    }
 }
