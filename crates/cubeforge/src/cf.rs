@@ -188,6 +188,64 @@ impl CfDecoding {
         })
     }
 
+    /// [`CfDecoding::from_attrs`] for a format whose attributes keep their types (NetCDF,
+    /// HDF5): `scale_type` and `offset_type` are the element types of the `scale_factor` and
+    /// `add_offset` attributes, which decide the decoded type as xarray decides it. Without a
+    /// mask, `_choose_float_dtype`: both attributes of one float type give that type (a 4-byte
+    /// integer, float64), an `add_offset` alone float64, a `scale_factor` alone its type. With a
+    /// mask, the stored type promoted to a float able to hold NaN (float32 up to 2 bytes), then
+    /// widened to the attributes' type when that is wider (NumPy's rule for a typed scalar).
+    ///
+    /// # Errors
+    /// As [`CfDecoding::from_attrs`].
+    pub fn from_attrs_typed(
+        attrs: &Map<String, Value>,
+        stored: DType,
+        fill: Option<f64>,
+        scale_type: Option<DType>,
+        offset_type: Option<DType>,
+    ) -> Result<CfDecoding, TimeError> {
+        let mut d = CfDecoding::from_attrs(attrs, stored, fill)?;
+        let packed = d.scale_factor.is_some() || d.add_offset.is_some();
+        if !packed || !matches!(d.decoded, Decoded::Numeric(_)) {
+            return Ok(d);
+        }
+        let base = if d.unsigned {
+            stored.to_unsigned()
+        } else {
+            stored
+        };
+        let scale_type = scale_type.filter(|_| d.scale_factor.is_some());
+        let offset_type = offset_type.filter(|_| d.add_offset.is_some());
+        let float = |t: Option<DType>| t.filter(|t| t.is_float());
+        let decoded = if d.fill_values.is_empty() {
+            match (scale_type, offset_type) {
+                (Some(s), Some(o)) if s == o && s.is_float() => {
+                    if base.size() == 4 && base.is_integer() {
+                        DType::Float64
+                    } else {
+                        s
+                    }
+                }
+                (_, Some(_)) => DType::Float64,
+                (Some(s), None) => float(Some(s)).unwrap_or(DType::Float64),
+                (None, None) => DType::Float64,
+            }
+        } else {
+            let promoted = match base {
+                DType::Int8 | DType::UInt8 | DType::Int16 | DType::UInt16 => DType::Float32,
+                t if t.is_float() => t,
+                _ => DType::Float64,
+            };
+            [float(scale_type), float(offset_type)]
+                .into_iter()
+                .flatten()
+                .fold(promoted, |acc, t| if t.size() > acc.size() { t } else { acc })
+        };
+        d.decoded = Decoded::Numeric(decoded);
+        Ok(d)
+    }
+
     /// Whether decoding changes anything at all.
     #[must_use]
     pub fn is_identity(&self) -> bool {
@@ -237,6 +295,34 @@ impl CfDecoding {
             None
         } else {
             Some(v)
+        }
+    }
+
+    /// Decode one raw value into single precision, as NumPy computes a float32 result
+    /// (`data.astype(float32) * scale_factor + add_offset`, each step rounded to float32):
+    /// `None` when it is missing.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation)]
+    pub fn decode_number_f32(&self, raw: f64) -> Option<f32> {
+        let v = if self.unsigned {
+            to_unsigned(self.stored, raw)
+        } else {
+            raw
+        };
+        if self.fill_values.iter().any(|f| same_value(*f, v)) {
+            return None;
+        }
+        let mut x = v as f32;
+        if let Some(s) = self.scale_factor {
+            x *= s as f32;
+        }
+        if let Some(o) = self.add_offset {
+            x += o as f32;
+        }
+        if x.is_nan() {
+            None
+        } else {
+            Some(x)
         }
     }
 

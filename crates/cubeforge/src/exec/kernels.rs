@@ -190,6 +190,15 @@ pub(crate) fn decode_raw(raw: &crate::dtype::RawArray, dec: &CfDecoding, vtype: 
                 .collect(),
         );
     }
+    if !plain && vtype == VType::F32 && (dec.scale_factor.is_some() || dec.add_offset.is_some())
+    {
+        // Packed values unpacked in single precision, as NumPy does for a float32 result.
+        return Data::F32(
+            (0..n)
+                .map(|i| dec.decode_number_f32(raw.get_f64(i)).unwrap_or(f32::NAN))
+                .collect(),
+        );
+    }
     let vals: Vec<f64> = if plain {
         raw.to_f64_vec()
     } else {
