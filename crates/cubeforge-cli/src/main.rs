@@ -446,8 +446,7 @@ fn info_files(global: GlobalArgs, args: &InfoArgs) -> Result<()> {
         bands: None,
     };
     let urls = vec![args.store.clone()];
-    let opened =
-        cubeforge::formats::multi::open_spec(&urls, args.concat.as_deref(), None, &opts)?;
+    let opened = cubeforge::formats::multi::open_spec(&urls, args.concat.as_deref(), None, &opts)?;
     let format = match opened.files.first().map(|f| Location::parse(f)) {
         Some(Ok(loc)) => match cubeforge::formats::open::find(&loc)? {
             cubeforge::formats::open::Found::File(_, kind) => files::format_name(kind),
@@ -590,6 +589,7 @@ fn build(global: GlobalArgs, args: &BuildArgs) -> Result<()> {
         &args.run,
         args.input.clone(),
         args.output.clone(),
+        false,
     )
 }
 
@@ -614,7 +614,7 @@ fn convert(global: GlobalArgs, args: &ConvertArgs) -> Result<()> {
     };
     let text = cubeforge::convert::recipe_text(&spec)?;
     let doc = cubeforge::recipe::RecipeDoc::parse("cubeforge convert", &text)?;
-    run_build(global, &doc, &args.run, None, None)
+    run_build(global, &doc, &args.run, None, None, true)
 }
 
 fn run_build(
@@ -623,6 +623,7 @@ fn run_build(
     args: &RunArgs,
     input: Option<String>,
     output: Option<String>,
+    skip_unreadable: bool,
 ) -> Result<()> {
     if let Some(j) = args.jobs {
         rayon::ThreadPoolBuilder::new()
@@ -638,6 +639,7 @@ fn run_build(
         resume: args.resume,
         memory_limit: parse_bytes(&args.memory_limit)?,
         break_lock: args.break_lock,
+        skip_unreadable,
     };
     let started = Instant::now();
     let bar = progress_bar(global, "building");

@@ -60,6 +60,9 @@ pub struct BuildOptions {
     pub memory_limit: usize,
     /// Replace the destination's lock even when its holder may still run.
     pub break_lock: bool,
+    /// Leave out input variables that cannot be read (strings, compound types), with a
+    /// warning, instead of refusing the build (`convert`).
+    pub skip_unreadable: bool,
 }
 
 impl Default for BuildOptions {
@@ -72,6 +75,7 @@ impl Default for BuildOptions {
             resume: false,
             memory_limit: 192 << 20,
             break_lock: false,
+            skip_unreadable: false,
         }
     }
 }
@@ -301,6 +305,11 @@ fn lower<'a>(
         let named = inputs.iter().map(|(n, _)| n.clone()).zip(states).collect();
         (State::merge(doc, named, opts.dry_run)?, ex)
     };
+    if opts.skip_unreadable {
+        for (name, why) in state.skip_unreadable() {
+            tracing::warn!("variable '{name}' left out: {}", why.replace('\n', " "));
+        }
+    }
     state.apply_all(ex.as_ref())?;
     if let Some(ex) = &ex {
         ex.check_memory(state.vars.values().map(|v| &*v.node))?;
@@ -420,8 +429,13 @@ impl<'a> Layout<'a> {
     }
 }
 
-/// The dimensions some variable of the result has (the others are not written).
+/// The dimensions whose coordinates are written: every dimension, as xarray keeps a dataset's
+/// index coordinates, unless a `keep` chose the variables (`ds[[...]]` keeps only the
+/// dimensions of those).
 fn used_dims(state: &State<'_>) -> BTreeSet<String> {
+    if !state.pruned {
+        return state.dims.keys().cloned().collect();
+    }
     state
         .vars
         .values()
@@ -497,8 +511,12 @@ fn with_coordinates(
         return out;
     };
     let mut coords: Vec<String> = Vec::new();
-    if let Some(gm) = attrs.get("grid_mapping").and_then(serde_json::Value::as_str) {
-        if gm != name && state.vars.contains_key(gm) {
+    if let Some(gm) = attrs
+        .get("grid_mapping")
+        .and_then(serde_json::Value::as_str)
+    {
+        // Only a raster's: a NetCDF grid mapping stays a data variable, as xarray reads it.
+        if gm == "spatial_ref" && gm != name && state.vars.contains_key(gm) {
             coords.push(gm.to_string());
         }
     }
@@ -512,7 +530,10 @@ fn with_coordinates(
         }
     }
     if !coords.is_empty() && !out.contains_key("coordinates") {
-        out.insert("coordinates".into(), serde_json::Value::String(coords.join(" ")));
+        out.insert(
+            "coordinates".into(),
+            serde_json::Value::String(coords.join(" ")),
+        );
     }
     out
 }

@@ -20,7 +20,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::cf::time::TimeEncoding;
-use crate::cf::Decoded;
+use crate::cf::{CfDecoding, Decoded};
 use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::exec::Exec;
@@ -80,6 +80,11 @@ pub struct State<'a> {
     /// The inputs' chunk length along each dimension (the largest any variable has), for
     /// outputs that keep the input's chunking (`chunks_default: input`).
     pub input_chunks: IndexMap<String, u64>,
+    /// Whether a `keep` chose the variables: the coordinates of dimensions no variable uses
+    /// then go with them (as `ds[[...]]` drops them); otherwise they stay, as in xarray.
+    pub pruned: bool,
+    /// Variables left out because they cannot be read ([`State::skip_unreadable`]), with why.
+    pub skipped: Vec<(String, String)>,
 }
 
 /// What is wrong with a plan deeper than [`plan::MAX_DEPTH`] or larger, unfolded, than
@@ -101,6 +106,33 @@ fn depth_problem(node: &Node) -> Option<String> {
         return None;
     };
     Some(format!("{problem}; compute it in fewer steps"))
+}
+
+/// A time-valued variable as its stored values: their type, no decoding, and its attributes
+/// with the `units` and `calendar` (or a duration's `dtype`) that decode them.
+fn time_as_stored(v: &InputVar) -> (VType, CfDecoding, Map<String, Value>) {
+    let stored = v.source.dtype();
+    let mut attrs = v.attrs.clone();
+    match &v.decoding.decoded {
+        Decoded::Time(enc) => {
+            attrs.insert("units".into(), Value::String(enc.units_string()));
+            attrs.insert("calendar".into(), Value::String(enc.calendar.name().into()));
+        }
+        Decoded::Timedelta(unit, dtype) => {
+            attrs.insert("units".into(), Value::String(unit.name().into()));
+            attrs.insert("dtype".into(), Value::String(dtype.clone()));
+        }
+        Decoded::Numeric(_) => {}
+    }
+    let plain = CfDecoding {
+        stored,
+        fill_values: Vec::new(),
+        scale_factor: None,
+        add_offset: None,
+        unsigned: false,
+        decoded: Decoded::Numeric(stored),
+    };
+    (VType::of(stored), plain, attrs)
 }
 
 /// The chunk length along each dimension of `input`: the largest any of its variables has.
@@ -146,9 +178,11 @@ impl<'a> State<'a> {
             .collect();
         let mut vars = IndexMap::new();
         for v in &input.variables {
-            let vtype = match &v.decoding.decoded {
-                Decoded::Numeric(d) => VType::of(*d),
-                _ => continue, // time-valued data variables are not computed on yet
+            let (vtype, decoding, attrs) = match &v.decoding.decoded {
+                Decoded::Numeric(d) => (VType::of(*d), v.decoding.clone(), v.attrs.clone()),
+                // Times and durations are not computed on: their stored values are copied with
+                // the units (and calendar) that decode them, so a reader decodes them as before.
+                _ => time_as_stored(v),
             };
             let source = SourceRef {
                 index: sources.add(v.source.clone()),
@@ -158,13 +192,12 @@ impl<'a> State<'a> {
             let node = Node::new(
                 Op::Source {
                     source,
-                    decoding: Box::new(v.decoding.clone()),
+                    decoding: Box::new(decoding),
                 },
                 v.dims.clone(),
                 v.source.shape().to_vec(),
                 vtype,
             );
-            let attrs = v.attrs.clone();
             vars.insert(v.name.clone(), Var { node, attrs });
         }
         State {
@@ -176,7 +209,21 @@ impl<'a> State<'a> {
             inputs: vec![input.location.clone()],
             unreadable: input.unreadable.iter().cloned().collect(),
             input_chunks: input_chunks(input),
+            pruned: false,
+            skipped: Vec::new(),
         }
+    }
+
+    /// Leave out the input's variables that cannot be read (strings, compound types) instead
+    /// of refusing a cube that holds them, as `convert` does; returns them with the reason.
+    pub fn skip_unreadable(&mut self) -> Vec<(String, String)> {
+        let dims = &self.dims;
+        let (coords, skipped): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unreadable)
+            .into_iter()
+            .partition(|(k, _)| dims.contains_key(k));
+        self.unreadable = coords.into_iter().collect();
+        self.skipped.extend(skipped.iter().cloned());
+        skipped
     }
 
     /// Apply the recipe's operations in order, then its output attributes. `ex` computes what
@@ -192,8 +239,9 @@ impl<'a> State<'a> {
         }
         match self.unreadable.first() {
             Some((name, reason)) => Err(Error::Other(format!(
-                "{reason} (variable '{name}' of the input is in the cube this recipe builds; \
-                 drop it to build without it)"
+                "{}: variable '{name}': {reason} (it is in the cube this recipe builds; drop it \
+                 to build without it)",
+                self.inputs.join(", ")
             ))),
             None => Ok(()),
         }

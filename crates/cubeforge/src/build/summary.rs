@@ -36,6 +36,9 @@ pub struct PlanSummary {
     /// The plan itself (left out of the summary a [`super::BuildReport`] repeats).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub graph: Option<PlanGraph>,
+    /// Input variables left out because they cannot be read (`convert`), each with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// The plan as data: its nodes, and the node and pass of each output.
@@ -151,6 +154,11 @@ pub(super) fn summarise(
         passes: stages.len() + scans,
         estimated_peak_memory: estimate.peak(),
         graph: Some(graph),
+        skipped: state
+            .skipped
+            .iter()
+            .map(|(name, why)| format!("{name}: {why}"))
+            .collect(),
     })
 }
 

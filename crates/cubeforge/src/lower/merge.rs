@@ -38,6 +38,8 @@ impl<'a> State<'a> {
             inputs: Vec::new(),
             unreadable: IndexMap::new(),
             input_chunks: IndexMap::new(),
+            pruned: false,
+            skipped: Vec::new(),
         };
         let mut var_owner: IndexMap<String, String> = IndexMap::new();
         for (k, (name, st)) in inputs.into_iter().enumerate() {
@@ -80,6 +82,8 @@ impl<'a> State<'a> {
             }
             merged.vars.extend(st.vars);
             merged.unreadable.extend(st.unreadable);
+            merged.pruned |= st.pruned;
+            merged.skipped.extend(st.skipped);
             for (d, c) in st.input_chunks {
                 let e = merged.input_chunks.entry(d).or_insert(0);
                 *e = (*e).max(c);

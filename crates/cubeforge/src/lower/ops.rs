@@ -48,6 +48,7 @@ impl State<'_> {
             }
         }
         self.vars.retain(|k, _| names.contains(k) == keep);
+        self.pruned |= keep;
         // A dimension's coordinate stays with its dimension, whatever is kept.
         let dims = &self.dims;
         self.unreadable
