@@ -337,6 +337,7 @@ fn init_logging(global: GlobalArgs) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .try_init();
 }
@@ -430,12 +431,12 @@ fn info_file(
         None
     };
     print_info(global, &report, verified.as_ref())?;
-    let problems: Vec<String> = input
-        .unreadable
-        .iter()
-        .map(|(name, why)| format!("{}: variable '{name}': {why}", input.location))
-        .collect();
-    unreadable_error(&problems)
+    // The file is read; variables of types a cube cannot hold (strings, compound types) are
+    // described with the reason, and named here.
+    for (name, why) in &input.unreadable {
+        tracing::warn!("{}: variable '{name}' cannot be read: {why}", input.location);
+    }
+    Ok(())
 }
 
 /// `info` of several files (a glob or `--concat`) read as one dataset.
@@ -466,13 +467,13 @@ fn info_files(global: GlobalArgs, args: &InfoArgs) -> Result<()> {
         None
     };
     print_info(global, &report, verified.as_ref())?;
-    let problems: Vec<String> = opened
-        .input
-        .unreadable
-        .iter()
-        .map(|(name, why)| format!("{}: variable '{name}': {why}", opened.input.location))
-        .collect();
-    unreadable_error(&problems)
+    for (name, why) in &opened.input.unreadable {
+        tracing::warn!(
+            "{}: variable '{name}' cannot be read: {why}",
+            opened.input.location
+        );
+    }
+    Ok(())
 }
 
 fn info(global: GlobalArgs, args: &InfoArgs) -> Result<()> {

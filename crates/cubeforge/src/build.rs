@@ -464,7 +464,7 @@ fn output_arrays(doc: &RecipeDoc, state: &State<'_>, store: &Store) -> Result<Ve
             name,
             dims: std::slice::from_ref(name),
             shape: &[d.len],
-            chunks: &[d.len],
+            chunks: &[d.len.max(1)],
             shards: None,
             dtype: c.dtype,
             compressor: &layout.compressor,

@@ -211,7 +211,7 @@ fn variables(doc: &RecipeDoc, state: &State<'_>) -> (Vec<PlanVar>, u64) {
                 dims: vec![name.clone()],
                 shape: vec![d.len],
                 dtype: c.dtype.name().into(),
-                chunks: vec![d.len],
+                chunks: vec![d.len.max(1)],
                 coordinate: true,
             });
             bytes += d.len * c.dtype.size() as u64;
