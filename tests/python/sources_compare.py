@@ -15,6 +15,9 @@ Documented differences, and only these, are not compared:
   CRSs (``pyproj.CRS(a) == pyproj.CRS(b)``), not as strings (two writers spell one WKT differently),
   its ``GeoTransform`` as six numbers (relative 1e-9), and its other float attributes (CF
   grid-mapping parameters pyproj derives) within a relative 1e-12;
+- a variable's ``grid_mapping``, which rioxarray (``decode_coords="all"``) moves into encoding and
+  ``xr.open_zarr`` leaves in ``attrs``, is compared with the reference's encoding value (and the CRS
+  it names through :func:`georeferencing_mismatches`);
 - HDF5 datasets without dimension scales get ``phony_dim_N`` dimensions whose numbering differs
   between netCDF-C and h5netcdf: they are renamed ``phony_dim_<k>`` in order of first use (variables
   sorted by name) on both sides before comparing;
@@ -245,7 +248,12 @@ def dataset_mismatches(
         if got.dtype != exp.dtype:
             out.append(f"{name}.dtype: cubeforge={got.dtype} xarray={exp.dtype}")
         if name not in free_attrs:
-            out += attrs_mismatches(name, got.attrs, exp.attrs, grid_mapping=name == "spatial_ref")
+            exp_attrs = dict(exp.attrs)
+            if "grid_mapping" in exp.encoding and "grid_mapping" not in exp_attrs:
+                # rioxarray (decode_coords="all") holds grid_mapping in encoding; the cube's
+                # reader shows it as an attribute: compared as the same value.
+                exp_attrs["grid_mapping"] = exp.encoding["grid_mapping"]
+            out += attrs_mismatches(name, got.attrs, exp_attrs, grid_mapping=name == "spatial_ref")
         expected = np.asarray(ref_values[name]) if ref_values and name in ref_values else exp.values
         if (problem := values_mismatch(name, got.values, expected)) is not None:
             out.append(problem)

@@ -446,8 +446,7 @@ fn info_files(global: GlobalArgs, args: &InfoArgs) -> Result<()> {
         bands: None,
     };
     let urls = vec![args.store.clone()];
-    let opened =
-        cubeforge::formats::multi::open_spec(&urls, args.concat.as_deref(), None, &opts)?;
+    let opened = cubeforge::formats::multi::open_spec(&urls, args.concat.as_deref(), None, &opts)?;
     let format = match opened.files.first().map(|f| Location::parse(f)) {
         Some(Ok(loc)) => match cubeforge::formats::open::find(&loc)? {
             cubeforge::formats::open::Found::File(_, kind) => files::format_name(kind),

@@ -497,7 +497,10 @@ fn with_coordinates(
         return out;
     };
     let mut coords: Vec<String> = Vec::new();
-    if let Some(gm) = attrs.get("grid_mapping").and_then(serde_json::Value::as_str) {
+    if let Some(gm) = attrs
+        .get("grid_mapping")
+        .and_then(serde_json::Value::as_str)
+    {
         if gm != name && state.vars.contains_key(gm) {
             coords.push(gm.to_string());
         }
@@ -512,7 +515,10 @@ fn with_coordinates(
         }
     }
     if !coords.is_empty() && !out.contains_key("coordinates") {
-        out.insert("coordinates".into(), serde_json::Value::String(coords.join(" ")));
+        out.insert(
+            "coordinates".into(),
+            serde_json::Value::String(coords.join(" ")),
+        );
     }
     out
 }

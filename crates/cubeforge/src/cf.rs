@@ -240,7 +240,10 @@ impl CfDecoding {
             [float(scale_type), float(offset_type)]
                 .into_iter()
                 .flatten()
-                .fold(promoted, |acc, t| if t.size() > acc.size() { t } else { acc })
+                .fold(
+                    promoted,
+                    |acc, t| if t.size() > acc.size() { t } else { acc },
+                )
         };
         d.decoded = Decoded::Numeric(decoded);
         Ok(d)

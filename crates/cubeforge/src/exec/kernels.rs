@@ -190,8 +190,7 @@ pub(crate) fn decode_raw(raw: &crate::dtype::RawArray, dec: &CfDecoding, vtype: 
                 .collect(),
         );
     }
-    if !plain && vtype == VType::F32 && (dec.scale_factor.is_some() || dec.add_offset.is_some())
-    {
+    if !plain && vtype == VType::F32 && (dec.scale_factor.is_some() || dec.add_offset.is_some()) {
         // Packed values unpacked in single precision, as NumPy does for a float32 result.
         return Data::F32(
             (0..n)
