@@ -15,6 +15,9 @@ Documented differences, and only these, are not compared:
   CRSs (``pyproj.CRS(a) == pyproj.CRS(b)``), not as strings (two writers spell one WKT differently),
   its ``GeoTransform`` as six numbers (relative 1e-9), and its other float attributes (CF
   grid-mapping parameters pyproj derives) within a relative 1e-12;
+- a variable's ``grid_mapping``, which rioxarray (``decode_coords="all"``) moves into encoding and
+  ``xr.open_zarr`` leaves in ``attrs``, is compared with the reference's encoding value (and the CRS
+  it names through :func:`georeferencing_mismatches`);
 - HDF5 datasets without dimension scales get ``phony_dim_N`` dimensions whose numbering differs
   between netCDF-C and h5netcdf: they are renamed ``phony_dim_<k>`` in order of first use (variables
   sorted by name) on both sides before comparing;

@@ -3,10 +3,13 @@
 //! pixels as `band_data (band, y, x)` (or one `(y, x)` variable per band when the input names
 //! its bands), `band` numbered from 1, `x` and `y` at pixel centres from the affine transform
 //! (two-dimensional `xc`/`yc` for a rotated or sheared transform, as rioxarray gives them), and a
-//! scalar `spatial_ref` carrying `crs_wkt`, `spatial_ref` and `GeoTransform`. The nodata value
-//! is `_FillValue` and GDAL's per-band scale and offset are `scale_factor`/`add_offset`, so CF
-//! decoding masks and unpacks them (the result of xarray's rasterio engine, whose default
-//! `mask_and_scale=True` does the same). Overviews and masks are listed, not read.
+//! scalar `spatial_ref` carrying `crs_wkt`, `spatial_ref`, `GeoTransform` and the CF
+//! grid-mapping attributes pyproj derives (see [`geokeys::cf_attrs`]). The nodata value is
+//! `_FillValue` and GDAL's per-band scale and offset are `scale_factor`/`add_offset`, so CF
+//! decoding masks and unpacks them, into the float type rioxarray reads into (see
+//! `rasterio_decoding`: float32 for bytes, with or without nodata). The file's metadata are the
+//! band variable's attributes, none global, as in rioxarray's dataset. Overviews and masks
+//! (internal or alpha) are listed, not read: GDAL's mask NaNs no pixels of such a file here.
 //!
 //! | file | what |
 //! |---|---|
@@ -282,9 +285,7 @@ impl Opened {
         let mut attrs = Map::new();
         if let Some(crs) = &self.crs {
             attrs.insert("crs_wkt".into(), Value::String(crs.wkt.clone()));
-            if let Some(g) = geokeys::grid_mapping_name(&crs.wkt) {
-                attrs.insert("grid_mapping_name".into(), Value::String(g.into()));
-            }
+            attrs.extend(geokeys::cf_attrs(&crs.wkt));
             attrs.insert("spatial_ref".into(), Value::String(crs.wkt.clone()));
         }
         attrs.insert(
@@ -378,6 +379,26 @@ fn fill_element(dtype: DType, nodata: Option<f64>) -> Vec<u8> {
     let fits = nodata.filter(|v| !dtype.is_integer() || dtype.wrap(*v) == *v);
     dtype.push_f64(fits.unwrap_or(0.0), &mut out);
     out
+}
+
+/// The decoding of a band variable as xarray's rasterio engine applies it: rioxarray opens with
+/// `mask_and_scale=True`, so it always reads through GDAL's mask (`masked=True`) into the type
+/// `maybe_promote` gives the band type (float32 for 1- and 2-byte integers, float64 for wider
+/// integers, floats as they are), whether or not there is a nodata value, then computes
+/// `values * scale + offset` with GDAL's scale and offset as Python floats, which NumPy holds to
+/// that type (so float32 results are unpacked in single precision). [`CfDecoding::from_attrs_typed`]
+/// cannot say this (its rules are xarray's CF decoding, which keeps an unmasked, unpacked integer
+/// type): the masking is the reader's, not the attributes'.
+fn rasterio_decoding(dtype: DType, attrs: &Map<String, Value>, id: &str) -> Result<CfDecoding> {
+    let mut d = identity(dtype, attrs, id)?;
+    if matches!(d.decoded, crate::cf::Decoded::Numeric(_)) {
+        d.decoded = crate::cf::Decoded::Numeric(match dtype {
+            DType::Int8 | DType::UInt8 | DType::Int16 | DType::UInt16 => DType::Float32,
+            t if t.is_float() || t == DType::Bool => t,
+            _ => DType::Float64,
+        });
+    }
+    Ok(d)
 }
 
 fn identity(dtype: DType, attrs: &Map<String, Value>, id: &str) -> Result<CfDecoding> {
@@ -496,7 +517,8 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
         location: id,
         dims,
         variables,
-        attrs: opened.dataset_tags(),
+        // rioxarray's dataset is its band DataArray's: the tags are the band variable's.
+        attrs: Map::new(),
         unreadable: Vec::new(),
     })
 }
@@ -511,7 +533,7 @@ fn band_var(
     let id = format!("{}#{name}", raster.id);
     let source = TiffSource::new(id.clone(), raster.clone(), band);
     let attrs = opened.band_attrs(bands);
-    let decoding = identity(opened.ifd.dtype, &attrs, &id)?;
+    let decoding = rasterio_decoding(opened.ifd.dtype, &attrs, &id)?;
     let dims = match band {
         Some(_) => vec!["y".to_string(), "x".to_string()],
         None => vec!["band".to_string(), "y".to_string(), "x".to_string()],

@@ -438,9 +438,323 @@ pub(crate) fn grid_mapping_name(wkt: &str) -> Option<&'static str> {
     })
 }
 
+/// A WKT 1 node: its keyword and items (quoted texts, numbers, nodes).
+#[derive(Debug)]
+enum Wkt {
+    Text(String),
+    Number(f64),
+    Node(String, Vec<Wkt>),
+}
+
+impl Wkt {
+    /// Parse `s` (one node) into a tree; `None` when it is not WKT.
+    fn parse(s: &str) -> Option<Wkt> {
+        fn node(s: &[u8], at: &mut usize) -> Option<Wkt> {
+            let skip = |at: &mut usize| {
+                while *at < s.len() && (s[*at] as char).is_whitespace() {
+                    *at += 1;
+                }
+            };
+            skip(at);
+            if *at < s.len() && s[*at] == b'"' {
+                let start = *at + 1;
+                let end = start + s[start..].iter().position(|c| *c == b'"')?;
+                *at = end + 1;
+                return Some(Wkt::Text(
+                    String::from_utf8_lossy(&s[start..end]).into_owned(),
+                ));
+            }
+            let start = *at;
+            while *at < s.len() && !matches!(s[*at], b'[' | b']' | b',' | b'(' | b')') {
+                *at += 1;
+            }
+            let word = std::str::from_utf8(&s[start..*at]).ok()?.trim().to_string();
+            skip(at);
+            if *at < s.len() && matches!(s[*at], b'[' | b'(') {
+                *at += 1;
+                let mut items = Vec::new();
+                loop {
+                    items.push(node(s, at)?);
+                    skip(at);
+                    match s.get(*at) {
+                        Some(b',') => *at += 1,
+                        Some(b']' | b')') => {
+                            *at += 1;
+                            break;
+                        }
+                        _ => return None,
+                    }
+                }
+                return Some(Wkt::Node(word.to_ascii_uppercase(), items));
+            }
+            word.parse().ok().map(Wkt::Number).or(Some(Wkt::Text(word)))
+        }
+        let mut at = 0;
+        node(s.as_bytes(), &mut at)
+    }
+
+    fn child(&self, key: &str) -> Option<&Wkt> {
+        match self {
+            Wkt::Node(_, items) => items
+                .iter()
+                .find(|i| matches!(i, Wkt::Node(k, _) if k == key)),
+            _ => None,
+        }
+    }
+
+    fn children<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a Wkt> + 'a {
+        let items: &[Wkt] = match self {
+            Wkt::Node(_, items) => items,
+            _ => &[],
+        };
+        items
+            .iter()
+            .filter(move |i| matches!(i, Wkt::Node(k, _) if k == key))
+    }
+
+    fn text(&self, i: usize) -> Option<&str> {
+        match self {
+            Wkt::Node(_, items) => match items.get(i) {
+                Some(Wkt::Text(t)) => Some(t),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn number(&self, i: usize) -> Option<f64> {
+        match self {
+            Wkt::Node(_, items) => match items.get(i) {
+                Some(Wkt::Number(n)) => Some(*n),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// The datum name PROJ gives a WKT 1 datum name (GDAL's WKT 1 writes PROJ's names with `_` for
+/// spaces, and `WGS_1984` / `WGS_1972` for the World Geodetic Systems).
+fn datum_name(wkt1: &str) -> String {
+    match wkt1 {
+        "WGS_1984" => "World Geodetic System 1984".into(),
+        "WGS_1972" => "World Geodetic System 1972".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// The CF grid-mapping attributes `pyproj.CRS.to_cf()` gives a WKT 1 CRS (as rioxarray writes
+/// them on `spatial_ref`), as far as the WKT says them: the ellipsoid, prime meridian, datum and
+/// CRS names, `grid_mapping_name`, and the parameters of transverse Mercator, Albers, Lambert
+/// conformal (2SP), Lambert azimuthal, polar stereographic and Mercator (1SP) projections
+/// (others CF names get names and ellipsoid only; those CF has no grid mapping of, nothing).
+pub(crate) fn cf_attrs(wkt: &str) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::{json, Map, Value};
+    let mut out = Map::new();
+    let Some(root) = Wkt::parse(wkt) else {
+        return out;
+    };
+    let Wkt::Node(kind, _) = &root else {
+        return out;
+    };
+    let method = root
+        .child("PROJECTION")
+        .and_then(|p| p.text(0))
+        .unwrap_or("");
+    // pyproj gives nothing but `crs_wkt` for a method CF has no grid mapping of: Pseudo-Mercator
+    // (a Mercator_1SP with a PROJ4 extension in WKT 1), equirectangular, and any this does not
+    // know.
+    let pseudo = root
+        .child("EXTENSION")
+        .and_then(|e| e.text(1))
+        .is_some_and(|p| p.contains("+proj=merc") && p.contains("+nadgrids=@null"));
+    if kind == "PROJCS"
+        && (pseudo || grid_mapping_name(wkt).is_none() || method == "Equirectangular")
+    {
+        return out;
+    }
+    let geog = match kind.as_str() {
+        "GEOGCS" => &root,
+        "PROJCS" => match root.child("GEOGCS") {
+            Some(g) => g,
+            None => return out,
+        },
+        _ => return out,
+    };
+    let datum = geog.child("DATUM");
+    if let Some(sph) = datum.and_then(|d| d.child("SPHEROID")) {
+        if let (Some(a), Some(invf)) = (sph.number(1), sph.number(2)) {
+            let b = if invf == 0.0 {
+                a
+            } else {
+                a * (1.0 - 1.0 / invf)
+            };
+            out.insert("semi_major_axis".into(), json!(a));
+            out.insert("semi_minor_axis".into(), json!(b));
+            out.insert("inverse_flattening".into(), json!(invf));
+        }
+        if let Some(n) = sph.text(0) {
+            out.insert("reference_ellipsoid_name".into(), json!(n));
+        }
+    }
+    if let Some(pm) = geog.child("PRIMEM") {
+        if let Some(l) = pm.number(1) {
+            out.insert("longitude_of_prime_meridian".into(), json!(l));
+        }
+        if let Some(n) = pm.text(0) {
+            out.insert("prime_meridian_name".into(), json!(n));
+        }
+    }
+    if let Some(n) = geog.text(0) {
+        out.insert("geographic_crs_name".into(), json!(n));
+    }
+    if let Some(n) = datum.and_then(|d| d.text(0)) {
+        out.insert("horizontal_datum_name".into(), json!(datum_name(n)));
+    }
+    if kind == "PROJCS" {
+        if let Some(n) = root.text(0) {
+            out.insert("projected_crs_name".into(), json!(n));
+        }
+    }
+    if let Some(g) = grid_mapping_name(wkt) {
+        out.insert("grid_mapping_name".into(), json!(g));
+    }
+    if kind != "PROJCS" {
+        return out;
+    }
+    let param = |name: &str| {
+        root.children("PARAMETER")
+            .find(|p| p.text(0).is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .and_then(|p| p.number(1))
+    };
+    let p = |n: &str| param(n).map_or(Value::Null, |v| json!(v));
+    let pairs: Vec<(&str, Value)> = match method {
+        "Transverse_Mercator" => vec![
+            ("latitude_of_projection_origin", p("latitude_of_origin")),
+            ("longitude_of_central_meridian", p("central_meridian")),
+            ("false_easting", p("false_easting")),
+            ("false_northing", p("false_northing")),
+            ("scale_factor_at_central_meridian", p("scale_factor")),
+        ],
+        "Albers_Conic_Equal_Area" => vec![
+            (
+                "standard_parallel",
+                match (param("standard_parallel_1"), param("standard_parallel_2")) {
+                    (Some(a), Some(b)) => json!([a, b]),
+                    _ => Value::Null,
+                },
+            ),
+            ("latitude_of_projection_origin", p("latitude_of_center")),
+            ("longitude_of_central_meridian", p("longitude_of_center")),
+            ("false_easting", p("false_easting")),
+            ("false_northing", p("false_northing")),
+        ],
+        "Lambert_Conformal_Conic_2SP" => vec![
+            (
+                "standard_parallel",
+                match (param("standard_parallel_1"), param("standard_parallel_2")) {
+                    (Some(a), Some(b)) => json!([a, b]),
+                    _ => Value::Null,
+                },
+            ),
+            ("latitude_of_projection_origin", p("latitude_of_origin")),
+            ("longitude_of_central_meridian", p("central_meridian")),
+            ("false_easting", p("false_easting")),
+            ("false_northing", p("false_northing")),
+        ],
+        "Lambert_Azimuthal_Equal_Area" => vec![
+            ("longitude_of_projection_origin", p("longitude_of_center")),
+            ("latitude_of_projection_origin", p("latitude_of_center")),
+            ("false_easting", p("false_easting")),
+            ("false_northing", p("false_northing")),
+        ],
+        "Polar_Stereographic" => {
+            let lat0 = param("latitude_of_origin");
+            if lat0.is_some_and(|l| l.abs() == 90.0) {
+                vec![
+                    ("latitude_of_projection_origin", p("latitude_of_origin")),
+                    (
+                        "straight_vertical_longitude_from_pole",
+                        p("central_meridian"),
+                    ),
+                    ("false_easting", p("false_easting")),
+                    ("false_northing", p("false_northing")),
+                    ("scale_factor_at_projection_origin", p("scale_factor")),
+                ]
+            } else {
+                // Variant B: the latitude of origin is the standard parallel.
+                vec![
+                    ("standard_parallel", p("latitude_of_origin")),
+                    (
+                        "straight_vertical_longitude_from_pole",
+                        p("central_meridian"),
+                    ),
+                    ("false_easting", p("false_easting")),
+                    ("false_northing", p("false_northing")),
+                ]
+            }
+        }
+        "Mercator_1SP" => vec![
+            // pyproj states the standard parallel a scale factor of 1 means (the equator);
+            // another scale factor's parallel needs PROJ and is left out.
+            (
+                "standard_parallel",
+                if param("scale_factor") == Some(1.0) {
+                    json!(0.0)
+                } else {
+                    Value::Null
+                },
+            ),
+            ("longitude_of_projection_origin", p("central_meridian")),
+            ("false_easting", p("false_easting")),
+            ("false_northing", p("false_northing")),
+            ("scale_factor_at_projection_origin", p("scale_factor")),
+        ],
+        _ => Vec::new(),
+    };
+    for (k, v) in pairs {
+        if !v.is_null() {
+            out.insert(k.into(), v);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cf_attrs_of_utm_and_albers() {
+        let utm = epsg(32618).expect("utm").wkt;
+        let cf = cf_attrs(&utm);
+        assert_eq!(cf["semi_major_axis"], 6_378_137.0);
+        assert_eq!(cf["inverse_flattening"], 298.257_223_563);
+        assert_eq!(cf["reference_ellipsoid_name"], "WGS 84");
+        assert_eq!(cf["horizontal_datum_name"], "World Geodetic System 1984");
+        assert_eq!(cf["projected_crs_name"], "WGS 84 / UTM zone 18N");
+        assert_eq!(cf["grid_mapping_name"], "transverse_mercator");
+        assert_eq!(cf["longitude_of_central_meridian"], -75.0);
+        assert_eq!(cf["scale_factor_at_central_meridian"], 0.9996);
+        assert_eq!(cf["false_easting"], 500_000.0);
+        let b = cf["semi_minor_axis"].as_f64().expect("b");
+        assert!((b - 6_356_752.314_245_179).abs() < 1e-6, "{b}");
+        let albers = cf_attrs(&epsg(3577).expect("albers").wkt);
+        assert_eq!(
+            albers["standard_parallel"],
+            serde_json::json!([-18.0, -36.0])
+        );
+        assert_eq!(albers["longitude_of_central_meridian"], 132.0);
+        assert_eq!(
+            albers["horizontal_datum_name"],
+            "Geocentric Datum of Australia 1994"
+        );
+        assert!(cf_attrs("not wkt [").is_empty());
+        assert!(cf_attrs(&epsg(3857).expect("pseudo").wkt).is_empty());
+        let ups = cf_attrs(&epsg(32761).expect("ups").wkt);
+        assert_eq!(ups["latitude_of_projection_origin"], -90.0);
+        assert_eq!(ups["scale_factor_at_projection_origin"], 0.994);
+    }
 
     #[test]
     fn a_spheroid_is_replaced_keeping_names_and_authority() {

@@ -12,7 +12,7 @@ pub(crate) struct Item {
     pub sample: Option<u16>,
     /// Its role, if any.
     pub role: Option<String>,
-    /// Its value, entities decoded.
+    /// Its value, entities decoded (twice, as GDAL reads it).
     pub value: String,
 }
 
@@ -32,7 +32,9 @@ pub(crate) fn items(xml: &str) -> Vec<Item> {
             let Some(end) = rest.find("</Item>") else {
                 break;
             };
-            let v = unescape(&rest[..end]);
+            // GDAL escapes a value before its XML writer escapes it again, and unescapes it
+            // once more after parsing: values are unescaped twice.
+            let v = unescape(&unescape(&rest[..end]));
             rest = &rest[end + 7..];
             v
         };
@@ -149,6 +151,14 @@ mod tests {
         assert_eq!(got[3].sample, Some(1));
     }
 
+    #[test]
+    fn values_are_unescaped_twice_as_gdal_writes_them() {
+        let xml = "<GDALMetadata><Item name=\"XML_com.adobe.xmp\">&amp;lt;x:xmpmeta \
+                   x=&amp;quot;a&amp;quot;&amp;gt;</Item></GDALMetadata>";
+        let got = items(xml);
+        assert_eq!(got[0].value, "<x:xmpmeta x=\"a\">");
+    }
+
     proptest! {
         #[test]
         fn any_text_is_read_without_panic(s in ".{0,200}") {
@@ -158,7 +168,8 @@ mod tests {
 
         #[test]
         fn escaped_values_read_back(name in "[A-Za-z_][A-Za-z0-9_]{0,12}", value in ".{0,60}", band in proptest::option::of(0u16..8)) {
-            let esc = value.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+            let escape = |v: &str| v.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+            let esc = escape(&escape(&value));
             let sample = band.map(|b| format!(" sample=\"{b}\"")).unwrap_or_default();
             let xml = format!("<GDALMetadata>\n  <Item name=\"{name}\"{sample}>{esc}</Item>\n</GDALMetadata>");
             let got = items(&xml);
