@@ -190,11 +190,11 @@ impl CfDecoding {
 
     /// [`CfDecoding::from_attrs`] for a format whose attributes keep their types (NetCDF,
     /// HDF5): `scale_type` and `offset_type` are the element types of the `scale_factor` and
-    /// `add_offset` attributes, which decide the decoded type as xarray decides it. Without a
-    /// mask, `_choose_float_dtype`: both attributes of one float type give that type (a 4-byte
-    /// integer, float64), an `add_offset` alone float64, a `scale_factor` alone its type. With a
-    /// mask, the stored type promoted to a float able to hold NaN (float32 up to 2 bytes), then
-    /// widened to the attributes' type when that is wider (NumPy's rule for a typed scalar).
+    /// `add_offset` attributes, which decide the decoded type as xarray's `_choose_float_dtype`
+    /// decides it, with or without a mask (its mask coder uses the same rule for packed data):
+    /// both attributes of one float type give that type (for a 4-byte integer, float64); an
+    /// `add_offset` otherwise float64; a `scale_factor` alone its type (float64 for an integer
+    /// `scale_factor`, which xarray would keep as an integer type).
     ///
     /// # Errors
     /// As [`CfDecoding::from_attrs`].
@@ -217,33 +217,16 @@ impl CfDecoding {
         };
         let scale_type = scale_type.filter(|_| d.scale_factor.is_some());
         let offset_type = offset_type.filter(|_| d.add_offset.is_some());
-        let float = |t: Option<DType>| t.filter(|t| t.is_float());
-        let decoded = if d.fill_values.is_empty() {
-            match (scale_type, offset_type) {
-                (Some(s), Some(o)) if s == o && s.is_float() => {
-                    if base.size() == 4 && base.is_integer() {
-                        DType::Float64
-                    } else {
-                        s
-                    }
+        let decoded = match (scale_type, offset_type) {
+            (Some(s), Some(o)) if s == o && s.is_float() => {
+                if base.size() == 4 && base.is_integer() {
+                    DType::Float64
+                } else {
+                    s
                 }
-                (_, Some(_)) => DType::Float64,
-                (Some(s), None) => float(Some(s)).unwrap_or(DType::Float64),
-                (None, None) => DType::Float64,
             }
-        } else {
-            let promoted = match base {
-                DType::Int8 | DType::UInt8 | DType::Int16 | DType::UInt16 => DType::Float32,
-                t if t.is_float() => t,
-                _ => DType::Float64,
-            };
-            [float(scale_type), float(offset_type)]
-                .into_iter()
-                .flatten()
-                .fold(
-                    promoted,
-                    |acc, t| if t.size() > acc.size() { t } else { acc },
-                )
+            (Some(s), None) if s.is_float() => s,
+            _ => DType::Float64,
         };
         d.decoded = Decoded::Numeric(decoded);
         Ok(d)
@@ -382,6 +365,47 @@ mod tests {
 
     fn attrs(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    /// The decoded types xarray 2026.9 gives (netCDF4 and h5netcdf engines alike) for packed
+    /// variables written with typed attributes, with and without a `_FillValue`.
+    #[test]
+    fn typed_packing_attributes_decode_as_xarray_chooses() {
+        use DType::{Float32 as F4, Float64 as F8, Int16 as I2, Int32 as I4, Int8 as I1};
+        let cases = [
+            (I1, Some(F4), None, F4),
+            (I1, Some(F4), Some(F4), F4),
+            (I1, Some(F4), Some(F8), F8),
+            (I1, Some(F8), Some(F4), F8),
+            (I1, None, Some(F4), F8),
+            (I2, Some(F4), Some(F4), F4),
+            (I2, Some(F8), None, F8),
+            (I4, Some(F4), None, F4),
+            (I4, Some(F4), Some(F4), F8),
+            (I4, Some(F8), Some(F8), F8),
+            (DType::Int64, Some(F4), Some(F4), F4),
+            (DType::UInt16, Some(F4), Some(F4), F4),
+        ];
+        for (stored, scale, offset, want) in cases {
+            for fill in [false, true] {
+                let mut a = Map::new();
+                if scale.is_some() {
+                    a.insert("scale_factor".into(), json!(0.1));
+                }
+                if offset.is_some() {
+                    a.insert("add_offset".into(), json!(1.3));
+                }
+                if fill {
+                    a.insert("_FillValue".into(), json!(7));
+                }
+                let d = CfDecoding::from_attrs_typed(&a, stored, None, scale, offset).unwrap();
+                assert_eq!(
+                    d.decoded,
+                    Decoded::Numeric(want),
+                    "{stored:?} {scale:?} {offset:?} fill={fill}"
+                );
+            }
+        }
     }
 
     #[test]

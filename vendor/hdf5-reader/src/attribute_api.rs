@@ -745,7 +745,8 @@ fn vlen_string_format(datatype: &Datatype) -> Option<(StringPadding, StringEncod
 /// Decode a byte slice into a String, handling padding and encoding.
 ///
 /// HDF5 supports ASCII and UTF-8 string encodings. Both are valid UTF-8
-/// (ASCII is a strict subset), so we decode uniformly via `from_utf8`.
+/// (ASCII is a strict subset), so we decode uniformly as UTF-8; bytes that are not
+/// UTF-8 become U+FFFD, as netCDF-C shows them (cubeforge change).
 pub(crate) fn decode_string(
     bytes: &[u8],
     padding: StringPadding,
@@ -766,8 +767,7 @@ pub(crate) fn decode_string(
         }
     };
 
-    String::from_utf8(trimmed.to_vec())
-        .map_err(|e| Error::InvalidData(format!("invalid string data: {e}")))
+    Ok(String::from_utf8_lossy(trimmed).into_owned())
 }
 
 fn is_byte_vlen(base: &Datatype) -> bool {
@@ -776,8 +776,7 @@ fn is_byte_vlen(base: &Datatype) -> bool {
 
 pub(crate) fn decode_varlen_byte_string(bytes: &[u8]) -> Result<String> {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8(bytes[..end].to_vec())
-        .map_err(|e| Error::InvalidData(format!("invalid string data: {e}")))
+    Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())
 }
 
 pub(crate) fn resolve_vlen_bytes(

@@ -26,11 +26,12 @@ use hdf5_reader::{Dataset, Hdf5File};
 use netcdf_reader::{NcFile, NcFormat, NcGroup, NcMetadataMode, NcOpenOptions, NcType, NcVariable};
 use serde_json::{Map, Value};
 
-use crate::cf::CfDecoding;
+use crate::cf::{CfDecoding, Decoded};
 use crate::coord::Coord;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::formats::file::RangeFile;
+use crate::formats::memory::MemorySource;
 use crate::formats::open::InputOptions;
 use crate::lower::{Input, InputDim, InputVar};
 
@@ -86,10 +87,10 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
         let dims = phony
             .get(&key)
             .cloned()
-            .unwrap_or_else(|| v.dimensions.iter().map(|d| d.name.clone()).collect());
+            .unwrap_or_else(|| v.dimensions.iter().map(|d| nc_name(&d.name)).collect());
         match ctx.variable(v, dims) {
             Ok(o) => vars.push(o),
-            Err(reason) => unreadable.push((v.name.clone(), reason)),
+            Err(reason) => unreadable.push((nc_name(&v.name), reason)),
         }
     }
     Ok(assemble(file, group, vars, unreadable, &ctx.visible))
@@ -154,7 +155,7 @@ fn visible_dims(chain: &[&NcGroup]) -> HashMap<String, u64> {
     let mut out = HashMap::new();
     for g in chain {
         for d in &g.dimensions {
-            out.insert(d.name.clone(), d.size);
+            out.insert(nc_name(&d.name), d.size);
         }
     }
     out
@@ -215,6 +216,12 @@ fn phony_dims(root: &NcGroup) -> HashMap<(String, String), Vec<String>> {
     out
 }
 
+/// A name as netCDF-C gives it: up to its first NUL (classic files may store names with
+/// trailing NULs, which C strings end at).
+fn nc_name(name: &str) -> String {
+    name.split('\0').next().unwrap_or_default().to_string()
+}
+
 /// What opening a group needs.
 struct Ctx<'a> {
     file: &'a RangeFile,
@@ -254,8 +261,15 @@ impl Ctx<'_> {
         let path = self.path_of(&v.name);
         let id = format!("{}/{path}", self.file.id());
         let stored_attrs = attrs::to_json(&v.attributes);
-        let decoding = CfDecoding::from_attrs(&stored_attrs, dtype, None)
-            .map_err(|e| format!("{id}: CF decoding: {e}"))?;
+        let attr_type = |name: &str| v.attribute(name).and_then(|a| attrs::dtype(&a.value));
+        let decoding = CfDecoding::from_attrs_typed(
+            &stored_attrs,
+            dtype,
+            None,
+            attr_type("scale_factor"),
+            attr_type("add_offset"),
+        )
+        .map_err(|e| format!("{id}: CF decoding: {e}"))?;
         let fill = v
             .attribute("_FillValue")
             .and_then(|a| types::fill_from(&a.value, dtype))
@@ -270,7 +284,7 @@ impl Ctx<'_> {
         };
         let source = NcSource::new(id, (dtype, shape, unit), fill, reader, encoding);
         Ok(OpenedVar {
-            name: v.name.clone(),
+            name: nc_name(&v.name),
             dims,
             source: Arc::new(source),
             stored_attrs,
@@ -343,13 +357,13 @@ fn assemble(
     let unreadable_dims: Vec<String> = group
         .variables
         .iter()
-        .filter(|v| unreadable.iter().any(|(n, _)| n == &v.name))
+        .filter(|v| unreadable.iter().any(|(n, _)| *n == nc_name(&v.name)))
         .flat_map(|v| {
             let n =
                 v.dimensions.len() - usize::from(v.dtype == NcType::Char).min(v.dimensions.len());
             v.dimensions[..n]
                 .iter()
-                .map(|d| d.name.clone())
+                .map(|d| nc_name(&d.name))
                 .collect::<Vec<_>>()
         })
         .filter(|d| visible.contains_key(d))
@@ -387,10 +401,15 @@ fn assemble(
             .iter_mut()
             .find(|d| d.name == v.name && v.dims == [v.name.clone()])
         {
-            d.coord = Some(Coord::stored(v.source, v.stored_attrs, v.decoding));
+            d.coord = Some(coordinate(v));
             continue;
         }
-        let attrs = v.decoding.visible_attrs(&v.stored_attrs);
+        let mut attrs = v.decoding.visible_attrs(&v.stored_attrs);
+        // Kept as the file has it: xarray reading the cube makes the variables it names
+        // coordinates, as it does reading the file.
+        if let Some(c) = v.stored_attrs.get("coordinates") {
+            attrs.insert("coordinates".into(), c.clone());
+        }
         variables.push(InputVar {
             name: v.name,
             dims: v.dims,
@@ -405,6 +424,55 @@ fn assemble(
         variables,
         attrs: attrs::to_json(&group.attributes),
         unreadable,
+    }
+}
+
+/// The coordinate of dimension variable `v`: its stored values and attributes, which the cube
+/// keeps as they are, except for packed values that decode to float32 (a `scale_factor` of type
+/// float, say). The type of those attributes decides that, and a cube's attributes (JSON) do not
+/// keep it: their values are decoded here, in single precision as xarray decodes them, and
+/// written decoded (read whole now, as a coordinate always is). Should they not read, the stored
+/// values are kept, to fail where they are used.
+fn coordinate(v: OpenedVar) -> Coord {
+    use crate::source::ChunkSource as _;
+    let packed = v.decoding.scale_factor.is_some() || v.decoding.add_offset.is_some();
+    if !packed || v.decoding.decoded != Decoded::Numeric(DType::Float32) {
+        return Coord::stored(v.source, v.stored_attrs, v.decoding);
+    }
+    let shape = v.source.shape().to_vec();
+    let raw = match v.source.read_region(&vec![0; shape.len()], &shape) {
+        Ok(raw) => raw,
+        Err(_) => return Coord::stored(v.source, v.stored_attrs, v.decoding),
+    };
+    let mut bytes = Vec::with_capacity(raw.len() * 4);
+    for i in 0..raw.len() {
+        let x = v.decoding.decode_number_f32(raw.get_f64(i)).unwrap_or(f32::NAN);
+        bytes.extend_from_slice(&x.to_ne_bytes());
+    }
+    let decoded = MemorySource::new(
+        v.source.id(),
+        DType::Float32,
+        (&shape, v.source.chunk_shape()),
+        bytes,
+        f32::NAN.to_ne_bytes().to_vec(),
+    );
+    let Ok(decoded) = decoded else {
+        return Coord::stored(v.source, v.stored_attrs, v.decoding);
+    };
+    let attrs: Map<String, Value> = v
+        .stored_attrs
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "scale_factor" | "add_offset" | "_FillValue" | "missing_value" | "_Unsigned"
+            )
+        })
+        .map(|(k, x)| (k.clone(), x.clone()))
+        .collect();
+    match CfDecoding::from_attrs(&attrs, DType::Float32, None) {
+        Ok(decoding) => Coord::stored(Arc::new(decoded), attrs, decoding),
+        Err(_) => Coord::stored(v.source, v.stored_attrs, v.decoding),
     }
 }
 

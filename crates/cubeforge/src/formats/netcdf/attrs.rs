@@ -5,6 +5,8 @@
 use netcdf_reader::{NcAttrValue, NcAttribute};
 use serde_json::{Map, Value};
 
+use crate::dtype::DType;
+
 /// Attributes netCDF-C keeps to itself (it reads them to rebuild dimensions and never shows
 /// them); plain HDF5 files written through the dimension-scale API carry some of them too.
 const HIDDEN: &[&str] = &[
@@ -25,8 +27,28 @@ pub(crate) fn to_json(attrs: &[NcAttribute]) -> Map<String, Value> {
     attrs
         .iter()
         .filter(|a| !HIDDEN.contains(&a.name.as_str()))
-        .filter_map(|a| Some((a.name.clone(), value(&a.value)?)))
+        .filter_map(|a| {
+            let name = a.name.split('\0').next().unwrap_or_default().to_string();
+            Some((name, value(&a.value)?))
+        })
         .collect()
+}
+
+/// The element type of a numeric attribute (`None` for text and user-defined types).
+pub(crate) fn dtype(v: &NcAttrValue) -> Option<DType> {
+    Some(match v {
+        NcAttrValue::Bytes(_) => DType::Int8,
+        NcAttrValue::UBytes(_) => DType::UInt8,
+        NcAttrValue::Shorts(_) => DType::Int16,
+        NcAttrValue::UShorts(_) => DType::UInt16,
+        NcAttrValue::Ints(_) => DType::Int32,
+        NcAttrValue::UInts(_) => DType::UInt32,
+        NcAttrValue::Int64s(_) => DType::Int64,
+        NcAttrValue::UInt64s(_) => DType::UInt64,
+        NcAttrValue::Floats(_) => DType::Float32,
+        NcAttrValue::Doubles(_) => DType::Float64,
+        _ => return None,
+    })
 }
 
 fn number(x: f64) -> Value {
