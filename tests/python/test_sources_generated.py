@@ -230,7 +230,7 @@ def _blosc(raw: bytes) -> bytes:
 
 HDF5_FILTERS = {
     "zstd": (32015, (3,), _zstd),
-    "bzip2": (32013, (9,), lambda raw: bz2.compress(raw, 9)),
+    "bzip2": (307, (9,), lambda raw: bz2.compress(raw, 9)),  # H5Z_FILTER_BZIP2, as netCDF-C registers it
     "blosc": (32001, (2, 2, 4, 24, 5, 1, 1), _blosc),
 }
 
@@ -486,11 +486,28 @@ def test_scale_offset_tags(cubeforge, tmp_path):
 
     src = write_tif(tmp_path / "scaled.tif", uint16_scene(2), nodata=0, compress="DEFLATE")
     with rasterio.open(src, "r+") as dst:
-        dst.scales, dst.offsets = (0.0001, 0.0002), (-0.1, 0.5)
+        dst.scales, dst.offsets = (0.0001, 0.0001), (-0.1, -0.1)
     ref = raster_ref(src)
-    assert ref[0][1]["band_data"].encoding["scales"] == (0.0001, 0.0002)  # one per band, applied by rioxarray
+    assert ref[0][1]["band_data"].encoding["scale_factor"] == 0.0001  # applied by rioxarray
     convert(cubeforge, src, tmp_path / "cube.zarr")
     check(tmp_path / "cube.zarr", ref, tif=src)
+
+
+def test_band_scales_that_differ_apply_per_named_band(cubeforge, tmp_path):
+    """Scales that differ between bands cannot pack one band_data variable (one scale_factor per
+    variable): named bands each carry their own, and equal rioxarray's per-band unpacking."""
+    import rasterio
+
+    src = write_tif(tmp_path / "scaled.tif", uint16_scene(2), nodata=0, compress="DEFLATE")
+    with rasterio.open(src, "r+") as dst:
+        dst.scales, dst.offsets = (0.0001, 0.0002), (-0.1, 0.5)
+    full = quiet_open(src, engine="rasterio")["band_data"]
+    convert(cubeforge, src, tmp_path / "cube.zarr", "--bands", "b1,b2")
+    cube = open_cube(tmp_path / "cube.zarr")
+    for name, k in (("b1", 1), ("b2", 2)):
+        expected = full.sel(band=k, drop=True)
+        assert cube[name].dtype == expected.dtype, (name, cube[name].dtype, expected.dtype)
+        np.testing.assert_array_equal(cube[name].values, expected.values)
 
 
 def test_named_bands_become_2d_variables(cubeforge, tmp_path):
@@ -521,10 +538,10 @@ def test_scenes_ordered_by_acquisition_metadata(cubeforge, tmp_path):
         )
     order = sorted(stamps, key=stamps.get)
     parts = [quiet_open(tmp_path / n, engine="rasterio").expand_dims(time=ns_times([stamps[n]])) for n in order]
-    # ACQUISITION_START differs between the files: a joined cube keeps only the attributes that agree.
-    ref = xr.concat(parts, dim="time", data_vars="minimal", coords="minimal", compat="override", combine_attrs="drop_conflicts")
-    for name in ref.variables:
-        ref[name].attrs = {k: v for k, v in ref[name].attrs.items() if k != "ACQUISITION_START"}
+    # ACQUISITION_START differs between the files: as open_mfdataset (combine_attrs="override"),
+    # the joined cube's attributes are the first file's in time order.
+    ref = xr.concat(parts, dim="time", data_vars="minimal", coords="minimal", compat="override", combine_attrs="override")
+    assert ref["band_data"].attrs["ACQUISITION_START"] == "2021-01-10T10:00:00"
     assert [str(t)[:10] for t in ref["time"].values] == ["2021-01-10", "2021-02-01", "2021-03-05"]
     convert(
         cubeforge, tmp_path / "scene_*.tif", tmp_path / "cube.zarr",

@@ -434,7 +434,10 @@ fn info_file(
     // The file is read; variables of types a cube cannot hold (strings, compound types) are
     // described with the reason, and named here.
     for (name, why) in &input.unreadable {
-        tracing::warn!("{}: variable '{name}' cannot be read: {why}", input.location);
+        tracing::warn!(
+            "{}: variable '{name}' cannot be read: {why}",
+            input.location
+        );
     }
     Ok(())
 }

@@ -170,6 +170,8 @@ pub fn write_chunk(ex: &Exec, out_store: &Store, o: &OutArray, idx: &[u64]) -> R
         None => o.array.erase_chunk(idx).map_err(|e| failed(&e)),
     };
     let n = match &o.source {
+        // A coordinate of a dimension of length 0 has no values and no chunk to write.
+        OutSource::Values(b) if b.is_empty() => return Ok(()),
         OutSource::Values(b) => return put(encode_chunk(o, idx, b).map_err(|e| failed(&e))?),
         OutSource::Node(n) => n,
     };

@@ -413,8 +413,8 @@ fn identity(dtype: DType, attrs: &Map<String, Value>, id: &str) -> Result<CfDeco
 ///
 /// # Errors
 /// A file that is not a readable TIFF; [`Error::Unsupported`] for a compression or sample type
-/// with no decoder; [`Error::Recipe`]-free [`Error::InvalidMetadata`] when `opts.bands` does
-/// not name as many bands as the file has.
+/// with no decoder; [`Error::InvalidMetadata`] when `opts.bands` neither names every band nor
+/// names bands by their descriptions.
 pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
     let id = file.id().to_string();
     let mut opened = parse(file)?;
@@ -427,18 +427,10 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
         ),
     };
     let n = ifd.samples;
-    if let Some(names) = &opts.bands {
-        if names.len() != usize::from(n) {
-            return Err(Error::InvalidMetadata {
-                location: id,
-                reason: format!(
-                    "the input names {} bands ({}), the file has {n}",
-                    names.len(),
-                    names.join(", ")
-                ),
-            });
-        }
-    }
+    let chosen = match &opts.bands {
+        Some(names) => Some(choose_bands(&opened, names, n, &id)?),
+        None => None,
+    };
     let fill = fill_element(ifd.dtype, opened.nodata());
     let raster = Arc::new(Raster::new(
         id.clone(),
@@ -488,8 +480,7 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
             variables.push(band_var(&opened, &raster, "band_data", None, &all)?);
         }
         Some(names) => {
-            for (b, name) in names.iter().enumerate() {
-                let b = u16::try_from(b).unwrap_or(u16::MAX);
+            for (name, b) in names.iter().zip(chosen.unwrap_or_default()) {
                 variables.push(band_var(&opened, &raster, name, Some(b), &[b])?);
             }
         }
@@ -521,6 +512,43 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
         attrs: Map::new(),
         unreadable: Vec::new(),
     })
+}
+
+/// The bands (0-based) `names` stand for: every band in order when there are as many names as
+/// bands, else the bands whose descriptions (GDAL's band descriptions, as rasterio's
+/// `descriptions`) the names are.
+fn choose_bands(opened: &Opened, names: &[String], n: u16, id: &str) -> Result<Vec<u16>> {
+    if names.len() == usize::from(n) {
+        return Ok((0..n).collect());
+    }
+    let described: Vec<(u16, String)> = (0..n)
+        .filter_map(|b| Some((b, opened.band_role(b, "description")?.to_string())))
+        .collect();
+    names
+        .iter()
+        .map(|name| {
+            described
+                .iter()
+                .find(|(_, d)| d.eq_ignore_ascii_case(name))
+                .map(|(b, _)| *b)
+                .ok_or_else(|| Error::InvalidMetadata {
+                    location: id.to_string(),
+                    reason: format!(
+                        "bands: the file has {n} bands and none is described as '{name}' (name \
+                         all {n} in order, or choose by description: {})",
+                        if described.is_empty() {
+                            "the file describes none".to_string()
+                        } else {
+                            described
+                                .iter()
+                                .map(|(_, d)| d.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                })
+        })
+        .collect()
 }
 
 fn band_var(

@@ -446,7 +446,10 @@ fn coordinate(v: OpenedVar) -> Coord {
     };
     let mut bytes = Vec::with_capacity(raw.len() * 4);
     for i in 0..raw.len() {
-        let x = v.decoding.decode_number_f32(raw.get_f64(i)).unwrap_or(f32::NAN);
+        let x = v
+            .decoding
+            .decode_number_f32(raw.get_f64(i))
+            .unwrap_or(f32::NAN);
         bytes.extend_from_slice(&x.to_ne_bytes());
     }
     let decoded = MemorySource::new(
