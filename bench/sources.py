@@ -14,7 +14,8 @@ b. ``cubeforge info "DIR/*.nc" --concat time`` over ``--info-files`` small daily
    ``xr.open_mfdataset(parallel=True)`` of the same files (metadata only, printed);
 c. one ``--cog-size`` x ``--cog-size`` uint16 COG (DEFLATE, predictor 2, 512 tiles) into a Zarr v2
    cube with 2048 x 2048 chunks: ``cubeforge convert scene.tif OUT --chunks y=2048,x=2048`` against
-   ``rioxarray.open_rasterio(chunks=...)`` + ``to_zarr``.
+   ``rioxarray.open_rasterio(chunks=..., mask_and_scale=True)`` + ``to_zarr`` (both sides write the
+   decoded float32 band, as xarray's rasterio engine shows it).
 
 Inputs are generated once (numpy, netCDF4, rasterio) and cached under ``--workdir`` (default
 ``bench/work/sources``, git-ignored) in directories named by their size. After the runs, the two
@@ -184,7 +185,11 @@ def xarray_worker(case: str, src: str, dst: str) -> None:
     elif case == "c":
         import rioxarray
 
-        da = rioxarray.open_rasterio(src, chunks={"band": 1, "y": COG_CHUNK, "x": COG_CHUNK}, lock=False)
+        # mask_and_scale as xarray's rasterio engine (and cubeforge) decode: the same float32
+        # cube on both sides, nodata as NaN.
+        da = rioxarray.open_rasterio(
+            src, chunks={"band": 1, "y": COG_CHUNK, "x": COG_CHUNK}, lock=False, mask_and_scale=True
+        )
         ds = da.to_dataset(name="band_data")
         for name in ds.variables:
             ds[name].encoding.pop("preferred_chunks", None)
