@@ -45,7 +45,7 @@ use geokeys::{Crs, GeoKeys};
 use ifd::Ifd;
 use metadata::Item;
 use reader::{Blocks, Pool};
-use source::{Raster, TiffSource};
+use source::{Raster, TiffSource, Unpack};
 use transform::Affine;
 
 /// What `cubeforge info` shows of a GeoTIFF beyond its variables.
@@ -427,12 +427,28 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
         ),
     };
     let n = ifd.samples;
+    // Named bands: every band in order, or (when the names are fewer) the bands whose GDAL
+    // descriptions they are.
+    let mut picked: Vec<(String, u16)> = Vec::new();
     if let Some(names) = &opts.bands {
-        if names.len() != usize::from(n) {
+        if names.len() == usize::from(n) {
+            picked = names.iter().cloned().zip(0..n).collect();
+        } else {
+            picked = names
+                .iter()
+                .filter_map(|name| {
+                    (0..n)
+                        .find(|b| opened.band_role(*b, "description") == Some(name.as_str()))
+                        .map(|b| (name.clone(), b))
+                })
+                .collect();
+        }
+        if picked.len() != names.len() {
             return Err(Error::InvalidMetadata {
                 location: id,
                 reason: format!(
-                    "the input names {} bands ({}), the file has {n}",
+                    "the input names {} bands ({}), the file has {n} and not all are band \
+                     descriptions",
                     names.len(),
                     names.join(", ")
                 ),
@@ -487,10 +503,9 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
             let all: Vec<u16> = (0..n).collect();
             variables.push(band_var(&opened, &raster, "band_data", None, &all)?);
         }
-        Some(names) => {
-            for (b, name) in names.iter().enumerate() {
-                let b = u16::try_from(b).unwrap_or(u16::MAX);
-                variables.push(band_var(&opened, &raster, name, Some(b), &[b])?);
+        Some(_) => {
+            for (name, b) in &picked {
+                variables.push(band_var(&opened, &raster, name, Some(*b), &[*b])?);
             }
         }
     }
@@ -531,9 +546,36 @@ fn band_var(
     bands: &[u16],
 ) -> Result<InputVar> {
     let id = format!("{}#{name}", raster.id);
-    let source = TiffSource::new(id.clone(), raster.clone(), band);
-    let attrs = opened.band_attrs(bands);
-    let decoding = rasterio_decoding(opened.ifd.dtype, &attrs, &id)?;
+    let mut source = TiffSource::new(id.clone(), raster.clone(), band);
+    let mut attrs = opened.band_attrs(bands);
+    let mut decoding = rasterio_decoding(opened.ifd.dtype, &attrs, &id)?;
+    if attrs.contains_key("scales") || attrs.contains_key("offsets") {
+        // Scales or offsets that differ across bands: rioxarray unpacks each band with its own
+        // (and keeps the lists in encoding); the source does it here.
+        let crate::cf::Decoded::Numeric(out) = decoding.decoded else {
+            return Err(Error::InvalidMetadata {
+                location: id,
+                reason: "per-band scales on a time-valued band".into(),
+            });
+        };
+        let n = opened.ifd.samples;
+        let num = |b: u16, role: &str, default: f64| {
+            opened
+                .band_role(b, role)
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .unwrap_or(default)
+        };
+        source = source.unpacked(Unpack {
+            out,
+            scales: (0..n).map(|b| num(b, "scale", 1.0)).collect(),
+            offsets: (0..n).map(|b| num(b, "offset", 0.0)).collect(),
+            nodata: opened.nodata(),
+        });
+        attrs.remove("scales");
+        attrs.remove("offsets");
+        attrs.remove("_FillValue");
+        decoding = identity(out, &attrs, &id)?;
+    }
     let dims = match band {
         Some(_) => vec!["y".to_string(), "x".to_string()],
         None => vec!["band".to_string(), "y".to_string(), "x".to_string()],
