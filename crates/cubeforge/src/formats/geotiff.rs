@@ -45,7 +45,7 @@ use geokeys::{Crs, GeoKeys};
 use ifd::Ifd;
 use metadata::Item;
 use reader::{Blocks, Pool};
-use source::{Raster, TiffSource};
+use source::{Raster, TiffSource, Unpack};
 use transform::Affine;
 
 /// What `cubeforge info` shows of a GeoTIFF beyond its variables.
@@ -413,8 +413,8 @@ fn identity(dtype: DType, attrs: &Map<String, Value>, id: &str) -> Result<CfDeco
 ///
 /// # Errors
 /// A file that is not a readable TIFF; [`Error::Unsupported`] for a compression or sample type
-/// with no decoder; [`Error::InvalidMetadata`] when `opts.bands` neither names every band nor
-/// names bands by their descriptions.
+/// with no decoder; [`Error::Recipe`]-free [`Error::InvalidMetadata`] when `opts.bands` does
+/// not name as many bands as the file has.
 pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
     let id = file.id().to_string();
     let mut opened = parse(file)?;
@@ -427,10 +427,34 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
         ),
     };
     let n = ifd.samples;
-    let chosen = match &opts.bands {
-        Some(names) => Some(choose_bands(&opened, names, n, &id)?),
-        None => None,
-    };
+    // Named bands: every band in order, or (when the names are fewer) the bands whose GDAL
+    // descriptions they are.
+    let mut picked: Vec<(String, u16)> = Vec::new();
+    if let Some(names) = &opts.bands {
+        if names.len() == usize::from(n) {
+            picked = names.iter().cloned().zip(0..n).collect();
+        } else {
+            picked = names
+                .iter()
+                .filter_map(|name| {
+                    (0..n)
+                        .find(|b| opened.band_role(*b, "description") == Some(name.as_str()))
+                        .map(|b| (name.clone(), b))
+                })
+                .collect();
+        }
+        if picked.len() != names.len() {
+            return Err(Error::InvalidMetadata {
+                location: id,
+                reason: format!(
+                    "the input names {} bands ({}), the file has {n} and not all are band \
+                     descriptions",
+                    names.len(),
+                    names.join(", ")
+                ),
+            });
+        }
+    }
     let fill = fill_element(ifd.dtype, opened.nodata());
     let raster = Arc::new(Raster::new(
         id.clone(),
@@ -479,9 +503,9 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
             let all: Vec<u16> = (0..n).collect();
             variables.push(band_var(&opened, &raster, "band_data", None, &all)?);
         }
-        Some(names) => {
-            for (name, b) in names.iter().zip(chosen.unwrap_or_default()) {
-                variables.push(band_var(&opened, &raster, name, Some(b), &[b])?);
+        Some(_) => {
+            for (name, b) in &picked {
+                variables.push(band_var(&opened, &raster, name, Some(*b), &[*b])?);
             }
         }
     }
@@ -514,43 +538,6 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
     })
 }
 
-/// The bands (0-based) `names` stand for: every band in order when there are as many names as
-/// bands, else the bands whose descriptions (GDAL's band descriptions, as rasterio's
-/// `descriptions`) the names are.
-fn choose_bands(opened: &Opened, names: &[String], n: u16, id: &str) -> Result<Vec<u16>> {
-    if names.len() == usize::from(n) {
-        return Ok((0..n).collect());
-    }
-    let described: Vec<(u16, String)> = (0..n)
-        .filter_map(|b| Some((b, opened.band_role(b, "description")?.to_string())))
-        .collect();
-    names
-        .iter()
-        .map(|name| {
-            described
-                .iter()
-                .find(|(_, d)| d.eq_ignore_ascii_case(name))
-                .map(|(b, _)| *b)
-                .ok_or_else(|| Error::InvalidMetadata {
-                    location: id.to_string(),
-                    reason: format!(
-                        "bands: the file has {n} bands and none is described as '{name}' (name \
-                         all {n} in order, or choose by description: {})",
-                        if described.is_empty() {
-                            "the file describes none".to_string()
-                        } else {
-                            described
-                                .iter()
-                                .map(|(_, d)| d.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        }
-                    ),
-                })
-        })
-        .collect()
-}
-
 fn band_var(
     opened: &Opened,
     raster: &Arc<Raster>,
@@ -559,9 +546,36 @@ fn band_var(
     bands: &[u16],
 ) -> Result<InputVar> {
     let id = format!("{}#{name}", raster.id);
-    let source = TiffSource::new(id.clone(), raster.clone(), band);
-    let attrs = opened.band_attrs(bands);
-    let decoding = rasterio_decoding(opened.ifd.dtype, &attrs, &id)?;
+    let mut source = TiffSource::new(id.clone(), raster.clone(), band);
+    let mut attrs = opened.band_attrs(bands);
+    let mut decoding = rasterio_decoding(opened.ifd.dtype, &attrs, &id)?;
+    if attrs.contains_key("scales") || attrs.contains_key("offsets") {
+        // Scales or offsets that differ across bands: rioxarray unpacks each band with its own
+        // (and keeps the lists in encoding); the source does it here.
+        let crate::cf::Decoded::Numeric(out) = decoding.decoded else {
+            return Err(Error::InvalidMetadata {
+                location: id,
+                reason: "per-band scales on a time-valued band".into(),
+            });
+        };
+        let n = opened.ifd.samples;
+        let num = |b: u16, role: &str, default: f64| {
+            opened
+                .band_role(b, role)
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .unwrap_or(default)
+        };
+        source = source.unpacked(Unpack {
+            out,
+            scales: (0..n).map(|b| num(b, "scale", 1.0)).collect(),
+            offsets: (0..n).map(|b| num(b, "offset", 0.0)).collect(),
+            nodata: opened.nodata(),
+        });
+        attrs.remove("scales");
+        attrs.remove("offsets");
+        attrs.remove("_FillValue");
+        decoding = identity(out, &attrs, &id)?;
+    }
     let dims = match band {
         Some(_) => vec!["y".to_string(), "x".to_string()],
         None => vec!["band".to_string(), "y".to_string(), "x".to_string()],

@@ -239,6 +239,43 @@ impl Raster {
     }
 }
 
+/// Bands unpacked by the source itself, as rioxarray unpacks bands whose GDAL scales or offsets
+/// differ (one `scale_factor` cannot say them): nodata pixels NaN, others
+/// `value * scale + offset` computed in `out` (float32 results in single precision, as NumPy
+/// computes them with Python-float scales).
+#[derive(Debug, Clone)]
+pub(crate) struct Unpack {
+    /// The decoded type (rioxarray's `maybe_promote` of the band type).
+    pub(crate) out: DType,
+    /// Scale and offset per band (0-based, all bands of the file).
+    pub(crate) scales: Vec<f64>,
+    pub(crate) offsets: Vec<f64>,
+    /// The nodata value, if any.
+    pub(crate) nodata: Option<f64>,
+}
+
+impl Unpack {
+    #[allow(clippy::cast_possible_truncation)]
+    fn value(&self, band: u16, raw: f64) -> f64 {
+        let b = usize::from(band);
+        let (s, o) = (
+            self.scales.get(b).copied().unwrap_or(1.0),
+            self.offsets.get(b).copied().unwrap_or(0.0),
+        );
+        if self
+            .nodata
+            .is_some_and(|n| n == raw || (n.is_nan() && raw.is_nan()))
+        {
+            return f64::NAN;
+        }
+        if self.out == DType::Float32 {
+            f64::from((raw as f32) * (s as f32) + (o as f32))
+        } else {
+            raw * s + o
+        }
+    }
+}
+
 /// The pixels of a TIFF: all bands `(band, y, x)`, or one band `(y, x)`.
 #[derive(Debug)]
 pub(crate) struct TiffSource {
@@ -248,6 +285,7 @@ pub(crate) struct TiffSource {
     band: Option<u16>,
     shape: Vec<u64>,
     chunks: Vec<u64>,
+    unpack: Option<Unpack>,
 }
 
 impl TiffSource {
@@ -273,7 +311,14 @@ impl TiffSource {
             band,
             shape,
             chunks,
+            unpack: None,
         }
+    }
+
+    /// This source with its bands unpacked by `unpack`.
+    pub(crate) fn unpacked(mut self, unpack: Unpack) -> TiffSource {
+        self.unpack = Some(unpack);
+        self
     }
 
     /// The bands (0-based) unit `unit` holds.
@@ -293,7 +338,9 @@ impl ChunkSource for TiffSource {
     }
 
     fn dtype(&self) -> DType {
-        self.raster.ifd.dtype
+        self.unpack
+            .as_ref()
+            .map_or(self.raster.ifd.dtype, |u| u.out)
     }
 
     fn shape(&self) -> &[u64] {
@@ -360,11 +407,33 @@ impl ChunkSource for TiffSource {
                 }
             }
         }
-        Ok(any.then_some(out))
+        if !any {
+            return Ok(None);
+        }
+        let Some(unpack) = &self.unpack else {
+            return Ok(Some(out));
+        };
+        let per_band = uh_us * uw_us;
+        let mut unpacked = Vec::with_capacity(out.len() / esize * unpack.out.size());
+        for (k, e) in out.chunks_exact(esize).enumerate() {
+            let band = bands.get(k / per_band.max(1)).copied().unwrap_or(0);
+            unpack.out.push_f64(
+                unpack.value(band, ifd.dtype.element_to_f64(e)),
+                &mut unpacked,
+            );
+        }
+        Ok(Some(unpacked))
     }
 
     fn fill_element(&self) -> Vec<u8> {
-        self.raster.fill.clone()
+        match &self.unpack {
+            Some(u) => {
+                let mut out = Vec::new();
+                u.out.push_f64(f64::NAN, &mut out);
+                out
+            }
+            None => self.raster.fill.clone(),
+        }
     }
 
     fn local_file(&self, _unit: &[u64]) -> Option<std::path::PathBuf> {
@@ -385,5 +454,29 @@ impl ChunkSource for TiffSource {
             out.push(format!("predictor={}", ifd.predictor));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpack_masks_nodata_and_scales_each_band_in_its_precision() {
+        let u = Unpack {
+            out: DType::Float32,
+            scales: vec![0.0001, 0.0002],
+            offsets: vec![-0.1, 0.5],
+            nodata: Some(0.0),
+        };
+        assert!(u.value(0, 0.0).is_nan());
+        #[allow(clippy::cast_possible_truncation)]
+        let want = f64::from(9449f32 * (0.0001f64 as f32) + (-0.1f64 as f32));
+        assert_eq!(u.value(0, 9449.0).to_bits(), want.to_bits());
+        let wide = Unpack {
+            out: DType::Float64,
+            ..u
+        };
+        assert_eq!(wide.value(1, 10.0), 10.0 * 0.0002 + 0.5);
     }
 }
