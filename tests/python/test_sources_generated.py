@@ -230,7 +230,8 @@ def _blosc(raw: bytes) -> bytes:
 
 HDF5_FILTERS = {
     "zstd": (32015, (3,), _zstd),
-    "bzip2": (307, (9,), lambda raw: bz2.compress(raw, 9)),  # H5Z_FILTER_BZIP2, as netCDF-C registers it
+    # 307 is bzip2's registered HDF5 filter id (netCDF-C's H5Z_FILTER_BZIP2); 32013 is ZFP's.
+    "bzip2": (307, (9,), lambda raw: bz2.compress(raw, 9)),
     "blosc": (32001, (2, 2, 4, 24, 5, 1, 1), _blosc),
 }
 

@@ -495,6 +495,29 @@ mod tests {
     use super::*;
     use crate::source::ChunkSource as _;
 
+    #[test]
+    fn names_end_at_their_first_nul() {
+        assert_eq!(nc_name("yy\0"), "yy");
+        assert_eq!(nc_name("a\0b"), "a");
+        assert_eq!(nc_name("time"), "time");
+    }
+
+    /// A classic file whose variable name is stored with a trailing NUL (`yy`) shows it as
+    /// netCDF-C does, and reads.
+    #[test]
+    fn classic_variable_named_with_a_nul_is_read() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/real/netcdf-c/ref_nctest_classic.nc");
+        if !path.exists() {
+            return;
+        }
+        let file = RangeFile::open(path.to_str().unwrap()).unwrap();
+        let input = open(&file, &InputOptions::default()).unwrap();
+        let yy = input.variables.iter().find(|v| v.name == "yy").unwrap();
+        assert_eq!(yy.dims, ["ii"]);
+        assert_eq!(yy.source.read_region(&[0], &[4]).unwrap().len(), 4);
+    }
+
     /// A storage whose every read waits, like a request to a bucket.
     struct Slow(DynStorage);
 
