@@ -245,7 +245,24 @@ def storage_chunk_mismatches(path: Path, group: str, variables: dict) -> list[st
     return out
 
 
-@pytest.mark.parametrize(("rel", "group"), CASES, ids=IDS)
+#: Known differences, each a limitation stated in the issue's closing note (strict: a fix makes the
+#: case pass and the entry must go).
+KNOWN_DIFFERENCES = {
+    ("netcdf-c/ref_nc_test_netcdf4_4_0.nc", ""): (
+        "uint64 values above 2**53 (ui64 = 9223372036854775810) pass through the executor's float64 "
+        "and come out rounded (...808)"
+    ),
+}
+
+
+def convert_cases():
+    for (rel, group), case_id in zip(CASES, IDS):
+        reason = KNOWN_DIFFERENCES.get((rel, group))
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        yield pytest.param(rel, group, id=case_id, marks=marks)
+
+
+@pytest.mark.parametrize(("rel", "group"), list(convert_cases()))
 def test_convert_corpus_file_equals_xarray(cubeforge, tmp_path, rel, group):
     path = REAL_DATA / rel
     dst = tmp_path / "cube.zarr"
@@ -288,7 +305,7 @@ def jpeg_value_mismatches(cube, ref) -> list[str]:
 def test_corpus_holds_the_files_the_tables_name():
     """Every exception in the tables names a case that exists, so that no table entry goes stale."""
     cases = set(CASES)
-    for key in [*MAY_BE_ABSENT, *MAY_BE_REFUSED]:
+    for key in [*MAY_BE_ABSENT, *MAY_BE_REFUSED, *KNOWN_DIFFERENCES]:
         assert key in cases, f"table entry {key} names no corpus file or group"
     for rel in [*MANIFEST_VALUES, *JPEG_FILES]:
         assert (REAL_DATA / rel).is_file(), rel

@@ -84,6 +84,8 @@ pub(crate) fn value(v: &NcAttrValue) -> Option<Value> {
         NcAttrValue::Doubles(x) => list(x, |v| number(*v)),
         // netCDF-C strips trailing NULs from text attributes.
         NcAttrValue::Chars(s) => Value::String(s.trim_end_matches('\0').to_string()),
+        // An empty text attribute (netCDF-4 may store it as a list of no strings) is "".
+        NcAttrValue::Strings(x) if x.is_empty() => Value::String(String::new()),
         NcAttrValue::Strings(x) => list(x, |s| Value::String(s.clone())),
         NcAttrValue::UserDefined { .. } => return None,
     })
