@@ -239,7 +239,7 @@ def test_group_paths_that_leave_the_store(cubeforge, io_store, tmp_path, group):
 MAGIC = [
     ("netcdf-classic", b"CDF\x01", "NetCDF"),
     ("netcdf-64bit", b"CDF\x02", "NetCDF"),
-    ("netcdf4-hdf5", b"\x89HDF\r\n\x1a\n", "NetCDF-4/HDF5"),
+    ("netcdf4-hdf5", b"\x89HDF\r\n\x1a\n", "HDF5"),
     ("tiff-little-endian", b"II*\x00", "TIFF"),
     ("tiff-big-endian", b"MM\x00*", "TIFF"),
     ("bigtiff", b"II+\x00", "TIFF"),
@@ -250,17 +250,19 @@ MAGIC = [
 def test_a_file_of_another_format_given_as_the_store(cubeforge, tmp_path, magic, kind):
     path = tmp_path / "input.dat"
     path.write_bytes(magic + bytes(range(64)))
-    line = refused(cubeforge.binary, ["info", path], expect=[str(path), kind, "not a Zarr store"], keep=[path])
+    # Read as the format its first bytes name (whatever its file name), and refused as a broken
+    # file of that format.
+    line = refused(cubeforge.binary, ["info", path], expect=[str(path), kind, "not a readable"], keep=[path])
     assert "Not a directory" not in line
 
 
-def test_a_netcdf_file_as_the_input_of_a_build(cubeforge, tmp_path):
+def test_a_broken_netcdf_file_as_the_input_of_a_build(cubeforge, tmp_path):
     path = tmp_path / "input.nc"
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
     recipe = tmp_path / "recipe.yaml"
     out = tmp_path / "out.zarr"
     recipe.write_text(RECIPE.format(input=path, output=out, operations="  - attrs: {_global: {title: corpus}}"))
-    refused(cubeforge.binary, ["build", recipe], expect=["input.nc", "NetCDF-4/HDF5", "not a Zarr store"],
+    refused(cubeforge.binary, ["build", recipe], expect=["input.nc", "HDF5", "not a readable"],
             keep=[path], dest=[out])
 
 

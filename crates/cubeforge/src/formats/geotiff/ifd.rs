@@ -111,13 +111,14 @@ pub(crate) fn meta_error(id: &str, e: TiffError) -> Error {
             feature: "TIFF feature".into(),
             detail: u.to_string(),
         },
-        TiffError::IoError(io) => Error::CorruptChunk {
+        // A header or directory cut short: a truncated or damaged file.
+        TiffError::IoError(io) => Error::InvalidMetadata {
             location: id.to_string(),
-            reason: format!("reading the TIFF header or IFD: {io}"),
+            reason: format!("not a readable TIFF file: its header or directory: {io}"),
         },
         other => Error::InvalidMetadata {
             location: id.to_string(),
-            reason: other.to_string(),
+            reason: format!("not a readable TIFF file: {other}"),
         },
     }
 }
