@@ -276,7 +276,40 @@ impl RawArray {
     /// All elements as `f64`.
     #[must_use]
     pub fn to_f64_vec(&self) -> Vec<f64> {
-        (0..self.len()).map(|i| self.get_f64(i)).collect()
+        self.map_f64(|x| x)
+    }
+
+    /// `f` of every element (C order, as `f64`), in one typed pass over the bytes: the element
+    /// type is matched once, not per element, so the loop is a plain conversion the compiler can
+    /// vectorise (this is the decode step of every chunk read).
+    #[allow(clippy::cast_precision_loss)]
+    pub fn map_f64<T>(&self, mut f: impl FnMut(f64) -> T) -> Vec<T> {
+        macro_rules! typed {
+            ($t:ty, $n:literal, $conv:expr) => {
+                self.bytes
+                    .chunks_exact($n)
+                    .map(|c| {
+                        let mut a = [0u8; $n];
+                        a.copy_from_slice(c);
+                        f($conv(<$t>::from_ne_bytes(a)))
+                    })
+                    .collect()
+            };
+        }
+        match self.dtype {
+            DType::Bool => self.bytes.iter().map(|b| f(f64::from(u8::from(*b != 0)))).collect(),
+            DType::Int8 => typed!(i8, 1, f64::from),
+            DType::UInt8 => typed!(u8, 1, f64::from),
+            DType::Int16 => typed!(i16, 2, f64::from),
+            DType::UInt16 => typed!(u16, 2, f64::from),
+            DType::Int32 => typed!(i32, 4, f64::from),
+            DType::UInt32 => typed!(u32, 4, f64::from),
+            DType::Int64 => typed!(i64, 8, |v: i64| v as f64),
+            DType::UInt64 => typed!(u64, 8, |v: u64| v as f64),
+            DType::Float16 => typed!(half::f16, 2, f64::from),
+            DType::Float32 => typed!(f32, 4, f64::from),
+            DType::Float64 => typed!(f64, 8, |v: f64| v),
+        }
     }
 
     /// The bytes as little-endian element bytes (identical on little-endian machines).

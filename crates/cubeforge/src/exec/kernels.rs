@@ -192,23 +192,16 @@ pub(crate) fn decode_raw(raw: &crate::dtype::RawArray, dec: &CfDecoding, vtype: 
     }
     if !plain && vtype == VType::F32 && (dec.scale_factor.is_some() || dec.add_offset.is_some()) {
         // Packed values unpacked in single precision, as NumPy does for a float32 result.
-        return Data::F32(
-            (0..n)
-                .map(|i| dec.decode_number_f32(raw.get_f64(i)).unwrap_or(f32::NAN))
-                .collect(),
-        );
+        return Data::F32(raw.map_f64(|x| dec.decode_number_f32(x).unwrap_or(f32::NAN)));
     }
-    let vals: Vec<f64> = if plain {
-        raw.to_f64_vec()
-    } else {
-        (0..n)
-            .map(|i| dec.decode_number(raw.get_f64(i)).unwrap_or(f64::NAN))
-            .collect()
-    };
-    match vtype {
-        VType::F32 => Data::F32(vals.iter().map(|v| *v as f32).collect()),
-        VType::Bool => Data::Bool(vals.iter().map(|v| *v != 0.0).collect()),
-        _ => Data::F64(vals),
+    // One pass from the stored type to the result type (an `f64` decoded value rounded once).
+    match (vtype, plain) {
+        (VType::F32, true) => Data::F32(raw.map_f64(|x| x as f32)),
+        (VType::F32, false) => Data::F32(raw.map_f64(|x| dec.decode_number(x).map_or(f32::NAN, |v| v as f32))),
+        (VType::Bool, true) => Data::Bool(raw.map_f64(|x| x != 0.0)),
+        (VType::Bool, false) => Data::Bool(raw.map_f64(|x| dec.decode_number(x).is_none_or(|v| v != 0.0))),
+        (_, true) => Data::F64(raw.to_f64_vec()),
+        (_, false) => Data::F64(raw.map_f64(|x| dec.decode_number(x).unwrap_or(f64::NAN))),
     }
 }
 
