@@ -172,6 +172,35 @@ def test_longitudes_0_360_and_descending_latitudes(cubeforge, tmp_path):
     check(tmp_path / "cube.zarr", refs)
 
 
+@pytest.mark.parametrize("zarr_format", ["2", "3"])
+def test_coordinates_with_their_own_fill_values(cubeforge, tmp_path, zarr_format):
+    """Index coordinates whose stored values include their ``_FillValue`` / ``missing_value``:
+    xarray masks them (NaN), and so must a reader of the cube, whatever format it is."""
+    src = tmp_path / "masked_coords.nc"
+    with netCDF4.Dataset(src, "w", format="NETCDF4") as nc:
+        nc.createDimension("z", 4)
+        nc.createDimension("depth", 3)
+        nc.createDimension("level", 3)
+        z = nc.createVariable("z", "f8", ("z",), fill_value=-9999.9)
+        z[:] = np.array([-9999.9, 1.5, -9999.9, 3.0])
+        z.units = "m"
+        d = nc.createVariable("depth", "f4", ("depth",))
+        d.missing_value = np.float32(-1)
+        d[:] = np.array([-1, 10, 20], dtype="f4")
+        lev = nc.createVariable("level", "i2", ("level",), fill_value=np.int16(-32768))
+        lev.scale_factor, lev.add_offset = 0.5, 100.0
+        lev.set_auto_maskandscale(False)
+        lev[:] = np.array([-32768, 2, 4], dtype="i2")
+        v = nc.createVariable("v", "f4", ("z", "depth", "level"))
+        v[:] = np.arange(36, dtype="f4").reshape(4, 3, 3)
+    refs = netcdf_refs(src)
+    ref = refs[0][1]
+    assert np.isnan(ref["z"].values[[0, 2]]).all() and np.isnan(ref["depth"].values[0])
+    assert np.isnan(ref["level"].values[0]) and ref["level"].values[1] == 101.0
+    convert(cubeforge, src, tmp_path / "cube.zarr", "--zarr-format", zarr_format)
+    check(tmp_path / "cube.zarr", refs)
+
+
 # --------------------------------------------------------------------------------------------------
 # NetCDF-4 / HDF5 storage
 # --------------------------------------------------------------------------------------------------

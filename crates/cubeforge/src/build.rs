@@ -452,8 +452,8 @@ fn output_arrays(doc: &RecipeDoc, state: &State<'_>, store: &Store) -> Result<Ve
     let mut outs = Vec::new();
     for (name, d) in state.dims.iter().filter(|(n, _)| used.contains(*n)) {
         let Some(c) = &d.coord else { continue };
-        let raw = c.raw()?;
-        let s = c.dtype.size();
+        let (raw, attrs) = c.for_output()?;
+        let s = raw.dtype.size();
         let mut bytes = Vec::with_capacity(d.index.len() * s);
         for p in d.index.iter() {
             let p = usize::try_from(*p).unwrap_or(0);
@@ -466,13 +466,13 @@ fn output_arrays(doc: &RecipeDoc, state: &State<'_>, store: &Store) -> Result<Ve
             shape: &[d.len],
             chunks: &[d.len.max(1)],
             shards: None,
-            dtype: c.dtype,
+            dtype: raw.dtype,
             compressor: &layout.compressor,
         };
         outs.push(OutArray::new(
             store,
             &array,
-            c.attrs.clone(),
+            attrs,
             OutSource::Values(bytes),
         )?);
     }

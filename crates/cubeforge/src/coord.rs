@@ -125,6 +125,55 @@ impl Coord {
         Ok(())
     }
 
+    /// The values and attributes a cube holds for this coordinate: as stored, with their
+    /// attributes, unless decoding masks values of a float coordinate (a `_FillValue` or
+    /// `missing_value` that is not NaN, with or without packing). Those are written decoded,
+    /// masked values NaN, without the coding attributes, as xarray's `to_zarr` leaves a
+    /// decoded float coordinate: a cube's NaN fill value could not say which stored value
+    /// was missing.
+    ///
+    /// # Errors
+    /// As [`Coord::raw`].
+    pub fn for_output(&self) -> Result<(RawArray, Map<String, Value>)> {
+        let raw = self.raw()?;
+        let dec = &self.decoding;
+        let masks = !dec.fill_values.is_empty() && !dec.is_nan_mask_only();
+        let to = match dec.decoded {
+            crate::cf::Decoded::Numeric(d @ (DType::Float32 | DType::Float64)) if masks => d,
+            _ => return Ok((raw, self.attrs.clone())),
+        };
+        let mut bytes = Vec::with_capacity(raw.len() * to.size());
+        if to == DType::Float32 {
+            for x in raw.map_f64(|x| dec.decode_number_f32(x).unwrap_or(f32::NAN)) {
+                bytes.extend_from_slice(&x.to_ne_bytes());
+            }
+        } else {
+            for x in raw.map_f64(|x| dec.decode_number(x).unwrap_or(f64::NAN)) {
+                bytes.extend_from_slice(&x.to_ne_bytes());
+            }
+        }
+        let attrs = self
+            .attrs
+            .iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "_FillValue" | "missing_value" | "scale_factor" | "add_offset" | "_Unsigned"
+                )
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let shape = raw.shape;
+        Ok((
+            RawArray {
+                dtype: to,
+                shape,
+                bytes,
+            },
+            attrs,
+        ))
+    }
+
     /// Every value, as stored (not decoded).
     ///
     /// # Errors
