@@ -248,10 +248,6 @@ def storage_chunk_mismatches(path: Path, group: str, variables: dict) -> list[st
 #: Known differences, each a limitation stated in the issue's closing note (strict: a fix makes the
 #: case pass and the entry must go).
 KNOWN_DIFFERENCES = {
-    ("netcdf-c/ref_nc_test_netcdf4_4_0.nc", ""): (
-        "uint64 values above 2**53 (ui64 = 9223372036854775810) pass through the executor's float64 "
-        "and come out rounded (...808)"
-    ),
 }
 
 

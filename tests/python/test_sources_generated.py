@@ -324,6 +324,56 @@ def test_netcdf4_python_compression_options(cubeforge, tmp_path):
     check(tmp_path / "cube.zarr", refs)
 
 
+BIG = 2**62 + 12345  # an odd integer far above 2**53: a float64 cannot hold it
+
+
+def write_big_integers(path: Path) -> None:
+    """int64 / uint64 values above 2**53 (ids, nanosecond times) over (time, station)."""
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+        nc.createDimension("time", 6)
+        nc.createDimension("station", 5)
+        t = nc.createVariable("time", "i8", ("time",))
+        t.units, t.calendar = "nanoseconds since 1970-01-01", "standard"
+        t[:] = np.array([5, 3, 1, 4, 2, 0], dtype="i8") * 86_400_000_000_123 + 1_700_000_000_000_000_001
+        nc.createVariable("station", "i4", ("station",))[:] = np.arange(5)
+        ids = nc.createVariable("ids", "u8", ("time", "station"), chunksizes=(2, 5))
+        ids[:] = np.uint64(2**64 - 1) - np.arange(30, dtype="u8").reshape(6, 5) * np.uint64(7)
+        ticks = nc.createVariable("ticks", "i8", ("time", "station"), chunksizes=(3, 2))
+        ticks[:] = np.int64(BIG) + np.arange(30, dtype="i8").reshape(6, 5) * 3 - 2**63 // 2
+        stamp = nc.createVariable("stamp", "i8", ("time",))
+        stamp.units = "nanoseconds since 2000-01-01"
+        stamp[:] = np.arange(6, dtype="i8") * 1_000_000_007 + BIG // 4
+
+
+def test_64_bit_integers_are_exact(cubeforge, tmp_path):
+    """int64 and uint64 values beyond 2**53 are copied to the last bit, also when rechunked,
+    selected, sorted and when they are nanosecond times."""
+    src = tmp_path / "big.nc"
+    write_big_integers(src)
+    refs = netcdf_refs(src)
+    assert refs[0][1]["ids"].dtype == np.uint64 and int(refs[0][1]["ids"].values.max()) == 2**64 - 1
+    convert(cubeforge, src, tmp_path / "cube.zarr", "--chunks", "time=4,station=3")
+    check(tmp_path / "cube.zarr", refs)
+    recipe = tmp_path / "select.yaml"
+    out = tmp_path / "selected.zarr"
+    recipe.write_text(
+        "version: 1\n"
+        f"inputs: {{nc: {{url: {json.dumps(str(src))}}}}}\n"
+        f"output: {{url: {json.dumps(str(out))}, chunks: {{time: 2, station: 2}}}}\n"
+        "operations:\n"
+        "  - keep: [ids, ticks, stamp]\n"
+        "  - isel: {station: {start: 1, stop: 4}}\n"
+        "  - sortby: time\n"
+    )
+    cubeforge.run("build", recipe, "--quiet")
+    ref = refs[0][1][["ids", "ticks", "stamp"]].isel(station=slice(1, 4)).sortby("time")
+    check(out, [("netcdf4 isel+sortby", ref, None)])
+    got = quiet_open(out, engine="zarr")
+    for name in ("ids", "ticks"):
+        assert np.array_equal(got[name].values, ref[name].values), name
+    assert np.array_equal(got["stamp"].values.view("i8"), ref["stamp"].values.view("i8"))
+
+
 def test_groups(cubeforge, tmp_path):
     """``--group`` picks one group, nested ones by path; dimensions come from the group or its parents."""
     src = tmp_path / "groups.nc"

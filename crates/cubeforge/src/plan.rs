@@ -26,7 +26,7 @@ mod window_op;
 
 pub use describe::{describe, Graph, GraphNode};
 pub use rewrite::simplify_nan_mask;
-pub(crate) use value::strides_in;
+pub(crate) use value::{each_data, strides_in};
 pub use value::{promote, Block, Data, VType};
 pub use window_op::WindowOp;
 

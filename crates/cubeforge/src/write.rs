@@ -325,6 +325,10 @@ fn encode(data: &Data, dtype: DType) -> std::borrow::Cow<'_, [u8]> {
         (Data::F64(v), DType::Float64) => {
             return std::borrow::Cow::Borrowed(bytemuck::cast_slice(v))
         }
+        (Data::I64(v), DType::Int64) => return std::borrow::Cow::Borrowed(bytemuck::cast_slice(v)),
+        (Data::U64(v), DType::UInt64) => {
+            return std::borrow::Cow::Borrowed(bytemuck::cast_slice(v))
+        }
         _ => {}
     }
     let mut out = Vec::with_capacity(n * dtype.size());

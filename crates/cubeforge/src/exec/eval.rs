@@ -286,10 +286,13 @@ impl Node {
                 let Some(mut data) = child.eval_padded(ex, window, full)? else {
                     return Ok(None);
                 };
+                if !matches!(data, Data::F32(_) | Data::F64(_)) {
+                    return Ok(None);
+                }
                 padded_rows(&got, full, |_, off| match &mut data {
                     Data::F32(v) => unary_f32(*op, &mut v[off..off + row]),
                     Data::F64(v) => unary_f64(*op, &mut v[off..off + row]),
-                    Data::Bool(_) => unreachable!("a float function of a float block"),
+                    _ => unreachable!("a float function of a float block"),
                 });
                 Ok(Some(data))
             }

@@ -39,7 +39,7 @@ pub fn recycle(data: Data) {
     match data {
         Data::F32(v) => RECYCLED_F32.with(|r| keep_recycled(&mut r.borrow_mut(), v)),
         Data::F64(v) => RECYCLED_F64.with(|r| keep_recycled(&mut r.borrow_mut(), v)),
-        Data::Bool(_) => {}
+        Data::Bool(_) | Data::I64(_) | Data::U64(_) => {}
     }
 }
 
@@ -72,6 +72,16 @@ pub(crate) fn slice_block(b: &Block, start: &[u64], shape: &[usize]) -> Block {
             let mut out = vec![0f64; shape.iter().product()];
             copy_typed(v, &s, &mut out, &shape64, start);
             Data::F64(out)
+        }
+        Data::I64(v) => {
+            let mut out = vec![0i64; shape.iter().product()];
+            copy_typed(v, &s, &mut out, &shape64, start);
+            Data::I64(out)
+        }
+        Data::U64(v) => {
+            let mut out = vec![0u64; shape.iter().product()];
+            copy_typed(v, &s, &mut out, &shape64, start);
+            Data::U64(out)
         }
     };
     Block {
@@ -153,11 +163,7 @@ pub(crate) fn take_axis(b: &Block, axis: usize, rel: &[usize]) -> Block {
     let outer: usize = b.shape[..axis].iter().product();
     let inner: usize = b.shape[axis + 1..].iter().product();
     let len = b.shape[axis];
-    let data = match &b.data {
-        Data::Bool(v) => Data::Bool(gather(v, outer, len, inner, rel)),
-        Data::F32(v) => Data::F32(gather(v, outer, len, inner, rel)),
-        Data::F64(v) => Data::F64(gather(v, outer, len, inner, rel)),
-    };
+    let data = crate::plan::each_data!(&b.data, v => gather(v, outer, len, inner, rel));
     let mut shape = b.shape.clone();
     shape[axis] = rel.len();
     Block {
@@ -181,6 +187,19 @@ pub(crate) fn decode_raw(raw: &crate::dtype::RawArray, dec: &CfDecoding, vtype: 
     }
     if dec.is_identity() && raw.dtype == DType::Bool {
         return Data::Bool(raw.bytes.iter().map(|b| *b != 0).collect());
+    }
+    // 64-bit integers read as they are stay exact (an `f64` holds them only up to 2^53).
+    if dec.is_identity() && vtype == VType::Int(raw.dtype) {
+        let words = raw.bytes.chunks_exact(8).map(|c| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            a
+        });
+        match raw.dtype {
+            DType::Int64 => return Data::I64(words.map(i64::from_ne_bytes).collect()),
+            DType::UInt64 => return Data::U64(words.map(u64::from_ne_bytes).collect()),
+            _ => {}
+        }
     }
     if plain && raw.dtype == DType::Float64 && vtype == VType::F64 {
         return Data::F64(
@@ -214,7 +233,7 @@ pub(crate) fn unary(op: UnOp, d: Data, out: VType) -> Data {
         match d {
             Data::F32(v) => v.iter().map(|x| x.is_nan() == want_nan).collect(),
             Data::F64(v) => v.iter().map(|x| x.is_nan() == want_nan).collect(),
-            Data::Bool(v) => vec![!want_nan; v.len()],
+            other => vec![!want_nan; other.len()],
         }
     };
     match op {
@@ -421,6 +440,8 @@ pub(crate) fn select(cond: &[bool], x: Data, y: &Data) -> Data {
         (Data::F32(a), Data::F32(b)) => Data::F32(pick(cond, a, b)),
         (Data::F64(a), Data::F64(b)) => Data::F64(pick(cond, a, b)),
         (Data::Bool(a), Data::Bool(b)) => Data::Bool(pick(cond, a, b)),
+        (Data::I64(a), Data::I64(b)) => Data::I64(pick(cond, a, b)),
+        (Data::U64(a), Data::U64(b)) => Data::U64(pick(cond, a, b)),
         (a, b) => Data::F64(pick(cond, a.into_f64(), &b.to_f64())),
     }
 }
@@ -512,6 +533,64 @@ pub(crate) fn padded_rows(got: &[usize], full: &[usize], mut f: impl FnMut(usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plain(stored: DType) -> CfDecoding {
+        CfDecoding {
+            stored,
+            fill_values: Vec::new(),
+            scale_factor: None,
+            add_offset: None,
+            unsigned: false,
+            decoded: crate::cf::Decoded::Numeric(stored),
+        }
+    }
+
+    #[test]
+    fn sixty_four_bit_integers_decode_and_move_exactly() {
+        let big = [i64::MAX, (1 << 62) + 1, -(1 << 60) - 3];
+        let raw = crate::dtype::RawArray {
+            dtype: DType::Int64,
+            shape: vec![3],
+            bytes: big.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+        };
+        let d = decode_raw(&raw, &plain(DType::Int64), VType::Int(DType::Int64));
+        assert_eq!(d, Data::I64(big.to_vec()));
+        let unsigned = [u64::MAX, (1 << 63) + 5];
+        let raw = crate::dtype::RawArray {
+            dtype: DType::UInt64,
+            shape: vec![2],
+            bytes: unsigned.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+        };
+        let d = decode_raw(&raw, &plain(DType::UInt64), VType::Int(DType::UInt64));
+        assert_eq!(d, Data::U64(unsigned.to_vec()));
+        // Moved: a selection along an axis, a slice, a broadcast and a choice keep every bit.
+        let b = Block {
+            dims: vec!["t".into()],
+            shape: vec![2],
+            data: d,
+        };
+        assert_eq!(
+            take_axis(&b, 0, &[1, 0]).data,
+            Data::U64(vec![(1 << 63) + 5, u64::MAX])
+        );
+        assert_eq!(
+            slice_block(&b, &[1], &[1]).data,
+            Data::U64(vec![(1 << 63) + 5])
+        );
+        let wide = b.expand(&["s".to_string(), "t".to_string()], &[2, 2]);
+        assert_eq!(
+            wide,
+            Data::U64(vec![u64::MAX, (1 << 63) + 5, u64::MAX, (1 << 63) + 5])
+        );
+        let picked = select(
+            &[true, false],
+            Data::I64(vec![1 << 62, 1]),
+            &Data::I64(vec![7, (1 << 62) + 1]),
+        );
+        assert_eq!(picked, Data::I64(vec![1 << 62, (1 << 62) + 1]));
+        // Computed on: as `f64`, as before.
+        assert_eq!(Data::I64(vec![3]).convert(VType::F64), Data::F64(vec![3.0]));
+    }
 
     #[test]
     fn recycled_buffers_are_reused_by_size() {

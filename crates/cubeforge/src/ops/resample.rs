@@ -142,6 +142,7 @@ impl WindowOp for Resample {
             Data::F32(v) => reduce_bins(&v, &layout, &bins, self.how),
             Data::F64(v) => reduce_bins(&v, &layout, &bins, self.how),
             Data::Bool(v) => reduce_bools(&v, &layout, &bins, self.how),
+            other => reduce_bins(&other.into_f64(), &layout, &bins, self.how),
         };
         Ok(Data::F64(values).convert_if_needed(out.vtype))
     }

@@ -98,6 +98,8 @@ fn op_and_params(node: &Node) -> (String, Map<String, Value>) {
                 Data::Bool(v) => json!(v.first()),
                 Data::F32(v) => json!(v.first().map(|x| x.to_string())),
                 Data::F64(v) => json!(v.first().map(|x| x.to_string())),
+                Data::I64(v) => json!(v.first()),
+                Data::U64(v) => json!(v.first()),
             }}),
         ),
         Op::Unary(f, _) => ("unary", json!({"function": lower(format!("{f:?}"))})),

@@ -8,7 +8,8 @@ use crate::dtype::DType;
 pub enum VType {
     /// Booleans.
     Bool,
-    /// Integers of a stored type (computed exactly in `f64`, up to 2^53).
+    /// Integers of a stored type (computed in `f64`, exactly up to 2^53; 64-bit integers that are
+    /// only read and moved stay exact, as [`Data::I64`] / [`Data::U64`]).
     Int(DType),
     /// 32-bit floats.
     F32,
@@ -53,9 +54,29 @@ pub enum Data {
     Bool(Vec<bool>),
     /// 32-bit floats.
     F32(Vec<f32>),
-    /// 64-bit floats (and integers).
+    /// 64-bit floats (and integers computed on).
     F64(Vec<f64>),
+    /// 64-bit signed integers as stored, exact beyond 2^53 (read and moved, not computed on:
+    /// arithmetic takes them as `f64`).
+    I64(Vec<i64>),
+    /// 64-bit unsigned integers as stored, exact beyond 2^53 (as [`Data::I64`]).
+    U64(Vec<u64>),
 }
+
+/// `$e` applied to the values of every variant of `$data`, keeping the variant: `$v` is the
+/// variant's vector (or a reference to it), so `$e` is written once for every element type.
+macro_rules! each_data {
+    ($data:expr, $v:ident => $e:expr) => {
+        match $data {
+            Data::Bool($v) => Data::Bool($e),
+            Data::F32($v) => Data::F32($e),
+            Data::F64($v) => Data::F64($e),
+            Data::I64($v) => Data::I64($e),
+            Data::U64($v) => Data::U64($e),
+        }
+    };
+}
+pub(crate) use each_data;
 
 impl Data {
     /// Number of values.
@@ -65,6 +86,8 @@ impl Data {
             Data::Bool(v) => v.len(),
             Data::F32(v) => v.len(),
             Data::F64(v) => v.len(),
+            Data::I64(v) => v.len(),
+            Data::U64(v) => v.len(),
         }
     }
 
@@ -76,11 +99,14 @@ impl Data {
 
     /// Value `i` as `f64`.
     #[must_use]
+    #[allow(clippy::cast_precision_loss)]
     pub fn get_f64(&self, i: usize) -> f64 {
         match self {
             Data::Bool(v) => f64::from(u8::from(v[i])),
             Data::F32(v) => f64::from(v[i]),
             Data::F64(v) => v[i],
+            Data::I64(v) => v[i] as f64,
+            Data::U64(v) => v[i] as f64,
         }
     }
 
@@ -91,27 +117,34 @@ impl Data {
             Data::Bool(v) => v.clone(),
             Data::F32(v) => v.iter().map(|x| *x != 0.0).collect(),
             Data::F64(v) => v.iter().map(|x| *x != 0.0).collect(),
+            Data::I64(v) => v.iter().map(|x| *x != 0).collect(),
+            Data::U64(v) => v.iter().map(|x| *x != 0).collect(),
         }
     }
 
     /// The values as `f32`.
     #[must_use]
-    #[allow(clippy::cast_possible_truncation)]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
     pub fn to_f32(&self) -> Vec<f32> {
         match self {
             Data::Bool(v) => v.iter().map(|x| f32::from(u8::from(*x))).collect(),
             Data::F32(v) => v.clone(),
             Data::F64(v) => v.iter().map(|x| *x as f32).collect(),
+            Data::I64(v) => v.iter().map(|x| *x as f32).collect(),
+            Data::U64(v) => v.iter().map(|x| *x as f32).collect(),
         }
     }
 
     /// The values as `f64`.
     #[must_use]
+    #[allow(clippy::cast_precision_loss)]
     pub fn to_f64(&self) -> Vec<f64> {
         match self {
             Data::Bool(v) => v.iter().map(|x| f64::from(u8::from(*x))).collect(),
             Data::F32(v) => v.iter().map(|x| f64::from(*x)).collect(),
             Data::F64(v) => v.clone(),
+            Data::I64(v) => v.iter().map(|x| *x as f64).collect(),
+            Data::U64(v) => v.iter().map(|x| *x as f64).collect(),
         }
     }
 
@@ -136,6 +169,11 @@ impl Data {
     /// The values as type `to` (integers truncated toward zero and clamped, NaN as 0).
     #[must_use]
     pub fn convert(&self, to: VType) -> Data {
+        match (self, to) {
+            (Data::I64(v), VType::Int(DType::Int64)) => return Data::I64(v.clone()),
+            (Data::U64(v), VType::Int(DType::UInt64)) => return Data::U64(v.clone()),
+            _ => {}
+        }
         match to {
             VType::Bool => Data::Bool(self.to_bool()),
             VType::F32 => Data::F32(self.to_f32()),
@@ -251,11 +289,7 @@ impl Block {
                 idx[a] = 0;
             }
         }
-        match &self.data {
-            Data::Bool(v) => Data::Bool(map.iter().map(|&i| v[i]).collect()),
-            Data::F32(v) => Data::F32(map.iter().map(|&i| v[i]).collect()),
-            Data::F64(v) => Data::F64(map.iter().map(|&i| v[i]).collect()),
-        }
+        each_data!(&self.data, v => map.iter().map(|&i| v[i]).collect())
     }
 }
 
@@ -274,11 +308,7 @@ fn repeat_block(data: &Data, outer: usize, inner: usize) -> Data {
         }
         out
     }
-    match data {
-        Data::Bool(v) => Data::Bool(rep(v, outer, inner)),
-        Data::F32(v) => Data::F32(rep(v, outer, inner)),
-        Data::F64(v) => Data::F64(rep(v, outer, inner)),
-    }
+    each_data!(data, v => rep(v, outer, inner))
 }
 
 impl Block {
@@ -318,7 +348,9 @@ impl Data {
         match (&self, to) {
             (Data::Bool(_), VType::Bool)
             | (Data::F32(_), VType::F32)
-            | (Data::F64(_), VType::F64) => self,
+            | (Data::F64(_), VType::F64)
+            | (Data::I64(_), VType::Int(DType::Int64))
+            | (Data::U64(_), VType::Int(DType::UInt64)) => self,
             _ => self.convert(to),
         }
     }
@@ -352,6 +384,8 @@ impl Data {
             (Data::Bool(_), VType::Bool)
                 | (Data::F32(_), VType::F32)
                 | (Data::F64(_), VType::F64 | VType::Int(_))
+                | (Data::I64(_), VType::Int(DType::Int64))
+                | (Data::U64(_), VType::Int(DType::UInt64))
         );
         if ok {
             self
