@@ -549,7 +549,7 @@ fn datum_name(wkt1: &str) -> String {
 /// conformal (2SP), Lambert azimuthal, polar stereographic and Mercator (1SP) projections
 /// (others CF names get names and ellipsoid only; those CF has no grid mapping of, nothing).
 pub(crate) fn cf_attrs(wkt: &str) -> serde_json::Map<String, serde_json::Value> {
-    use serde_json::{json, Map, Value};
+    use serde_json::{json, Map};
     let mut out = Map::new();
     let Some(root) = Wkt::parse(wkt) else {
         return out;
@@ -582,6 +582,36 @@ pub(crate) fn cf_attrs(wkt: &str) -> serde_json::Map<String, serde_json::Value> 
         _ => return out,
     };
     let datum = geog.child("DATUM");
+    ellipsoid_attrs(geog, &mut out);
+    if let Some(n) = geog.text(0) {
+        out.insert("geographic_crs_name".into(), json!(n));
+    }
+    if let Some(n) = datum.and_then(|d| d.text(0)) {
+        out.insert("horizontal_datum_name".into(), json!(datum_name(n)));
+    }
+    if kind == "PROJCS" {
+        if let Some(n) = root.text(0) {
+            out.insert("projected_crs_name".into(), json!(n));
+        }
+    }
+    if let Some(g) = grid_mapping_name(wkt) {
+        out.insert("grid_mapping_name".into(), json!(g));
+    }
+    if kind != "PROJCS" {
+        return out;
+    }
+    for (k, v) in projection_params(&root, method) {
+        if !v.is_null() {
+            out.insert(k.into(), v);
+        }
+    }
+    out
+}
+
+/// The ellipsoid and prime meridian attributes of the `GEOGCS` node `geog`.
+fn ellipsoid_attrs(geog: &Wkt, out: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::json;
+    let datum = geog.child("DATUM");
     if let Some(sph) = datum.and_then(|d| d.child("SPHEROID")) {
         if let (Some(a), Some(invf)) = (sph.number(1), sph.number(2)) {
             let b = if invf == 0.0 {
@@ -605,30 +635,19 @@ pub(crate) fn cf_attrs(wkt: &str) -> serde_json::Map<String, serde_json::Value> 
             out.insert("prime_meridian_name".into(), json!(n));
         }
     }
-    if let Some(n) = geog.text(0) {
-        out.insert("geographic_crs_name".into(), json!(n));
-    }
-    if let Some(n) = datum.and_then(|d| d.text(0)) {
-        out.insert("horizontal_datum_name".into(), json!(datum_name(n)));
-    }
-    if kind == "PROJCS" {
-        if let Some(n) = root.text(0) {
-            out.insert("projected_crs_name".into(), json!(n));
-        }
-    }
-    if let Some(g) = grid_mapping_name(wkt) {
-        out.insert("grid_mapping_name".into(), json!(g));
-    }
-    if kind != "PROJCS" {
-        return out;
-    }
+}
+
+/// The CF parameters of the projection `method` of the WKT 1 `root` (a `PROJCS`), each `null`
+/// where the WKT lacks it; none for a method this does not know.
+fn projection_params(root: &Wkt, method: &str) -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::{json, Value};
     let param = |name: &str| {
         root.children("PARAMETER")
             .find(|p| p.text(0).is_some_and(|n| n.eq_ignore_ascii_case(name)))
             .and_then(|p| p.number(1))
     };
     let p = |n: &str| param(n).map_or(Value::Null, |v| json!(v));
-    let pairs: Vec<(&str, Value)> = match method {
+    match method {
         "Transverse_Mercator" => vec![
             ("latitude_of_projection_origin", p("latitude_of_origin")),
             ("longitude_of_central_meridian", p("central_meridian")),
@@ -711,13 +730,7 @@ pub(crate) fn cf_attrs(wkt: &str) -> serde_json::Map<String, serde_json::Value> 
             ("scale_factor_at_projection_origin", p("scale_factor")),
         ],
         _ => Vec::new(),
-    };
-    for (k, v) in pairs {
-        if !v.is_null() {
-            out.insert(k.into(), v);
-        }
     }
-    out
 }
 
 #[cfg(test)]

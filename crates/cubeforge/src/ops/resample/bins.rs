@@ -219,24 +219,12 @@ impl Grid {
     }
 }
 
-/// The bins of the sorted date-times `times` (in calendar `cal`) for `freq`, closed on side
-/// `closed`, labelled by side `label`.
-///
-/// # Errors
-/// Dates out of range, or weekly bins in a calendar without weekdays.
-pub fn bins(
-    times: &[CfDateTime],
-    cal: Calendar,
-    freq: Freq,
-    closed: Side,
-    label: Side,
-) -> Result<Bins, String> {
-    let Some(first) = times.first() else {
-        return Err("the time axis is empty".into());
-    };
+/// The bin edges of `freq` closed on side `closed`, anchored as pandas anchors them on the
+/// first timestamp `first`.
+fn grid_of(first: &CfDateTime, cal: Calendar, freq: Freq, closed: Side) -> Result<Grid, String> {
     let n = i128::from(freq.count);
     let (day0, _) = split(first, cal)?;
-    let grid = match freq.unit {
+    Ok(match freq.unit {
         FreqUnit::Hour => Grid::Fixed {
             origin: day0 * NANOS_PER_DAY,
             step: n * NANOS_PER_HOUR,
@@ -285,7 +273,26 @@ pub fn bins(
                 step: n * unit,
             }
         }
+    })
+}
+
+/// The bins of the sorted date-times `times` (in calendar `cal`) for `freq`, closed on side
+/// `closed`, labelled by side `label`.
+///
+/// # Errors
+/// Dates out of range, or weekly bins in a calendar without weekdays.
+pub fn bins(
+    times: &[CfDateTime],
+    cal: Calendar,
+    freq: Freq,
+    closed: Side,
+    label: Side,
+) -> Result<Bins, String> {
+    let Some(first) = times.first() else {
+        return Err("the time axis is empty".into());
     };
+    let n = i128::from(freq.count);
+    let grid = grid_of(first, cal, freq, closed)?;
     // pandas' weekly bins closed on the right end at the end of their Sunday: a timestamp
     // belongs to the bin whose edges, a day later, hold it on the left.
     let week_right = freq.unit == FreqUnit::Week && closed == Side::Right;
