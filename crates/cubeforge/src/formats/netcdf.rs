@@ -51,9 +51,11 @@ pub use source::{NcSource, ROW_BLOCK_BYTES};
 /// [`Error::InvalidMetadata`] naming the file for a file that cannot be parsed (truncated,
 /// corrupt, not NetCDF or HDF5); [`Error::Missing`] for a group that does not exist.
 pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
-    let nc = open_nc(file)?;
+    // One storage for both parsers: a remote file's metadata blocks are fetched once.
+    let storage = storage::FileStorage::open(file);
+    let nc = open_nc(file, &storage)?;
     let hdf5 = match nc.format() {
-        NcFormat::Nc4 | NcFormat::Nc4Classic => Some(open_hdf5(file)?),
+        NcFormat::Nc4 | NcFormat::Nc4Classic => Some(open_hdf5(file, &storage)?),
         _ => None,
     };
     let nc = Arc::new(nc);
@@ -98,7 +100,7 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
 
 /// The file parsed by `netcdf-reader`, its chunk cache off (the executor has its own) and the
 /// Zstandard, Blosc and bzip2 filters registered.
-fn open_nc(file: &RangeFile) -> Result<NcFile> {
+fn open_nc(file: &RangeFile, storage: &hdf5_reader::storage::DynStorage) -> Result<NcFile> {
     let attempt = |mode: NcMetadataMode| {
         let opts = NcOpenOptions {
             chunk_cache_bytes: 0,
@@ -106,7 +108,7 @@ fn open_nc(file: &RangeFile) -> Result<NcFile> {
             filter_registry: Some(filters::registry()),
             ..NcOpenOptions::default()
         };
-        let nc = NcFile::from_storage_with_options(storage::FileStorage::open(file), opts)?;
+        let nc = NcFile::from_storage_with_options(storage.clone(), opts)?;
         // The structure is built on first use: build it now, so its errors show here.
         nc.root_group()?;
         Ok::<_, netcdf_reader::Error>(nc)
@@ -123,14 +125,13 @@ fn open_nc(file: &RangeFile) -> Result<NcFile> {
 }
 
 /// The same file as HDF5, for reading the datasets' chunks.
-fn open_hdf5(file: &RangeFile) -> Result<Hdf5File> {
+fn open_hdf5(file: &RangeFile, storage: &hdf5_reader::storage::DynStorage) -> Result<Hdf5File> {
     let opts = hdf5_reader::OpenOptions {
         chunk_cache_bytes: 0,
         filter_registry: Some(filters::registry()),
         ..hdf5_reader::OpenOptions::default()
     };
-    Hdf5File::from_storage_with_options(storage::FileStorage::open(file), opts)
-        .map_err(|e| invalid(file, &e))
+    Hdf5File::from_storage_with_options(storage.clone(), opts).map_err(|e| invalid(file, &e))
 }
 
 fn invalid(file: &RangeFile, e: &dyn std::fmt::Display) -> Error {
