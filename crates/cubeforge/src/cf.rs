@@ -21,6 +21,23 @@ pub const CODING_ATTRS: [&str; 7] = [
     "calendar",
 ];
 
+/// `attrs` without the attributes that code values (`_FillValue`, `missing_value`,
+/// `scale_factor`, `add_offset`, `_Unsigned`): those of values written decoded. `units` and
+/// `calendar` stay.
+#[must_use]
+pub fn without_value_coding(attrs: &Map<String, Value>) -> Map<String, Value> {
+    attrs
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "_FillValue" | "missing_value" | "scale_factor" | "add_offset" | "_Unsigned"
+            )
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// What decoding a variable produces.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decoded {

@@ -152,17 +152,7 @@ impl Coord {
                 bytes.extend_from_slice(&x.to_ne_bytes());
             }
         }
-        let attrs = self
-            .attrs
-            .iter()
-            .filter(|(k, _)| {
-                !matches!(
-                    k.as_str(),
-                    "_FillValue" | "missing_value" | "scale_factor" | "add_offset" | "_Unsigned"
-                )
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let attrs = crate::cf::without_value_coding(&self.attrs);
         let shape = raw.shape;
         Ok((
             RawArray {

@@ -463,17 +463,7 @@ fn coordinate(v: OpenedVar) -> Coord {
     let Ok(decoded) = decoded else {
         return Coord::stored(v.source, v.stored_attrs, v.decoding);
     };
-    let attrs: Map<String, Value> = v
-        .stored_attrs
-        .iter()
-        .filter(|(k, _)| {
-            !matches!(
-                k.as_str(),
-                "scale_factor" | "add_offset" | "_FillValue" | "missing_value" | "_Unsigned"
-            )
-        })
-        .map(|(k, x)| (k.clone(), x.clone()))
-        .collect();
+    let attrs = crate::cf::without_value_coding(&v.stored_attrs);
     match CfDecoding::from_attrs(&attrs, DType::Float32, None) {
         Ok(decoding) => Coord::stored(Arc::new(decoded), attrs, decoding),
         Err(_) => Coord::stored(v.source, v.stored_attrs, v.decoding),
