@@ -297,7 +297,11 @@ impl RawArray {
             };
         }
         match self.dtype {
-            DType::Bool => self.bytes.iter().map(|b| f(f64::from(u8::from(*b != 0)))).collect(),
+            DType::Bool => self
+                .bytes
+                .iter()
+                .map(|b| f(f64::from(u8::from(*b != 0))))
+                .collect(),
             DType::Int8 => typed!(i8, 1, f64::from),
             DType::UInt8 => typed!(u8, 1, f64::from),
             DType::Int16 => typed!(i16, 2, f64::from),

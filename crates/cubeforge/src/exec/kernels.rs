@@ -197,9 +197,13 @@ pub(crate) fn decode_raw(raw: &crate::dtype::RawArray, dec: &CfDecoding, vtype: 
     // One pass from the stored type to the result type (an `f64` decoded value rounded once).
     match (vtype, plain) {
         (VType::F32, true) => Data::F32(raw.map_f64(|x| x as f32)),
-        (VType::F32, false) => Data::F32(raw.map_f64(|x| dec.decode_number(x).map_or(f32::NAN, |v| v as f32))),
+        (VType::F32, false) => {
+            Data::F32(raw.map_f64(|x| dec.decode_number(x).map_or(f32::NAN, |v| v as f32)))
+        }
         (VType::Bool, true) => Data::Bool(raw.map_f64(|x| x != 0.0)),
-        (VType::Bool, false) => Data::Bool(raw.map_f64(|x| dec.decode_number(x).is_none_or(|v| v != 0.0))),
+        (VType::Bool, false) => {
+            Data::Bool(raw.map_f64(|x| dec.decode_number(x).is_none_or(|v| v != 0.0)))
+        }
         (_, true) => Data::F64(raw.to_f64_vec()),
         (_, false) => Data::F64(raw.map_f64(|x| dec.decode_number(x).unwrap_or(f64::NAN))),
     }

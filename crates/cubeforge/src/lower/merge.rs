@@ -40,6 +40,7 @@ impl<'a> State<'a> {
             input_chunks: IndexMap::new(),
             pruned: false,
             skipped: Vec::new(),
+            texts: IndexMap::new(),
         };
         let mut var_owner: IndexMap<String, String> = IndexMap::new();
         for (k, (name, st)) in inputs.into_iter().enumerate() {
@@ -59,7 +60,17 @@ impl<'a> State<'a> {
                     }
                 }
             }
-            let names = st.vars.keys().chain(st.unreadable.keys());
+            // A dimension's text coordinate goes with its dimension, checked as it is.
+            let texts: Vec<&String> = st
+                .texts
+                .keys()
+                .filter(|k| !st.dims.contains_key(*k))
+                .collect();
+            let names = st
+                .vars
+                .keys()
+                .chain(st.unreadable.keys())
+                .chain(texts.iter().copied());
             for v in names {
                 let other = var_owner
                     .get(v)
@@ -74,13 +85,16 @@ impl<'a> State<'a> {
                     });
                 }
             }
-            for v in st.vars.keys().chain(st.unreadable.keys()) {
+            for v in st.vars.keys().chain(st.unreadable.keys()).chain(texts) {
                 var_owner.insert(v.clone(), name.clone());
             }
             if k == 0 {
                 merged.attrs = st.attrs.clone();
             }
             merged.vars.extend(st.vars);
+            for (k, t) in st.texts {
+                merged.texts.entry(k).or_insert(t);
+            }
             merged.unreadable.extend(st.unreadable);
             merged.pruned |= st.pruned;
             merged.skipped.extend(st.skipped);
