@@ -64,6 +64,9 @@ pub struct TextVar {
     pub values: Arc<TextArray>,
     /// Its attributes (`_Encoding` included: the cube keeps it, so that xarray decodes).
     pub attrs: Map<String, Value>,
+    /// The chunk shape of its source along `dims`, as `info` shows it (the cube writes one
+    /// chunk).
+    pub chunks: Vec<u64>,
 }
 
 fn usize_of(n: u64) -> usize {

@@ -128,6 +128,7 @@ pub(super) fn concat_texts(
                 dims,
                 values: Arc::new(values),
                 attrs: t.attrs.clone(),
+                chunks: t.chunks.clone(),
             },
         ));
     }

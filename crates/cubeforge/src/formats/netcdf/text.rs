@@ -68,17 +68,29 @@ impl TextReader<'_> {
                 return Err(format!("{} strings for shape {shape:?}", strings.len()));
             }
             let data = TextData::Str(strings);
-            let a = TextArray { shape, data };
+            let a = TextArray {
+                shape: shape.clone(),
+                data,
+            };
             self.hold(a.nbytes())?;
             a
         };
         if let Some(enc) = attrs.get("_Encoding").and_then(|e| e.as_str()) {
             check_encoding(&values, enc)?;
         }
+        let mut chunks = self
+            .hdf5
+            .and_then(|h5| h5.dataset(path).ok()?.chunks())
+            .map_or_else(
+                || shape.clone(),
+                |c| c.iter().map(|n| u64::from(*n)).collect(),
+            );
+        chunks.truncate(dims.len());
         Ok(TextVar {
             dims,
             values: Arc::new(values),
             attrs,
+            chunks,
         })
     }
 
