@@ -298,3 +298,37 @@ def test_text_with_a_fill_value_is_left_out_with_the_reason(cubeforge, tmp_path)
     recipe.write_text(f'version: 1\ninputs:\n  s: {{url: "{src}"}}\noutput: {{url: "{tmp_path / "o.zarr"}"}}\n')
     line = cubeforge.run_failing("build", recipe)
     assert "'code'" in line and "_FillValue" in line, line
+
+
+def test_merge_carries_text_of_each_input_and_refuses_a_name_in_both(cubeforge, tmp_path):
+    a, b = tmp_path / "a.nc", tmp_path / "b.nc"
+    write_stations(a)
+    write_stations(b)
+    out = tmp_path / "merged.zarr"
+
+    def recipe(b_ops: str) -> Path:
+        path = tmp_path / "merge.yaml"
+        path.write_text(
+            textwrap.dedent(
+                f"""\
+                version: 1
+                inputs:
+                  a:
+                    url: "{a}"
+                    operations: [{{keep: [temp, station_name]}}]
+                  b:
+                    url: "{b}"
+                    operations: [{b_ops}]
+                output: {{url: "{out}"}}
+                """
+            )
+        )
+        return path
+
+    cubeforge.run("build", recipe("{keep: [label, platform]}"), "--quiet")
+    src = quiet_open(a)
+    ref = xr.merge([src[["temp", "station_name"]], src[["label", "platform"]]], join="exact")
+    mismatches = dataset_mismatches(open_cube(out), ref)
+    assert not mismatches, report("merge", mismatches)
+    line = cubeforge.run_failing("build", recipe("{keep: [station_name]}"), "--overwrite")
+    assert "station_name" in line and "'a'" in line and "'b'" in line, line
