@@ -9,6 +9,7 @@ use, last, and that has no variable of its name, stacked into fixed-width bytes 
 
 from __future__ import annotations
 
+import json
 import textwrap
 import warnings
 from pathlib import Path
@@ -332,3 +333,15 @@ def test_merge_carries_text_of_each_input_and_refuses_a_name_in_both(cubeforge, 
     assert not mismatches, report("merge", mismatches)
     line = cubeforge.run_failing("build", recipe("{keep: [station_name]}"), "--overwrite")
     assert "station_name" in line and "'a'" in line and "'b'" in line, line
+
+
+def test_dry_run_lists_text_variables(cubeforge, tmp_path):
+    src = tmp_path / "stations.nc"
+    write_stations(src)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f'version: 1\ninputs:\n  s: {{url: "{src}"}}\noutput: {{url: "{tmp_path / "o.zarr"}"}}\n')
+    plan = json.loads(cubeforge.run("build", recipe, "--dry-run", "--json").stdout)
+    listed = {v["name"]: v for v in plan["plan"]["variables"]}
+    ref = quiet_open(src)
+    for name in ["station_name", "flag", "label", "grid", "obs_code", "platform"]:
+        assert listed[name]["dtype"] == str(ref[name].dtype) and listed[name]["dims"] == list(ref[name].dims), name
