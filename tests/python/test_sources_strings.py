@@ -345,3 +345,28 @@ def test_dry_run_lists_text_variables(cubeforge, tmp_path):
     ref = quiet_open(src)
     for name in ["station_name", "flag", "label", "grid", "obs_code", "platform"]:
         assert listed[name]["dtype"] == str(ref[name].dtype) and listed[name]["dims"] == list(ref[name].dims), name
+
+
+def test_merge_refuses_string_coordinates_that_differ(cubeforge, tmp_path):
+    def sites(path: Path, names: list[str], var: str) -> None:
+        with netCDF4.Dataset(path, "w") as nc:
+            nc.createDimension("site", len(names))
+            site = nc.createVariable("site", str, ("site",))
+            for i, s in enumerate(names):
+                site[i] = s
+            nc.createVariable(var, "f8", ("site",))[:] = np.arange(len(names))
+
+    sites(tmp_path / "a.nc", ["x", "y"], "u")
+    recipe = tmp_path / "m.yaml"
+    recipe.write_text(
+        f'version: 1\ninputs:\n  a: {{url: "{tmp_path / "a.nc"}"}}\n  b: {{url: "{tmp_path / "b.nc"}"}}\n'
+        f'output: {{url: "{tmp_path / "o.zarr"}"}}\n'
+    )
+    sites(tmp_path / "b.nc", ["x", "y"], "w")
+    cubeforge.run("build", recipe, "--quiet")
+    ref = xr.merge([quiet_open(tmp_path / "a.nc"), quiet_open(tmp_path / "b.nc")], join="exact")
+    mismatches = dataset_mismatches(open_cube(tmp_path / "o.zarr"), ref)
+    assert not mismatches, report("merge on a string coordinate", mismatches)
+    sites(tmp_path / "b.nc", ["x", "z"], "w")
+    line = cubeforge.run_failing("build", recipe, "--overwrite")
+    assert "'site'" in line and "'a'" in line and "'b'" in line, line

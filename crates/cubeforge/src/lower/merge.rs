@@ -93,7 +93,24 @@ impl<'a> State<'a> {
             }
             merged.vars.extend(st.vars);
             for (k, t) in st.texts {
-                merged.texts.entry(k).or_insert(t);
+                match merged.texts.get(&k) {
+                    // A dimension's text coordinate in two inputs: the same labels, as for
+                    // numeric coordinates.
+                    Some(have) if have.values != t.values => {
+                        return Err(Error::Combine {
+                            location: format!(
+                                "inputs '{}' and '{name}' disagree on dimension '{k}'",
+                                owner.get(&k).map_or("?", String::as_str)
+                            ),
+                            reason: "its text coordinates differ; bring them onto one grid first"
+                                .into(),
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        merged.texts.insert(k, t);
+                    }
+                }
             }
             merged.unreadable.extend(st.unreadable);
             merged.pruned |= st.pruned;
