@@ -72,6 +72,8 @@ impl TextReader<'_> {
                 shape: shape.clone(),
                 data,
             };
+            // The references' estimate replaced by the text itself.
+            self.held -= estimate;
             self.hold(a.nbytes())?;
             a
         };
@@ -94,15 +96,15 @@ impl TextReader<'_> {
         })
     }
 
-    /// Count `n` more bytes held; refuse beyond [`MAX_TEXT_BYTES`].
+    /// Count `n` more bytes held; refuse (counting nothing) beyond [`MAX_TEXT_BYTES`].
     fn hold(&mut self, n: u64) -> Result<(), String> {
-        self.held += n;
-        if self.held > MAX_TEXT_BYTES {
+        if self.held.saturating_add(n) > MAX_TEXT_BYTES {
             return Err(format!(
                 "text is held in memory, and with this variable ({n} bytes) the file's text \
                  would exceed {MAX_TEXT_BYTES} bytes"
             ));
         }
+        self.held += n;
         Ok(())
     }
 
@@ -170,4 +172,42 @@ fn check_encoding(values: &TextArray, encoding: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_beyond_the_bound_is_refused_naming_the_sizes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("f.nc");
+        std::fs::write(&path, b"CDF\x01").expect("write");
+        let file = RangeFile::open(path.to_str().expect("utf-8")).expect("file");
+        let mut r = TextReader {
+            file: &file,
+            hdf5: None,
+            classic_vars: &[],
+            held: MAX_TEXT_BYTES - 10,
+        };
+        assert!(r.hold(10).is_ok());
+        let e = r.hold(7).unwrap_err();
+        assert!(
+            e.contains("(7 bytes)") && e.contains(&MAX_TEXT_BYTES.to_string()),
+            "{e}"
+        );
+        assert_eq!(r.held, MAX_TEXT_BYTES, "a refused variable holds nothing");
+    }
+
+    #[test]
+    fn encodings_other_than_utf8_and_undecodable_bytes_are_refused() {
+        let a = TextArray::from_chars(&[2, 2], b"ok\xff\0".to_vec(), true).expect("chars");
+        assert!(check_encoding(&a.take(0, &[0]), "utf-8").is_ok());
+        assert!(check_encoding(&a, "UTF8")
+            .unwrap_err()
+            .contains("element 1"));
+        assert!(check_encoding(&a, "latin-1")
+            .unwrap_err()
+            .contains("latin-1"));
+    }
 }
