@@ -237,6 +237,7 @@ def test_selections_along_station_select_the_names(cubeforge, tmp_path, zarr_for
         assert want["station_name"].values.tolist() == [b"gamma"]
         mismatches = dataset_mismatches(open_cube(out), want)
         assert not mismatches, report(f"[{engine}] isel/sel", mismatches)
+        check_zarr_python(out, want)
 
 
 def test_keep_drop_rename_carry_text(cubeforge, tmp_path):

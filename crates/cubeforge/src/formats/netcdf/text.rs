@@ -54,7 +54,41 @@ impl TextReader<'_> {
             count * 16
         };
         self.hold(estimate)?;
-        let values = if v.dtype == NcType::Char {
+        let values = self.values(v, path, &mut dims, stack, estimate);
+        let values = values.inspect_err(|_| self.held = self.held.saturating_sub(estimate))?;
+        if let Some(enc) = attrs.get("_Encoding").and_then(|e| e.as_str()) {
+            check_encoding(&values, enc)
+                .inspect_err(|_| self.held = self.held.saturating_sub(values.nbytes()))?;
+        }
+        let mut chunks = self
+            .hdf5
+            .and_then(|h5| h5.dataset(path).ok()?.chunks())
+            .map_or_else(
+                || shape.clone(),
+                |c| c.iter().map(|n| u64::from(*n)).collect(),
+            );
+        chunks.truncate(dims.len());
+        Ok(TextVar {
+            dims,
+            values: Arc::new(values),
+            attrs,
+            chunks,
+        })
+    }
+
+    /// The values of text variable `v` (`estimate` bytes counted for it so far), its string
+    /// dimension taken out of `dims` when `stack`.
+    fn values(
+        &mut self,
+        v: &NcVariable,
+        path: &str,
+        dims: &mut Vec<String>,
+        stack: bool,
+        estimate: u64,
+    ) -> Result<TextArray, String> {
+        let shape = v.shape();
+        let count: u64 = shape.iter().product();
+        Ok(if v.dtype == NcType::Char {
             let bytes = self.chars(v, path, &shape)?;
             if stack {
                 dims.pop();
@@ -74,25 +108,11 @@ impl TextReader<'_> {
             };
             // The references' estimate replaced by the text itself.
             self.held -= estimate;
-            self.hold(a.nbytes())?;
+            if let Err(e) = self.hold(a.nbytes()) {
+                self.held += estimate;
+                return Err(e);
+            }
             a
-        };
-        if let Some(enc) = attrs.get("_Encoding").and_then(|e| e.as_str()) {
-            check_encoding(&values, enc)?;
-        }
-        let mut chunks = self
-            .hdf5
-            .and_then(|h5| h5.dataset(path).ok()?.chunks())
-            .map_or_else(
-                || shape.clone(),
-                |c| c.iter().map(|n| u64::from(*n)).collect(),
-            );
-        chunks.truncate(dims.len());
-        Ok(TextVar {
-            dims,
-            values: Arc::new(values),
-            attrs,
-            chunks,
         })
     }
 
