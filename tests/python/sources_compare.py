@@ -23,10 +23,10 @@ Documented differences, and only these, are not compared:
   sorted by name) on both sides before comparing;
 - text attributes holding bytes that are not UTF-8 are compared with those bytes as U+FFFD (what
   netCDF-C gives; h5netcdf gives surrogate escapes);
-- a NetCDF character array (``|S1``, which xarray leaves as characters) may be held as strings over
-  its other dimensions (the characters along the last one, trailing NULs dropped);
-- variables listed by a test as ``may_be_absent`` (string or compound types a cube does not hold)
-  may be missing from the cube; if present they are compared like any other.
+- text (``|S{n}``, ``<U{n}``, decoded ``str`` objects) is compared exactly: the same dtype and the
+  same values of the same kind (bytes are not str);
+- variables listed by a test as ``may_be_absent`` (compound types a cube does not hold) may be
+  missing from the cube; if present they are compared like any other.
 """
 
 from __future__ import annotations
@@ -193,9 +193,15 @@ def values_mismatch(where: str, reported: np.ndarray, expected: np.ndarray) -> s
     if reported.shape != expected.shape:
         return f"{where}.shape: cubeforge={reported.shape} xarray={expected.shape}"
     try:
+        if expected.dtype.kind in "SU" or reported.dtype.kind in "SU":
+            # Text: the same kind (bytes or str) and the same values, exactly.
+            if reported.dtype.kind != expected.dtype.kind or reported.tolist() != expected.tolist():
+                return f"{where}.values: cubeforge={reported.reshape(-1)[:5]!r} xarray={expected.reshape(-1)[:5]!r}"
+            return None
         if expected.dtype.kind == "O" or reported.dtype.kind == "O":
-            # cftime dates (non-standard calendars) and strings: element by element.
-            equal = [r == e for r, e in zip(reported.reshape(-1), expected.reshape(-1))]
+            # cftime dates (non-standard calendars) and decoded strings: element by element, of the
+            # same type (str is not bytes).
+            equal = [type(r) is type(e) and r == e for r, e in zip(reported.reshape(-1), expected.reshape(-1))]
             if not all(equal):
                 k = equal.index(False)
                 return f"{where}.values[{k}]: cubeforge={reported.reshape(-1)[k]!r} xarray={expected.reshape(-1)[k]!r}"
@@ -233,8 +239,7 @@ def dataset_mismatches(
     for name in sorted(cube_names - ref_names):
         out.append(f"{name}: in the cube ({cube[name].dtype} {cube[name].dims}) but not in the source")
     kept = ref_names - (absent_ok - cube_names)
-    strings = {name for name in kept & cube_names if is_char_array_as_strings(cube[name], ref[name])}
-    used_dims = {d for name in kept for d in (ref[name].dims[:-1] if name in strings else ref[name].dims)} | (
+    used_dims = {d for name in kept for d in ref[name].dims} | (
         set(ref.dims) - {d for name in absent_ok for d in ref[name].dims if name in ref_names}
     )
     expected_sizes = {str(d): n for d, n in ref.sizes.items() if d in used_dims}
@@ -246,9 +251,6 @@ def dataset_mismatches(
     out += attrs_mismatches("<global>", cube.attrs, ref.attrs)
     for name in sorted(kept & cube_names):
         got, exp = cube[name].variable, ref[name].variable
-        if name in strings:
-            out += char_array_mismatches(name, got, exp)
-            continue
         if got.dims != exp.dims:
             out.append(f"{name}.dims: cubeforge={got.dims} xarray={exp.dims}")
         if got.dtype != exp.dtype:
@@ -263,25 +265,6 @@ def dataset_mismatches(
         if (problem := values_mismatch(name, got.values, expected)) is not None:
             out.append(problem)
     return out
-
-
-def is_char_array_as_strings(got, exp) -> bool:
-    """Whether the cube holds the NetCDF character array ``exp`` (``|S1``, xarray leaves it so) as
-    strings over all its dimensions but the last (the string length), as NetCDF users read them."""
-    return exp.dtype == np.dtype("S1") and exp.ndim >= 1 and got.dtype.kind in "SUO" and got.dims == exp.dims[:-1]
-
-
-def char_array_mismatches(name: str, got, exp) -> list[str]:
-    """A character array against its strings: each string is the characters along the last dimension,
-    trailing NULs dropped."""
-    chars = np.ascontiguousarray(exp.values)
-    joined = chars.view(f"S{chars.shape[-1]}").reshape(chars.shape[:-1]) if chars.shape[-1] else None
-    expected = [] if joined is None else [b.decode("utf-8", "replace") for b in joined.reshape(-1)]
-    reported = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in got.values.reshape(-1)]
-    if reported != expected:
-        k = next((i for i, (r, e) in enumerate(zip(reported, expected)) if r != e), min(len(reported), len(expected)))
-        return [f"{name}.values[{k}] (strings of a char array): cubeforge={reported[k:k + 1]} xarray={expected[k:k + 1]}"]
-    return attrs_mismatches(name, got.attrs, exp.attrs)
 
 
 def georeferencing_mismatches(cube: xr.Dataset, tif: Path) -> list[str]:

@@ -440,6 +440,7 @@ fn used_dims(state: &State<'_>) -> BTreeSet<String> {
         .vars
         .values()
         .flat_map(|v| v.node.dims.clone())
+        .chain(crate::text::kept_dims(&state.texts))
         .collect()
 }
 
@@ -688,7 +689,13 @@ fn commit(
     );
     attrs.insert("cubeforge_inputs".into(), json!(state.inputs));
     attrs.insert("cubeforge_created".into(), json!(utc_now()));
-    let docs: Vec<_> = outs.iter().map(|o| o.doc.clone()).collect();
+    let mut docs: Vec<_> = outs.iter().map(|o| o.doc.clone()).collect();
+    docs.extend(crate::text::write_cube_texts(
+        doc,
+        state,
+        &used_dims(state),
+        out_store,
+    )?);
     commit_group(out_store, doc.recipe.output.zarr_format, &docs, attrs)
 }
 
@@ -811,6 +818,7 @@ mod tests {
             }],
             attrs: attrs(json!({"title": "held in memory"})),
             unreadable: Vec::new(),
+            texts: Vec::new(),
         }
     }
 

@@ -62,6 +62,7 @@ pub mod region;
 pub mod safety;
 pub mod source;
 pub mod store;
+pub mod text;
 pub mod transfer;
 pub mod write;
 pub mod write_behind;

@@ -13,6 +13,7 @@
 //! | `lower/concat.rs` | many files as one input, joined along a dimension by its coordinate |
 //! | `lower/time_from.rs` | a file's time from its name, an attribute, a metadata item or a tag |
 //! | `lower/merge.rs` | several inputs' states merged into one, as `xarray.merge(join="exact")` |
+//! | `lower/text.rs` | text variables: selected, renamed, dropped with a replaced dimension, joined |
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use crate::exec::Exec;
 use crate::plan::{self, Node, NodeRef, Op, SourceRef, VType};
 use crate::recipe::{Operation, RecipeDoc};
 use crate::source::Sources;
+use crate::text::TextVar;
 
 pub mod concat;
 mod expr;
@@ -35,6 +37,7 @@ mod labels;
 pub mod merge;
 mod ops;
 mod resample;
+mod text;
 pub mod time_from;
 
 pub use input::{Input, InputDim, InputVar};
@@ -85,6 +88,9 @@ pub struct State<'a> {
     pub pruned: bool,
     /// Variables left out because they cannot be read ([`State::skip_unreadable`]), with why.
     pub skipped: Vec<(String, String)>,
+    /// Text variables, held in memory and carried as they are (`lower/text.rs`); one named
+    /// after a dimension is its coordinate.
+    pub texts: IndexMap<String, TextVar>,
 }
 
 /// What is wrong with a plan deeper than [`plan::MAX_DEPTH`] or larger, unfolded, than
@@ -211,6 +217,7 @@ impl<'a> State<'a> {
             input_chunks: input_chunks(input),
             pruned: false,
             skipped: Vec::new(),
+            texts: input.texts.iter().cloned().collect(),
         }
     }
 
@@ -299,6 +306,9 @@ impl<'a> State<'a> {
                 format!("variable '{name}' cannot be read: {reason}"),
             ));
         }
+        if let Some(reason) = self.text_reason(name) {
+            return Err(op_err(self.doc, i, op, reason));
+        }
         self.vars.get(name).ok_or_else(|| {
             op_err(
                 self.doc,
@@ -323,6 +333,7 @@ impl<'a> State<'a> {
             .collect();
         d.index = Arc::new(new_index);
         d.len = sub.len() as u64;
+        self.take_texts(dim, sub);
         let sub = Arc::new(sub.to_vec());
         for v in self.vars.values_mut() {
             if let Some(axis) = v.node.dims.iter().position(|x| x == dim) {

@@ -145,13 +145,19 @@ fn classic_and_64bit_offset_and_netcdf4_classic_hold_the_same_values() {
         let rec = input.dims.iter().find(|d| d.name == "rec").expect("rec");
         assert_eq!(rec.len, 5, "{f}");
         assert_eq!(var_dims(&input, "ce"), ["rec", "i2", "i3"]);
-        // Text variables are listed as unreadable, naming the type.
-        let (_, why) = input
-            .unreadable
+        // Text variables are read whole; `d4` is not a string dimension (other variables
+        // use it), so `charv` stays characters, as xarray reads it.
+        let (_, charv) = input
+            .texts
             .iter()
             .find(|(n, _)| n == "charv")
-            .expect("charv unreadable");
-        assert!(why.contains("NC_CHAR"), "{why}");
+            .expect("charv is text");
+        assert_eq!(charv.dims, ["d0", "d1", "d2", "d3", "d4"], "{f}");
+        assert_eq!(charv.values.xarray_dtype(&charv.attrs), "|S1", "{f}");
+        assert_eq!(charv.values.len(), 2 * 3 * 5 * 6 * 4, "{f}");
+        let first: Vec<&[u8]> = (0..4).map(|i| charv.values.element(i)).collect();
+        assert_eq!(first, [&b""[..], b"\x01", b"\x02", b"\x03"], "{f}");
+        assert!(!input.unreadable.iter().any(|(n, _)| n == "charv"), "{f}");
         assert_eq!(input.attrs["title"], "test netcdf");
     }
 }

@@ -67,6 +67,7 @@ fn era(lats: &[f64], name: &str) -> Opened {
         )],
         attrs: serde_json::Map::new(),
         unreadable: Vec::new(),
+        texts: Vec::new(),
     };
     Opened {
         files: vec![input.location.clone()],

@@ -229,6 +229,22 @@ fn variables(doc: &RecipeDoc, state: &State<'_>) -> (Vec<PlanVar>, u64) {
         });
         bytes += v.node.shape.iter().product::<u64>() * dtype.size() as u64;
     }
+    // Text variables, one chunk each (a dimension's text coordinate with its dimension).
+    for (name, t) in &state.texts {
+        let coordinate = t.dims == [name.clone()];
+        if coordinate && !used.contains(name) {
+            continue;
+        }
+        out.push(PlanVar {
+            name: name.clone(),
+            dims: t.dims.clone(),
+            shape: t.values.shape.clone(),
+            dtype: t.values.xarray_dtype(&t.attrs),
+            chunks: t.values.shape.iter().map(|n| (*n).max(1)).collect(),
+            coordinate,
+        });
+        bytes += t.values.nbytes();
+    }
     (out, bytes)
 }
 

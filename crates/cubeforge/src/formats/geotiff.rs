@@ -535,6 +535,7 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
         // rioxarray's dataset is its band DataArray's: the tags are the band variable's.
         attrs: Map::new(),
         unreadable: Vec::new(),
+        texts: Vec::new(),
     })
 }
 

@@ -6,9 +6,10 @@
 //! one-dimensional variable of its name; dimensions of parent groups are visible in a group;
 //! HDF5 datasets without dimension scales get `phony_dim_N` dimensions, numbered as netCDF-C
 //! does; attributes netCDF-C hides are hidden; CF decoding is [`CfDecoding::from_attrs`] with no
-//! mask for the default fill (xarray masks only `_FillValue` and `missing_value`). Variables of
-//! types cubeforge does not carry (text, strings, compound, enum, opaque, variable-length) are
-//! listed in [`Input::unreadable`] with the type named.
+//! mask for the default fill (xarray masks only `_FillValue` and `missing_value`). Text variables
+//! (character arrays, strings) are read whole into [`Input::texts`]; variables of types cubeforge
+//! does not carry (compound, enum, opaque, variable-length) are listed in [`Input::unreadable`]
+//! with the type named.
 //!
 //! | file | what |
 //! |---|---|
@@ -17,6 +18,7 @@
 //! | `netcdf/types.rs` | element types, unreadable types' reasons, fill values |
 //! | `netcdf/filters.rs` | Zstandard, Blosc and bzip2 decoders; filter names for `info` |
 //! | `netcdf/source.rs` | [`NcSource`]: one variable as a [`ChunkSource`](crate::source::ChunkSource) |
+//! | `netcdf/text.rs` | text variables read whole, stacked as xarray stacks them |
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,6 +41,7 @@ mod attrs;
 mod filters;
 mod source;
 mod storage;
+mod text;
 mod types;
 
 use source::{row_blocks, Reader};
@@ -82,20 +85,64 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
         group_path: path.join("/"),
         visible: visible_dims(&chain),
     };
-    let mut vars: Vec<OpenedVar> = Vec::new();
-    let mut unreadable = Vec::new();
-    for v in &group.variables {
+    let dims_of = |v: &NcVariable| -> Vec<String> {
         let key = (ctx.group_path.clone(), v.name.clone());
-        let dims = phony
+        phony
             .get(&key)
             .cloned()
-            .unwrap_or_else(|| v.dimensions.iter().map(|d| nc_name(&d.name)).collect());
+            .unwrap_or_else(|| v.dimensions.iter().map(|d| nc_name(&d.name)).collect())
+    };
+    let stack = crate::text::stackable_dims(
+        &group
+            .variables
+            .iter()
+            .map(|v| (nc_name(&v.name), dims_of(v), v.dtype == NcType::Char))
+            .collect::<Vec<_>>(),
+    );
+    let mut texts = text::TextReader {
+        file,
+        hdf5: hdf5.as_ref(),
+        classic_vars: &root.variables,
+        held: 0,
+    };
+    let mut vars: Vec<OpenedVar> = Vec::new();
+    let mut text_vars = Vec::new();
+    let mut unreadable = Vec::new();
+    for v in &group.variables {
+        let dims = dims_of(v);
+        if text::is_text(&v.dtype) {
+            let stacked = v.dtype == NcType::Char && dims.last().is_some_and(|d| stack.contains(d));
+            match texts.read(v, &ctx.path_of(&v.name), dims, stacked) {
+                Ok(t) => text_vars.push((nc_name(&v.name), t)),
+                Err(reason) => unreadable.push((nc_name(&v.name), reason)),
+            }
+            continue;
+        }
         match ctx.variable(v, dims) {
             Ok(o) => vars.push(o),
             Err(reason) => unreadable.push((nc_name(&v.name), reason)),
         }
     }
-    Ok(assemble(file, group, vars, unreadable, &ctx.visible))
+    let mut input = assemble(file, group, vars, unreadable, &ctx.visible);
+    add_texts(&mut input, text_vars);
+    Ok(input)
+}
+
+/// `texts` added to `input`, their dimensions with them (after the others, as xarray lists the
+/// dimensions of variables in order).
+fn add_texts(input: &mut Input, texts: Vec<(String, crate::text::TextVar)>) {
+    for (_, t) in &texts {
+        for (d, len) in t.dims.iter().zip(&t.values.shape) {
+            if !input.dims.iter().any(|x| &x.name == d) {
+                input.dims.push(InputDim {
+                    name: d.clone(),
+                    len: *len,
+                    coord: None,
+                });
+            }
+        }
+    }
+    input.texts = texts;
 }
 
 /// The file parsed by `netcdf-reader`, its chunk cache off (the executor has its own) and the
@@ -425,6 +472,7 @@ fn assemble(
         variables,
         attrs: attrs::to_json(&group.attributes),
         unreadable,
+        texts: Vec::new(),
     }
 }
 

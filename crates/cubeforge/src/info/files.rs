@@ -93,6 +93,42 @@ fn var_info(v: &InputVar) -> VarInfo {
     }
 }
 
+/// A text variable as xarray shows it: its NumPy type (`|S64`, `<U5`, `object` for bytes it
+/// decodes), its attributes without `_Encoding` (which xarray moves to the encoding).
+fn text_info(t: &crate::text::TextVar) -> VarInfo {
+    let shape = t.values.shape.clone();
+    let dtype = t.values.xarray_dtype(&t.attrs);
+    let itemsize = match dtype.get(..2) {
+        Some("|S") => dtype[2..].parse().unwrap_or(1),
+        Some("<U") => 4 * dtype[2..].parse::<u64>().unwrap_or(1),
+        _ => 8,
+    };
+    VarInfo {
+        dims: t.dims.clone(),
+        dtype,
+        stored_dtype: match t.values.data {
+            crate::text::TextData::Bytes { .. } => "char".into(),
+            crate::text::TextData::Str(_) => "string".into(),
+        },
+        chunks: t.chunks.clone(),
+        shards: None,
+        codecs: Vec::new(),
+        fill_value: Value::Null,
+        nbytes: shape.iter().product::<u64>().saturating_mul(itemsize),
+        stored_bytes: None,
+        first: None,
+        last: None,
+        attrs: t
+            .attrs
+            .iter()
+            .filter(|(k, _)| k.as_str() != "_Encoding")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        error: None,
+        shape,
+    }
+}
+
 fn unreadable_info(reason: &str) -> VarInfo {
     VarInfo {
         dims: Vec::new(),
@@ -176,6 +212,14 @@ pub fn report_input(input: &Input, group: &str, details: &FileDetails) -> Result
             coords.insert(v.name.clone(), info);
         } else {
             data_vars.insert(v.name.clone(), info);
+        }
+    }
+    for (name, t) in &input.texts {
+        let info = to_json(text_info(t));
+        if is_aux_coord(input, name) || t.dims == [name.clone()] {
+            coords.insert(name.clone(), info);
+        } else {
+            data_vars.insert(name.clone(), info);
         }
     }
     for (name, reason) in &input.unreadable {

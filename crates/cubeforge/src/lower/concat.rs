@@ -268,12 +268,15 @@ pub fn concat_inputs(
             }
         }
     }
+    let inputs: Vec<&Input> = parts.iter().map(|p| &p.input).collect();
+    let texts = super::text::concat_texts(&inputs, &template.input, dim, any_dim)?;
     Ok(Input {
         location: location.to_string(),
         dims,
         variables,
         attrs: parts[0].input.attrs.clone(),
         unreadable,
+        texts,
     })
 }
 
@@ -901,6 +904,7 @@ pub(crate) mod tests {
             ],
             attrs: attrs(json!({"title": file})),
             unreadable: Vec::new(),
+            texts: Vec::new(),
         }
     }
 
@@ -1145,6 +1149,7 @@ pub(crate) mod tests {
             )],
             attrs: attrs(a),
             unreadable: Vec::new(),
+            texts: Vec::new(),
         }
     }
 

@@ -9,6 +9,7 @@ use crate::cf::CfDecoding;
 use crate::coord::Coord;
 use crate::dataset::Dataset;
 use crate::source::ChunkSource;
+use crate::text::TextVar;
 
 /// A dataset to build from.
 #[derive(Debug, Clone)]
@@ -24,6 +25,9 @@ pub struct Input {
     /// Variables (and coordinates) that cannot be read, with the reason: lowering refuses a
     /// recipe that uses or outputs one.
     pub unreadable: Vec<(String, String)>,
+    /// Text variables (character arrays, strings), held in memory, by name; one named after a
+    /// dimension is that dimension's coordinate.
+    pub texts: Vec<(String, TextVar)>,
 }
 
 /// A dimension of an input.
@@ -113,6 +117,7 @@ impl Input {
             variables,
             attrs: ds.attrs.clone(),
             unreadable,
+            texts: Vec::new(),
         }
     }
 }

@@ -40,6 +40,7 @@ impl<'a> State<'a> {
             input_chunks: IndexMap::new(),
             pruned: false,
             skipped: Vec::new(),
+            texts: IndexMap::new(),
         };
         let mut var_owner: IndexMap<String, String> = IndexMap::new();
         for (k, (name, st)) in inputs.into_iter().enumerate() {
@@ -59,7 +60,17 @@ impl<'a> State<'a> {
                     }
                 }
             }
-            let names = st.vars.keys().chain(st.unreadable.keys());
+            // A dimension's text coordinate goes with its dimension, checked as it is.
+            let texts: Vec<&String> = st
+                .texts
+                .keys()
+                .filter(|k| !st.dims.contains_key(*k))
+                .collect();
+            let names = st
+                .vars
+                .keys()
+                .chain(st.unreadable.keys())
+                .chain(texts.iter().copied());
             for v in names {
                 let other = var_owner
                     .get(v)
@@ -74,13 +85,33 @@ impl<'a> State<'a> {
                     });
                 }
             }
-            for v in st.vars.keys().chain(st.unreadable.keys()) {
+            for v in st.vars.keys().chain(st.unreadable.keys()).chain(texts) {
                 var_owner.insert(v.clone(), name.clone());
             }
             if k == 0 {
                 merged.attrs = st.attrs.clone();
             }
             merged.vars.extend(st.vars);
+            for (k, t) in st.texts {
+                match merged.texts.get(&k) {
+                    // A dimension's text coordinate in two inputs: the same labels, as for
+                    // numeric coordinates.
+                    Some(have) if have.values != t.values => {
+                        return Err(Error::Combine {
+                            location: format!(
+                                "inputs '{}' and '{name}' disagree on dimension '{k}'",
+                                owner.get(&k).map_or("?", String::as_str)
+                            ),
+                            reason: "its text coordinates differ; bring them onto one grid first"
+                                .into(),
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        merged.texts.insert(k, t);
+                    }
+                }
+            }
             merged.unreadable.extend(st.unreadable);
             merged.pruned |= st.pruned;
             merged.skipped.extend(st.skipped);

@@ -42,6 +42,9 @@ impl State<'_> {
     /// `keep` (or, when `keep` is false, `drop`) the named variables.
     fn keep(&mut self, i: usize, op: &Operation, names: &[String], keep: bool) -> Result<()> {
         for n in names {
+            if self.texts.contains_key(n) {
+                continue;
+            }
             // Dropping a variable that cannot be read is how a recipe builds without it.
             if keep || self.unreadable_reason(n).is_none() {
                 self.var_or_err(i, op, n)?;
@@ -52,6 +55,8 @@ impl State<'_> {
         // A dimension's coordinate stays with its dimension, whatever is kept.
         let dims = &self.dims;
         self.unreadable
+            .retain(|k, _| dims.contains_key(k) || names.contains(k) == keep);
+        self.texts
             .retain(|k, _| dims.contains_key(k) || names.contains(k) == keep);
         Ok(())
     }
@@ -68,8 +73,13 @@ impl State<'_> {
                     format!("'{from}' is a dimension; rename dimensions with rename_dims"),
                 ));
             }
-            self.var_or_err(i, op, from)?;
-            if self.vars.contains_key(to) || self.dims.contains_key(to) {
+            if !self.texts.contains_key(from) {
+                self.var_or_err(i, op, from)?;
+            }
+            if self.vars.contains_key(to)
+                || self.dims.contains_key(to)
+                || self.texts.contains_key(to)
+            {
                 return Err(op_err(
                     doc,
                     i,
@@ -80,6 +90,11 @@ impl State<'_> {
         }
         let old = std::mem::take(&mut self.vars);
         self.vars = old
+            .into_iter()
+            .map(|(k, v)| (map.get(&k).cloned().unwrap_or(k), v))
+            .collect();
+        let old = std::mem::take(&mut self.texts);
+        self.texts = old
             .into_iter()
             .map(|(k, v)| (map.get(&k).cloned().unwrap_or(k), v))
             .collect();
@@ -135,6 +150,7 @@ impl State<'_> {
             .into_iter()
             .map(|(k, c)| (rename(&k), c))
             .collect();
+        self.rename_text_dims(&rename);
         for v in self.vars.values_mut() {
             if !v.node.dims.iter().any(|d| map.contains_key(d)) {
                 continue;
@@ -379,7 +395,9 @@ impl State<'_> {
                 )
             };
             let e = expr::parse(text).map_err(|e| err(e.to_string()))?;
-            if let Some(used) = unreadable_in(&e, &|n| self.unreadable_reason(n).is_some()) {
+            let cannot =
+                |n: &str| self.unreadable_reason(n).is_some() || self.texts.contains_key(n);
+            if let Some(used) = unreadable_in(&e, &cannot) {
                 self.var_or_err(i, op, &used)?;
             }
             let node = self.compile(&e).map_err(err)?;
@@ -524,6 +542,8 @@ impl State<'_> {
         for (name, set) in map {
             let target = if name == "_global" {
                 &mut self.attrs
+            } else if let Some(t) = self.texts.get_mut(name) {
+                &mut t.attrs
             } else {
                 self.var_or_err(i, op, name)?;
                 &mut self.vars[name].attrs

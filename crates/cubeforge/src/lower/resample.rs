@@ -173,6 +173,7 @@ impl State<'_> {
         attrs.insert("units".into(), units.clone());
         attrs.insert("bounds".into(), Value::from(bnds.clone()));
         let new_coord = labels_coord(&format!("{}#resample", coord.origin()), &e.labels, attrs)?;
+        self.drop_texts_along(dim);
         self.dims.insert(
             dim.clone(),
             Dim {
@@ -372,6 +373,7 @@ mod tests {
             ],
             attrs: Map::new(),
             unreadable: Vec::new(),
+            texts: Vec::new(),
         }
     }
 
