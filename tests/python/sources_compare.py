@@ -75,10 +75,21 @@ def quiet_open(path: Path | str, **kwargs) -> xr.Dataset:
 
 
 def open_cube(store: Path | str, group: str | None = None) -> xr.Dataset:
-    """The Zarr cube at ``store`` as xarray decodes it, loaded into memory."""
+    """The Zarr cube at ``store`` as xarray decodes it, loaded into memory.
+
+    A 0-d text array keeps the width its metadata declares (``|S64``): zarr-python reads a 0-d
+    array as a NumPy scalar, which ``np.asarray`` narrows to its value's length (``b''`` becomes
+    ``|S1``), and a cube written by xarray's own ``to_zarr`` reads back narrowed the same way."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return xr.open_zarr(store, group=group, consolidated=None).load()
+        lazy = xr.open_zarr(store, group=group, consolidated=None)
+        declared = {name: v.dtype for name, v in lazy.variables.items()}
+        ds = lazy.load()
+    for name, v in ds.variables.items():
+        want = declared[name]
+        if v.ndim == 0 and want.kind in "SU" and v.dtype.kind == want.kind and v.dtype != want:
+            ds[name] = v.astype(want)
+    return ds
 
 
 def convert(cubeforge, *args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -429,7 +429,7 @@ fn encode_text_chunk(
     doc: &ArrayDoc,
     stored: StoredType,
     bytes: &[u8],
-) -> Result<Option<(String, bytes::Bytes)>> {
+) -> Result<(String, bytes::Bytes)> {
     use zarrs::array::ArrayToBytesCodecTraits as _;
     let mut standin = doc.clone();
     if standin.meta["zarr_format"] == 2 {
@@ -452,17 +452,16 @@ fn encode_text_chunk(
         .map_err(|e| internal(&e))?;
     let idx = vec![0u64; array.dimensionality()];
     let options = zarrs::array::CodecOptions::default();
+    // Written even when it holds only empty strings: the fill value is `null`, which leaves
+    // the values of a missing chunk to each reader's default.
     let ab = zarrs::array::ArrayBytes::new_flen(bytes);
-    if ab.is_fill_value(array.fill_value()) {
-        return Ok(None);
-    }
     let shape = array.chunk_shape(&idx).map_err(|e| internal(&e))?;
     let encoded = array
         .codecs()
         .encode(ab, &shape, array.data_type(), array.fill_value(), &options)
         .map_err(|e| internal(&e))?;
     let key = array.chunk_key(&idx).as_str().to_string();
-    Ok(Some((key, bytes::Bytes::from(encoded.into_owned()))))
+    Ok((key, bytes::Bytes::from(encoded.into_owned())))
 }
 
 /// Write the text variables `texts` (name and variable) into `store`, one chunk each, and
@@ -482,14 +481,13 @@ pub fn write_texts<'a>(
     for (name, var) in texts {
         let (doc, stored, bytes) = text_doc(zarr_format, name, var, compressor);
         if !var.values.is_empty() {
-            if let Some((key, encoded)) = encode_text_chunk(store, &doc, stored, &bytes)? {
-                let k = zarrs_storage::StoreKey::new(&key)
-                    .map_err(|e| Error::Other(format!("{name}: {e}")))?;
-                store
-                    .storage()
-                    .set(&k, encoded)
-                    .map_err(|e| store.storage_error(&key, e))?;
-            }
+            let (key, encoded) = encode_text_chunk(store, &doc, stored, &bytes)?;
+            let k = zarrs_storage::StoreKey::new(&key)
+                .map_err(|e| Error::Other(format!("{name}: {e}")))?;
+            store
+                .storage()
+                .set(&k, encoded)
+                .map_err(|e| store.storage_error(&key, e))?;
         }
         docs.push(doc);
     }
