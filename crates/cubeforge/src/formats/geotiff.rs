@@ -34,6 +34,7 @@ use crate::formats::memory::MemorySource;
 use crate::formats::open::InputOptions;
 use crate::lower::{Input, InputDim, InputVar};
 
+mod deflate;
 mod geokeys;
 mod ifd;
 mod metadata;

@@ -78,6 +78,8 @@ pub(crate) struct Ifd {
     pub text: Vec<(&'static str, String)>,
     /// Whether the file is a BigTIFF.
     pub bigtiff: bool,
+    /// Whether the file's byte order is little-endian (`II`).
+    pub little_endian: bool,
     /// Overviews (width, height), in file order; masks are not listed.
     pub overviews: Vec<(u32, u32)>,
 }
@@ -307,6 +309,7 @@ pub(crate) fn read(id: &str, dec: &mut TiffDecoder, bigtiff: bool) -> Result<Ifd
         gdal_metadata: text(dec, Tag::Unknown(GDAL_METADATA))?,
         text: texts,
         bigtiff,
+        little_endian: dec.byte_order() == tiff::tags::ByteOrder::LittleEndian,
         overviews: Vec::new(),
     };
     check_layout(id, &ifd)?;

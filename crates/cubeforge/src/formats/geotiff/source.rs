@@ -2,7 +2,8 @@
 //! `(y, x)` for one. A unit is a tile, or a group of strips of about 1 MiB; in pixel-interleaved
 //! files a unit holds every band of its pixels, in band-interleaved ones a single band. Edge
 //! units are whole (the stored padding, or the fill value past the last strip). Decoding is the
-//! `tiff` crate's (predictors included), except JPEG with YCbCr photometry, which is decoded to
+//! `tiff` crate's (predictors included), except DEFLATE integer chunks with predictor 1 or 2
+//! (`deflate.rs`, the common COG layout) and JPEG with YCbCr photometry, which is decoded to
 //! RGB with `zune-jpeg` as GDAL returns it.
 
 use std::sync::{Arc, Mutex};
@@ -156,7 +157,20 @@ impl Raster {
         cols: u32,
     ) -> Result<Vec<u8>> {
         let ifd = &self.ifd;
-        let pixel = usize::from(ifd.samples_per_chunk()) * ifd.dtype.size();
+        let spc = usize::from(ifd.samples_per_chunk());
+        let pixel = spc * ifd.dtype.size();
+        if super::deflate::applies(ifd) {
+            // Tiles are stored whole; a strip holds the rows it has.
+            let (sw, sh) = if ifd.tiled {
+                (ifd.chunk_w, ifd.chunk_h)
+            } else {
+                (cols, rows)
+            };
+            let mut out = vec![0u8; sw as usize * sh as usize * pixel];
+            if super::deflate::decode(&stored, &mut out, ifd, sw as usize * spc, spc) {
+                return Ok(compact(out, (sw, sh), (cols, rows), pixel));
+            }
+        }
         let mut dec = self
             .pool
             .take()
@@ -174,16 +188,7 @@ impl Raster {
         match got {
             Ok(()) => {
                 self.pool.give(dec);
-                if cw != cols || ch != rows {
-                    let row = cols as usize * pixel;
-                    let mut compact = Vec::with_capacity(rows as usize * row);
-                    for r in 0..rows as usize {
-                        let at = r * cw as usize * pixel;
-                        compact.extend_from_slice(&out[at..at + row]);
-                    }
-                    return Ok(compact);
-                }
-                Ok(out)
+                Ok(compact(out, (cw, ch), (cols, rows), pixel))
             }
             Err(tiff::TiffError::UnsupportedError(u)) => Err(Error::Unsupported {
                 location: self.chunk_name(index),
@@ -237,6 +242,22 @@ impl Raster {
         }
         Ok(out)
     }
+}
+
+/// A decoded chunk of `stored` = (columns, rows) pixels of `pixel` bytes, cut to the `data`
+/// (columns, rows) at its start (an edge tile holds padding past the image).
+fn compact(out: Vec<u8>, stored: (u32, u32), data: (u32, u32), pixel: usize) -> Vec<u8> {
+    let ((sw, sh), (cols, rows)) = (stored, data);
+    if sw == cols && sh == rows {
+        return out;
+    }
+    let row = cols as usize * pixel;
+    let mut compact = Vec::with_capacity(rows as usize * row);
+    for r in 0..rows as usize {
+        let at = r * sw as usize * pixel;
+        compact.extend_from_slice(&out[at..at + row]);
+    }
+    compact
 }
 
 /// Bands unpacked by the source itself, as rioxarray unpacks bands whose GDAL scales or offsets

@@ -167,7 +167,18 @@ fn tiled_u16_sized(
     planar: bool,
     bands: u16,
     missing: Option<usize>,
+    dims: (usize, usize, usize),
+) -> (Vec<u8>, Vec<u16>) {
+    tiled_u16_with(planar, bands, missing, dims, false)
+}
+
+/// As [`tiled_u16_sized`], each tile DEFLATE-compressed (a zlib stream) when `deflate`.
+fn tiled_u16_with(
+    planar: bool,
+    bands: u16,
+    missing: Option<usize>,
     (w, h, t): (usize, usize, usize),
+    deflate: bool,
 ) -> (Vec<u8>, Vec<u16>) {
     let value = |b: usize, y: usize, x: usize| (b * 1000 + y * w + x) as u16;
     let (across, down) = (w.div_ceil(t), h.div_ceil(t));
@@ -198,9 +209,19 @@ fn tiled_u16_sized(
                     counts.push(0u32);
                     continue;
                 }
-                let off = dir.write_data(&tile[..]).expect("tile");
+                let (off, count) = if deflate {
+                    use std::io::Write as _;
+                    let raw: Vec<u8> = tile.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    let mut z =
+                        flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+                    z.write_all(&raw).expect("deflate");
+                    let packed = z.finish().expect("deflate");
+                    (dir.write_data(&packed[..]).expect("tile"), packed.len())
+                } else {
+                    (dir.write_data(&tile[..]).expect("tile"), tile.len() * 2)
+                };
                 offsets.push(u32::try_from(off).expect("offset"));
-                counts.push(u32::try_from(tile.len() * 2).expect("count"));
+                counts.push(u32::try_from(count).expect("count"));
             }
         }
     }
@@ -208,7 +229,8 @@ fn tiled_u16_sized(
     dir.write_tag(Tag::ImageLength, h as u32).expect("tag");
     dir.write_tag(Tag::BitsPerSample, &vec![16u16; usize::from(bands)][..])
         .expect("tag");
-    dir.write_tag(Tag::Compression, 1u16).expect("tag");
+    dir.write_tag(Tag::Compression, if deflate { 8u16 } else { 1 })
+        .expect("tag");
     dir.write_tag(Tag::PhotometricInterpretation, 1u16)
         .expect("tag");
     dir.write_tag(Tag::SamplesPerPixel, bands).expect("tag");
@@ -541,8 +563,9 @@ fn decode_threads_measurement() {
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
 
-    /// Any size, tile size, band count and interleaving: every band read back whole, every
-    /// band's variable (bands named) equal to its plane of `band_data`, the contract kept.
+    /// Any size, tile size, band count and interleaving, stored or DEFLATE (decoded by
+    /// `deflate.rs`, not the `tiff` crate): every band read back whole, every band's variable
+    /// (bands named) equal to its plane of `band_data`, the contract kept.
     #[test]
     fn generated_tiled_files_read_back(
         w in 1usize..40,
@@ -550,9 +573,10 @@ proptest::proptest! {
         t in proptest::sample::select(vec![16usize, 32]),
         bands in 1u16..4,
         planar in proptest::bool::ANY,
+        deflate in proptest::bool::ANY,
     ) {
         let dir = tempfile::tempdir().expect("dir");
-        let (bytes, want) = tiled_u16_sized(planar, bands, None, (w, h, t));
+        let (bytes, want) = tiled_u16_with(planar, bands, None, (w, h, t), deflate);
         let file = write(dir.path(), "p.tif", &bytes);
         let input = open(&file, &InputOptions::default()).expect("open");
         let got = read_all(band_data(&input).source.as_ref());
