@@ -316,6 +316,39 @@ impl RawArray {
         }
     }
 
+    /// As [`RawArray::map_f64`], into `out` (as long as the array) instead of a new vector: a
+    /// caller's recycled buffer is written once, without the page faults of a fresh one.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn map_f64_into<T>(&self, out: &mut [T], mut f: impl FnMut(f64) -> T) {
+        macro_rules! typed {
+            ($t:ty, $n:literal, $conv:expr) => {
+                for (o, c) in out.iter_mut().zip(self.bytes.chunks_exact($n)) {
+                    let mut a = [0u8; $n];
+                    a.copy_from_slice(c);
+                    *o = f($conv(<$t>::from_ne_bytes(a)));
+                }
+            };
+        }
+        match self.dtype {
+            DType::Bool => {
+                for (o, b) in out.iter_mut().zip(&self.bytes) {
+                    *o = f(f64::from(u8::from(*b != 0)));
+                }
+            }
+            DType::Int8 => typed!(i8, 1, f64::from),
+            DType::UInt8 => typed!(u8, 1, f64::from),
+            DType::Int16 => typed!(i16, 2, f64::from),
+            DType::UInt16 => typed!(u16, 2, f64::from),
+            DType::Int32 => typed!(i32, 4, f64::from),
+            DType::UInt32 => typed!(u32, 4, f64::from),
+            DType::Int64 => typed!(i64, 8, |v: i64| v as f64),
+            DType::UInt64 => typed!(u64, 8, |v: u64| v as f64),
+            DType::Float16 => typed!(half::f16, 2, f64::from),
+            DType::Float32 => typed!(f32, 4, f64::from),
+            DType::Float64 => typed!(f64, 8, |v: f64| v),
+        }
+    }
+
     /// The bytes as little-endian element bytes (identical on little-endian machines).
     #[must_use]
     pub fn to_le_bytes(&self) -> Vec<u8> {

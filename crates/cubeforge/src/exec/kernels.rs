@@ -209,16 +209,23 @@ pub(crate) fn decode_raw(raw: &crate::dtype::RawArray, dec: &CfDecoding, vtype: 
                 .collect(),
         );
     }
-    if !plain && vtype == VType::F32 && (dec.scale_factor.is_some() || dec.add_offset.is_some()) {
-        // Packed values unpacked in single precision, as NumPy does for a float32 result.
-        return Data::F32(raw.map_f64(|x| dec.decode_number_f32(x).unwrap_or(f32::NAN)));
-    }
-    // One pass from the stored type to the result type (an `f64` decoded value rounded once).
-    match (vtype, plain) {
-        (VType::F32, true) => Data::F32(raw.map_f64(|x| x as f32)),
-        (VType::F32, false) => {
-            Data::F32(raw.map_f64(|x| dec.decode_number(x).map_or(f32::NAN, |v| v as f32)))
+    if vtype == VType::F32 {
+        // Into a recycled buffer of the worker: a fresh one costs page faults and zeroing.
+        let mut out = RECYCLED_F32.with(|r| reuse(&mut r.borrow_mut(), n));
+        if plain {
+            raw.map_f64_into(&mut out, |x| x as f32);
+        } else if dec.scale_factor.is_some() || dec.add_offset.is_some() {
+            // Packed values unpacked in single precision, as NumPy does for a float32 result.
+            raw.map_f64_into(&mut out, |x| dec.decode_number_f32(x).unwrap_or(f32::NAN));
+        } else {
+            // One pass from the stored type (an `f64` decoded value rounded once).
+            raw.map_f64_into(&mut out, |x| {
+                dec.decode_number(x).map_or(f32::NAN, |v| v as f32)
+            });
         }
+        return Data::F32(out);
+    }
+    match (vtype, plain) {
         (VType::Bool, true) => Data::Bool(raw.map_f64(|x| x != 0.0)),
         (VType::Bool, false) => {
             Data::Bool(raw.map_f64(|x| dec.decode_number(x).is_none_or(|v| v != 0.0)))

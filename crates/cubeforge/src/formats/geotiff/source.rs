@@ -397,10 +397,21 @@ impl ChunkSource for TiffSource {
             usize::try_from(uh).unwrap_or(0),
             usize::try_from(uw).unwrap_or(0),
         );
-        let mut out = raster.fill.repeat(bands.len() * uh_us * uw_us);
         let spc = usize::from(ifd.samples_per_chunk());
         let first_row = u32::try_from(uy * uh / u64::from(ifd.chunk_h)).unwrap_or(u32::MAX);
         let chunk_rows = if ifd.tiled { 1 } else { raster.strips_per_unit };
+        if ifd.tiled && spc == 1 && bands.len() == 1 && self.unpack.is_none() {
+            // One whole tile of one band is the unit as decoded: no copy.
+            let plane = if ifd.planar { u32::from(bands[0]) } else { 0 };
+            let index = plane * across * down + first_row * across + u32::try_from(ux).unwrap_or(0);
+            let (rows, cols) = raster.data_hw(index);
+            if u64::from(rows) == uh && u64::from(cols) == uw {
+                return Ok(raster
+                    .chunk(index)?
+                    .map(|(data, _, _)| Arc::try_unwrap(data).unwrap_or_else(|d| d.to_vec())));
+            }
+        }
+        let mut out = raster.fill.repeat(bands.len() * uh_us * uw_us);
         let mut any = false;
         for (bi, &band) in bands.iter().enumerate() {
             for cr in first_row..(first_row + chunk_rows).min(down) {
