@@ -242,6 +242,35 @@ impl std::fmt::Display for DType {
     }
 }
 
+/// `N` bytes of an element as an array (`c` is exactly `N` long).
+#[inline]
+fn element<const N: usize>(c: &[u8]) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(c);
+    a
+}
+
+/// `$typed!(rust type, bytes, conversion to f64)` for the element type `$dtype`: one match, the
+/// loop inside each arm monomorphised.
+macro_rules! for_stored_type {
+    ($dtype:expr, $typed:ident) => {
+        #[allow(clippy::cast_precision_loss)]
+        match $dtype {
+            DType::Bool => $typed!(u8, 1, |v: u8| f64::from(u8::from(v != 0))),
+            DType::Int8 => $typed!(i8, 1, f64::from),
+            DType::UInt8 => $typed!(u8, 1, f64::from),
+            DType::Int16 => $typed!(i16, 2, f64::from),
+            DType::UInt16 => $typed!(u16, 2, f64::from),
+            DType::Int32 => $typed!(i32, 4, f64::from),
+            DType::UInt32 => $typed!(u32, 4, f64::from),
+            DType::Int64 => $typed!(i64, 8, |v: i64| v as f64),
+            DType::UInt64 => $typed!(u64, 8, |v: u64| v as f64),
+            DType::Float16 => $typed!(half::f16, 2, f64::from),
+            DType::Float32 => $typed!(f32, 4, f64::from),
+            DType::Float64 => $typed!(f64, 8, |v: f64| v),
+        }
+    };
+}
 /// Decoded array data: element type, shape and native-endian bytes in C order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawArray {
@@ -282,71 +311,29 @@ impl RawArray {
     /// `f` of every element (C order, as `f64`), in one typed pass over the bytes: the element
     /// type is matched once, not per element, so the loop is a plain conversion the compiler can
     /// vectorise (this is the decode step of every chunk read).
-    #[allow(clippy::cast_precision_loss)]
     pub fn map_f64<T>(&self, mut f: impl FnMut(f64) -> T) -> Vec<T> {
         macro_rules! typed {
             ($t:ty, $n:literal, $conv:expr) => {
                 self.bytes
                     .chunks_exact($n)
-                    .map(|c| {
-                        let mut a = [0u8; $n];
-                        a.copy_from_slice(c);
-                        f($conv(<$t>::from_ne_bytes(a)))
-                    })
+                    .map(|c| f($conv(<$t>::from_ne_bytes(element::<$n>(c)))))
                     .collect()
             };
         }
-        match self.dtype {
-            DType::Bool => self
-                .bytes
-                .iter()
-                .map(|b| f(f64::from(u8::from(*b != 0))))
-                .collect(),
-            DType::Int8 => typed!(i8, 1, f64::from),
-            DType::UInt8 => typed!(u8, 1, f64::from),
-            DType::Int16 => typed!(i16, 2, f64::from),
-            DType::UInt16 => typed!(u16, 2, f64::from),
-            DType::Int32 => typed!(i32, 4, f64::from),
-            DType::UInt32 => typed!(u32, 4, f64::from),
-            DType::Int64 => typed!(i64, 8, |v: i64| v as f64),
-            DType::UInt64 => typed!(u64, 8, |v: u64| v as f64),
-            DType::Float16 => typed!(half::f16, 2, f64::from),
-            DType::Float32 => typed!(f32, 4, f64::from),
-            DType::Float64 => typed!(f64, 8, |v: f64| v),
-        }
+        for_stored_type!(self.dtype, typed)
     }
 
     /// As [`RawArray::map_f64`], into `out` (as long as the array) instead of a new vector: a
     /// caller's recycled buffer is written once, without the page faults of a fresh one.
-    #[allow(clippy::cast_precision_loss)]
     pub fn map_f64_into<T>(&self, out: &mut [T], mut f: impl FnMut(f64) -> T) {
         macro_rules! typed {
             ($t:ty, $n:literal, $conv:expr) => {
                 for (o, c) in out.iter_mut().zip(self.bytes.chunks_exact($n)) {
-                    let mut a = [0u8; $n];
-                    a.copy_from_slice(c);
-                    *o = f($conv(<$t>::from_ne_bytes(a)));
+                    *o = f($conv(<$t>::from_ne_bytes(element::<$n>(c))));
                 }
             };
         }
-        match self.dtype {
-            DType::Bool => {
-                for (o, b) in out.iter_mut().zip(&self.bytes) {
-                    *o = f(f64::from(u8::from(*b != 0)));
-                }
-            }
-            DType::Int8 => typed!(i8, 1, f64::from),
-            DType::UInt8 => typed!(u8, 1, f64::from),
-            DType::Int16 => typed!(i16, 2, f64::from),
-            DType::UInt16 => typed!(u16, 2, f64::from),
-            DType::Int32 => typed!(i32, 4, f64::from),
-            DType::UInt32 => typed!(u32, 4, f64::from),
-            DType::Int64 => typed!(i64, 8, |v: i64| v as f64),
-            DType::UInt64 => typed!(u64, 8, |v: u64| v as f64),
-            DType::Float16 => typed!(half::f16, 2, f64::from),
-            DType::Float32 => typed!(f32, 4, f64::from),
-            DType::Float64 => typed!(f64, 8, |v: f64| v),
-        }
+        for_stored_type!(self.dtype, typed);
     }
 
     /// The bytes as little-endian element bytes (identical on little-endian machines).
