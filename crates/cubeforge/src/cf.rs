@@ -275,17 +275,20 @@ impl CfDecoding {
         self.is_identity() && (self.stored.is_integer() || self.stored == DType::Bool)
     }
 
-    /// Decode one raw value (as read, in `f64`): `None` when it is missing.
-    #[must_use]
-    pub fn decode_number(&self, raw: f64) -> Option<f64> {
+    /// A raw value read as `_Unsigned` says, `None` when it is one of the fill values.
+    fn unmasked(&self, raw: f64) -> Option<f64> {
         let v = if self.unsigned {
             to_unsigned(self.stored, raw)
         } else {
             raw
         };
-        if self.fill_values.iter().any(|f| same_value(*f, v)) {
-            return None;
-        }
+        (!self.fill_values.iter().any(|f| same_value(*f, v))).then_some(v)
+    }
+
+    /// Decode one raw value (as read, in `f64`): `None` when it is missing.
+    #[must_use]
+    pub fn decode_number(&self, raw: f64) -> Option<f64> {
+        let v = self.unmasked(raw)?;
         let v = match self.scale_factor {
             Some(s) => v * s,
             None => v,
@@ -307,14 +310,7 @@ impl CfDecoding {
     #[must_use]
     #[allow(clippy::cast_possible_truncation)]
     pub fn decode_number_f32(&self, raw: f64) -> Option<f32> {
-        let v = if self.unsigned {
-            to_unsigned(self.stored, raw)
-        } else {
-            raw
-        };
-        if self.fill_values.iter().any(|f| same_value(*f, v)) {
-            return None;
-        }
+        let v = self.unmasked(raw)?;
         let mut x = v as f32;
         if let Some(s) = self.scale_factor {
             x *= s as f32;

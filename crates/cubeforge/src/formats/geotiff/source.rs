@@ -400,10 +400,14 @@ impl ChunkSource for TiffSource {
         let spc = usize::from(ifd.samples_per_chunk());
         let first_row = u32::try_from(uy * uh / u64::from(ifd.chunk_h)).unwrap_or(u32::MAX);
         let chunk_rows = if ifd.tiled { 1 } else { raster.strips_per_unit };
+        // The TIFF's number of the chunk of `band` in chunk row `row`, in this unit's column.
+        let chunk_index = |band: u16, row: u32| {
+            let plane = if ifd.planar { u32::from(band) } else { 0 };
+            plane * across * down + row * across + u32::try_from(ux).unwrap_or(0)
+        };
         if ifd.tiled && spc == 1 && bands.len() == 1 && self.unpack.is_none() {
             // One whole tile of one band is the unit as decoded: no copy.
-            let plane = if ifd.planar { u32::from(bands[0]) } else { 0 };
-            let index = plane * across * down + first_row * across + u32::try_from(ux).unwrap_or(0);
+            let index = chunk_index(bands[0], first_row);
             let (rows, cols) = raster.data_hw(index);
             if u64::from(rows) == uh && u64::from(cols) == uw {
                 return Ok(raster
@@ -415,8 +419,7 @@ impl ChunkSource for TiffSource {
         let mut any = false;
         for (bi, &band) in bands.iter().enumerate() {
             for cr in first_row..(first_row + chunk_rows).min(down) {
-                let plane = if ifd.planar { u32::from(band) } else { 0 };
-                let index = plane * across * down + cr * across + u32::try_from(ux).unwrap_or(0);
+                let index = chunk_index(band, cr);
                 let Some((data, rows, cols)) = raster.chunk(index)? else {
                     continue;
                 };
