@@ -76,6 +76,9 @@ enum Command {
     /// Copy NetCDF, HDF5 or GeoTIFF files (or a Zarr store) into a Zarr cube without a recipe:
     /// the build of the recipe these flags stand for.
     Convert(ConvertArgs),
+    /// Print the grid a recipe's `grid:` block resolves to: CRS, shape, resolution, affine,
+    /// bbox, first and last pixel centres.
+    Grid(GridArgs),
     /// Write example data.
     #[command(subcommand)]
     Example(ExampleCommand),
@@ -102,6 +105,12 @@ struct LsArgs {
     /// Every object below, recursively.
     #[arg(short, long)]
     recursive: bool,
+}
+
+#[derive(Debug, Args)]
+struct GridArgs {
+    /// The recipe (YAML) whose `grid:` block to resolve.
+    recipe: String,
 }
 
 #[derive(Debug, Args)]
@@ -359,6 +368,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Example(ExampleCommand::Io(args)) => example_io(cli.global, args),
         Command::Ls(args) => ls(cli.global, args),
         Command::Du(args) => du(cli.global, args),
+        Command::Grid(args) => grid(cli.global, args),
         Command::Cp(args) => transfer(cli.global, &args.common, false, false, false),
         Command::Sync(args) => transfer(cli.global, &args.common, true, args.checksum, args.delete),
         Command::Rm(args) => rm(cli.global, args),
@@ -925,6 +935,20 @@ fn ls(global: GlobalArgs, args: &LsArgs) -> Result<()> {
         }
     }
     print_stdout(&text)
+}
+
+fn grid(global: GlobalArgs, args: &GridArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.recipe)
+        .with_context(|| format!("{}: cannot read the recipe", args.recipe))?;
+    let doc = cubeforge::recipe::RecipeDoc::parse(&args.recipe, &text)?;
+    let gb = cubeforge::grid::resolve(&doc)?;
+    if global.json {
+        return print_stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&cubeforge::grid::describe(&gb))?
+        ));
+    }
+    print_stdout(&gb.describe_text())
 }
 
 fn du(global: GlobalArgs, args: &DuArgs) -> Result<()> {

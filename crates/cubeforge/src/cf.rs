@@ -116,6 +116,19 @@ pub fn to_unsigned(stored: DType, v: f64) -> f64 {
 }
 
 impl CfDecoding {
+    /// No decoding: values of `dtype` are what they are.
+    #[must_use]
+    pub fn identity(dtype: DType) -> CfDecoding {
+        CfDecoding {
+            stored: dtype,
+            fill_values: Vec::new(),
+            scale_factor: None,
+            add_offset: None,
+            unsigned: false,
+            decoded: Decoded::Numeric(dtype),
+        }
+    }
+
     /// Work out the decoding of a variable from its attributes.
     ///
     /// `zarr_fill` is the array's Zarr `fill_value`, which xarray treats as `_FillValue` for

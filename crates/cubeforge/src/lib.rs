@@ -52,6 +52,8 @@ pub mod example;
 pub mod exec;
 pub mod expr;
 pub mod formats;
+pub mod geo;
+pub mod grid;
 pub mod info;
 pub mod lock;
 pub mod lower;

@@ -8,6 +8,8 @@
 //! | `lower/input.rs` | [`Input`]: the variables, dimensions and coordinates lowering starts from |
 //! | `lower/ops.rs` | one function per recipe operation |
 //! | `lower/resample.rs` | `resample`: the time bins, the new time coordinate and its bounds |
+//! | `lower/regrid.rs` | `regrid`: the source grid, methods per variable, the grid's dimensions |
+//! | `lower/expand.rs` | `expand`: static variables along another variable's dimension |
 //! | `lower/expr.rs` | `assign` expressions to nodes: broadcasting, type promotion, functions |
 //! | `lower/labels.rs` | xarray's label semantics: slices on sorted coordinates, dates as labels |
 //! | `lower/concat.rs` | many files as one input, joined along a dimension by its coordinate |
@@ -31,11 +33,13 @@ use crate::source::Sources;
 use crate::text::TextVar;
 
 pub mod concat;
+mod expand;
 mod expr;
 mod input;
 mod labels;
 pub mod merge;
 mod ops;
+mod regrid;
 mod resample;
 mod text;
 pub mod time_from;
@@ -91,6 +95,10 @@ pub struct State<'a> {
     /// Text variables, held in memory and carried as they are (`lower/text.rs`); one named
     /// after a dimension is its coordinate.
     pub texts: IndexMap<String, TextVar>,
+    /// The target grid, once a `regrid` has put variables on it.
+    pub grid: Option<crate::geo::GeoBox>,
+    /// The grid of the input `grid.like` names, when the recipe's grid is one.
+    pub like: Option<crate::geo::GeoBox>,
 }
 
 /// What is wrong with a plan deeper than [`plan::MAX_DEPTH`] or larger, unfolded, than
@@ -218,6 +226,8 @@ impl<'a> State<'a> {
             pruned: false,
             skipped: Vec::new(),
             texts: input.texts.iter().cloned().collect(),
+            grid: None,
+            like: None,
         }
     }
 
@@ -240,7 +250,40 @@ impl<'a> State<'a> {
     /// Recipe errors naming the operation and its line; read errors of the scans.
     pub fn apply_all(&mut self, ex: Option<&Exec>) -> Result<()> {
         self.apply_operations(ex)?;
+        self.add_grid_mapping();
         let doc = self.doc;
+        let out = &doc.recipe.output;
+        let var_of = |dim: &str| {
+            self.vars
+                .iter()
+                .find(|(_, v)| v.node.dims.iter().any(|d| d == dim))
+                .map(|(k, _)| k.clone())
+        };
+        if let Err((dim, message)) =
+            crate::recipe::check_batch(&out.batch, &out.chunks, Some(&var_of))
+        {
+            return Err(doc.error_at(
+                doc.line_of("batch").max(1),
+                &format!("output.batch.{dim}"),
+                message,
+            ));
+        }
+        if let Some(dim) = doc
+            .recipe
+            .output
+            .batch
+            .keys()
+            .find(|d| !self.vars.values().any(|v| v.node.dims.contains(*d)))
+        {
+            return Err(doc.error_at(
+                doc.line_of("batch").max(1),
+                &format!("output.batch.{dim}"),
+                format!(
+                    "no variable of the cube has dimension '{dim}' (dimensions: {})",
+                    self.dim_names()
+                ),
+            ));
+        }
         for (k, v) in &doc.recipe.output.attrs {
             self.attrs.insert(k.clone(), v.clone());
         }

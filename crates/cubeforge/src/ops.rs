@@ -6,5 +6,6 @@
 //! the scheduling of the chunks it reads and the printed plan need nothing more.
 
 pub mod clip;
+pub mod regrid;
 pub mod rename_dims;
 pub mod resample;

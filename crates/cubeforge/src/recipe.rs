@@ -8,6 +8,13 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+mod grid;
+
+pub use grid::{
+    check_batch, AnchorName, AnchorSpec, BatchSpec, BboxSpec, ExpandSpec, GridSpec, Method,
+    MethodSpec, RegridSpec, ResolutionSpec, SizeSpec, VarOf,
+};
+
 /// A parsed recipe.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +30,9 @@ pub struct Recipe {
     /// Operations, applied in order; each is a one-key map (`- keep: [a, b]`).
     #[serde(default, with = "serde_norway::with::singleton_map_recursive")]
     pub operations: Vec<Operation>,
+    /// The target grid `regrid` brings inputs onto.
+    #[serde(default)]
+    pub grid: Option<GridSpec>,
 }
 
 /// One input: a store or file, or many files read as one dataset.
@@ -159,6 +169,9 @@ pub struct OutputSpec {
     /// Global attributes to set on the output.
     #[serde(default)]
     pub attrs: Map<String, Value>,
+    /// The training batch shape each variable's chunks must tile, per dimension.
+    #[serde(default)]
+    pub batch: BatchSpec,
 }
 
 /// The chunking of dimensions a recipe's `chunks` does not list.
@@ -186,6 +199,7 @@ impl Default for OutputSpec {
             shards: None,
             compressor: None,
             attrs: Map::new(),
+            batch: BatchSpec::new(),
         }
     }
 }
@@ -376,6 +390,10 @@ pub enum Operation {
     Attrs(IndexMap<String, Map<String, Value>>),
     /// One value per time bin along a dimension, with a `DIM_bnds` variable of the bins.
     Resample(Resample),
+    /// Gridded variables onto the recipe's `grid`, with GDAL's resampling.
+    Regrid(RegridSpec),
+    /// Static variables given another variable's dimension.
+    Expand(ExpandSpec),
 }
 
 impl Operation {
@@ -397,6 +415,8 @@ impl Operation {
             Operation::Attrs(_) => "attrs",
             Operation::RenameDims(_) => "rename_dims",
             Operation::Resample(_) => "resample",
+            Operation::Regrid(_) => "regrid",
+            Operation::Expand(_) => "expand",
         }
     }
 }
@@ -684,6 +704,27 @@ impl RecipeDoc {
                         ),
                     ));
                 }
+            }
+        }
+        if let Some(g) = &r.grid {
+            crate::geo::spec::resolve(self, g)?;
+        }
+        // The batch is checked once the variables are known (naming one, `lower.rs`), before
+        // any chunk is computed; here already when a `drop_all_nan` would scan data first.
+        let scans = r
+            .operations
+            .iter()
+            .chain(r.inputs.values().flat_map(|i| &i.operations));
+        if scans
+            .into_iter()
+            .any(|o| matches!(o, Operation::DropAllNan(_)))
+        {
+            if let Err((dim, message)) = grid::check_batch(&out.batch, &out.chunks, None) {
+                return Err(self.error_at(
+                    self.line_of("batch").max(1),
+                    &format!("output.batch.{dim}"),
+                    message,
+                ));
             }
         }
         for (name, spec) in &r.inputs {

@@ -42,6 +42,8 @@ mod reader;
 mod source;
 mod transform;
 
+pub(crate) use geokeys::cf_attrs;
+
 use geokeys::{Crs, GeoKeys};
 use ifd::Ifd;
 use metadata::Item;

@@ -41,9 +41,17 @@ impl<'a> State<'a> {
             pruned: false,
             skipped: Vec::new(),
             texts: IndexMap::new(),
+            grid: None,
+            like: None,
         };
         let mut var_owner: IndexMap<String, String> = IndexMap::new();
         for (k, (name, st)) in inputs.into_iter().enumerate() {
+            if merged.grid.is_none() {
+                merged.grid.clone_from(&st.grid);
+            }
+            if merged.like.is_none() {
+                merged.like.clone_from(&st.like);
+            }
             for (dname, d) in &st.dims {
                 match dims.get_mut(dname) {
                     None => {

@@ -36,6 +36,8 @@ impl State<'_> {
             Operation::Attrs(map) => self.set_attrs(i, op, map),
             Operation::RenameDims(map) => self.rename_dims(i, op, map),
             Operation::Resample(r) => self.resample(i, op, r),
+            Operation::Regrid(r) => self.regrid(i, op, r),
+            Operation::Expand(e) => self.expand(i, op, e),
         }
     }
 

@@ -23,9 +23,18 @@ pub(crate) struct Repeats {
 type RepeatKey = (Vec<u64>, Vec<u64>);
 pub(crate) type RepeatCell = Arc<OnceLock<std::result::Result<Option<bytes::Bytes>, Arc<Error>>>>;
 
-/// How many encoded chunks [`Repeats`] keeps: tasks are taken in order along the outermost
-/// dimension, so the chunks that repeat one another are written close together.
+/// How many encoded chunks [`Repeats`] keeps at least: tasks are taken in order along the
+/// outermost dimension, so the chunks that repeat one another are written close together.
 pub(crate) const REPEATS_KEPT: usize = 8;
+
+/// How many encoded bytes [`Repeats`] keeps beyond the first [`REPEATS_KEPT`] chunks: a static
+/// variable expanded along time has as many distinct chunks as a time step has spatial tiles
+/// (169 for 400 × 400 in 32 × 32), each needed again at every time chunk. Beyond this a chunk is
+/// computed again (the same bytes, more time).
+pub(crate) const REPEATS_BYTES: usize = 32 << 20;
+
+/// The most chunks [`Repeats`] keeps, however small.
+const REPEATS_MAX: usize = 4096;
 
 impl Repeats {
     pub(crate) fn of(node: &NodeRef) -> Option<Repeats> {
@@ -55,8 +64,15 @@ impl Repeats {
         }
         let cell = RepeatCell::default();
         recent.push_back((key, cell.clone()));
-        if recent.len() > REPEATS_KEPT {
-            recent.pop_front();
+        let held = |c: &RepeatCell| match c.get() {
+            Some(Ok(Some(b))) => b.len(),
+            _ => 0,
+        };
+        let mut bytes: usize = recent.iter().map(|(_, c)| held(c)).sum();
+        while recent.len() > REPEATS_KEPT && (bytes > REPEATS_BYTES || recent.len() > REPEATS_MAX) {
+            if let Some((_, c)) = recent.pop_front() {
+                bytes -= held(&c);
+            }
         }
         cell
     }
@@ -90,11 +106,20 @@ mod tests {
         assert!(same(&first, &repeats.cell(&[0, 1, 0], &[4, 3, 3])));
         assert!(!same(&first, &repeats.cell(&[0, 1, 1], &[4, 2, 2])));
         assert!(!same(&first, &repeats.cell(&[1, 0, 0], &[4, 3, 3])));
-        // Only the latest few are kept.
         for i in 2..20 {
             repeats.cell(&[i, 0, 0], &[4, 3, 3]);
         }
-        assert_eq!(repeats.recent.lock().unwrap().len(), REPEATS_KEPT);
+        // Cells not yet encoded hold no bytes: all are kept, up to the count bound.
+        assert_eq!(repeats.recent.lock().unwrap().len(), 21);
+        assert!(same(&first, &repeats.cell(&[0, 0, 0], &[4, 3, 3])));
+        // Encoded chunks beyond the byte bound are let go, oldest first.
+        let big = bytes::Bytes::from(vec![0u8; REPEATS_BYTES / 4]);
+        for i in 20..40 {
+            let c = repeats.cell(&[i, 0, 0], &[4, 3, 3]);
+            let _ = c.set(Ok(Some(big.clone())));
+        }
+        let kept = repeats.recent.lock().unwrap().len();
+        assert!((REPEATS_KEPT..40).contains(&kept), "{kept}");
         assert!(!same(&first, &repeats.cell(&[0, 0, 0], &[4, 3, 3])));
     }
 }

@@ -1,0 +1,511 @@
+//! `regrid`: a variable on a source grid brought onto a target grid with `gdalwarp -r`'s
+//! semantics, one 2-D plane (one time step, one band) at a time, so no step's missing pixels
+//! mask another's. An output window reads the source window its pixels' footprints cover plus
+//! the kernel's reach; each target pixel is computed from the same source pixels whatever the
+//! window, so results do not depend on chunking or on the number of workers.
+//!
+//! | file | what |
+//! |---|---|
+//! | `regrid/kernel.rs` | the source window the kernels read; a method's reach |
+//! | `regrid/point.rs` | nearest, bilinear and cubic (4-sample, and stretched when downsampling) |
+//! | `regrid/area.rs` | average, mode, min, max, median, q1, q3 over a pixel's footprint |
+//! | `regrid/scale.rs` | GDAL's estimate of the downsampling scale of a grid pair |
+//!
+//! The reference is GDAL 3.10.3 (rasterio 1.4.4's): positions through its approximate
+//! transformer over whole target rows, the footprint of an area method from two diagonal
+//! corners, and positions just outside the source transformed again exactly, as
+//! `GWKCheckAndComputeSrcOffsets` does.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::geo::pixel_map::PixelMap;
+use crate::plan::{Block, Data, Node, NodeRef, VType, Window, WindowOp};
+use crate::recipe::Method;
+
+pub mod area;
+pub mod kernel;
+pub mod point;
+pub mod scale;
+#[cfg(test)]
+mod testutil;
+
+use kernel::{Method as Kernel, SrcWindow};
+
+/// Source pixels added around a window's footprint beyond the kernel's reach: the
+/// approximation's error and rounding at pixel boundaries.
+const MARGIN: i64 = 1;
+
+/// One variable regridded.
+#[derive(Debug)]
+pub struct Regrid {
+    input: [NodeRef; 1],
+    map: Arc<PixelMap>,
+    method: Method,
+    /// The positions of the rows and columns dimensions (same in input and output).
+    axes: [usize; 2],
+    /// The fill value of an integer variable (pixels equal to it have no value); `None` for
+    /// floats, whose NaN has none.
+    fill: Option<f64>,
+    /// GDAL's scale (target pixels per source pixel, per axis) of the grid pair.
+    scale: [f64; 2],
+    /// The integer type a categorical variable is stored as, when its interpolated values are
+    /// rounded to it (`floor(x + 0.5)`, clamped) as GDAL stores them in the band's type.
+    round_to: Option<DType>,
+}
+
+impl Regrid {
+    /// `input` (whose dimensions `axes` are the source grid's rows and columns) regridded by
+    /// `method` through `map`.
+    #[must_use]
+    pub fn new(
+        input: NodeRef,
+        map: Arc<PixelMap>,
+        method: Method,
+        axes: [usize; 2],
+        fill: Option<f64>,
+    ) -> Regrid {
+        let scale = scale_of(&map);
+        Regrid {
+            input: [input],
+            map,
+            method,
+            axes,
+            fill,
+            scale,
+            round_to: None,
+        }
+    }
+
+    /// Interpolated values rounded to the integer type `stored` (a categorical variable read as
+    /// floats, regridded with `interpolate_integers`).
+    #[must_use]
+    pub fn rounded_to(mut self, stored: DType) -> Regrid {
+        self.round_to = Some(stored);
+        self
+    }
+
+    fn kernel(&self) -> Kernel {
+        match self.method {
+            Method::Nearest => Kernel::Nearest,
+            Method::Bilinear => Kernel::Bilinear,
+            Method::Cubic => Kernel::Cubic,
+            Method::Average => Kernel::Average,
+            Method::Mode => Kernel::Mode,
+            Method::Min => Kernel::Min,
+            Method::Max => Kernel::Max,
+            Method::Median => Kernel::Median,
+            Method::Q1 => Kernel::Q1,
+            Method::Q3 => Kernel::Q3,
+        }
+    }
+
+    fn is_area(&self) -> bool {
+        !matches!(
+            self.method,
+            Method::Nearest | Method::Bilinear | Method::Cubic
+        )
+    }
+
+    /// The source rows and columns the target `rows` × `cols` read (clipped to the source;
+    /// empty when they fall outside it).
+    fn source_ranges(&self, rows: &Range<u64>, cols: &Range<u64>) -> (Range<i64>, Range<i64>) {
+        let [h, w] = self
+            .map
+            .src
+            .shape
+            .map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+        #[allow(clippy::cast_precision_loss)]
+        let xs: Vec<f64> = (cols.start..=cols.end).map(|c| c as f64).collect();
+        let (mut sx, mut sy) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for r in rows.start..=rows.end {
+            sx.copy_from_slice(&xs);
+            #[allow(clippy::cast_precision_loss)]
+            sy.fill(r as f64);
+            self.map.exact(&mut sx, &mut sy);
+            for (x, y) in sx.iter().zip(&sy) {
+                if x.is_finite() && y.is_finite() {
+                    (x0, x1, y0, y1) = (x0.min(*x), x1.max(*x), y0.min(*y), y1.max(*y));
+                }
+            }
+        }
+        if x0 > x1 {
+            return (0..0, 0..0);
+        }
+        let reach = kernel::reach(self.kernel(), self.scale);
+        #[allow(clippy::cast_possible_truncation)]
+        let clip = |lo: f64, hi: f64, pad: i64, n: i64| -> Range<i64> {
+            let a = (lo.floor() as i64).saturating_sub(pad + MARGIN).max(0);
+            let b = (hi.ceil() as i64).saturating_add(pad + MARGIN + 1).min(n);
+            if a >= b {
+                0..0
+            } else {
+                a..b
+            }
+        };
+        let cols = if self.map.wrap_x {
+            0..w
+        } else {
+            clip(x0, x1, reach[0], w)
+        };
+        (clip(y0, y1, reach[1], h), cols)
+    }
+
+    /// The source positions of the window's target pixels, row-major: for point methods the
+    /// centres; for area methods the two diagonal corners of each pixel (`(c, r)` and
+    /// `(c + 1, r + 1)`), as GDAL's `GWKAverageOrMode` takes them.
+    fn positions(&self, rows: &Range<u64>, cols: &Range<u64>) -> Positions {
+        let n = usize::try_from(cols.end - cols.start).unwrap_or(0);
+        let nr = usize::try_from(rows.end - rows.start).unwrap_or(0);
+        let mut p = Positions {
+            x: vec![0.0; n * nr],
+            y: vec![0.0; n * nr],
+            x2: Vec::new(),
+            y2: Vec::new(),
+        };
+        let [sh, sw] = self.map.src.shape;
+        #[allow(clippy::cast_precision_loss)]
+        let (sh, sw) = (sh as f64, sw as f64);
+        if self.is_area() {
+            p.x2 = vec![0.0; n * nr];
+            p.y2 = vec![0.0; n * nr];
+        }
+        for (k, r) in rows.clone().enumerate() {
+            let at = k * n..(k + 1) * n;
+            #[allow(clippy::cast_precision_loss)]
+            let r = r as f64;
+            if self.is_area() {
+                self.map.run(
+                    r,
+                    0.0,
+                    cols.clone(),
+                    &mut p.x[at.clone()],
+                    &mut p.y[at.clone()],
+                );
+                self.map.run(
+                    r + 1.0,
+                    1.0,
+                    cols.clone(),
+                    &mut p.x2[at.clone()],
+                    &mut p.y2[at],
+                );
+                continue;
+            }
+            self.map.run(
+                r + 0.5,
+                0.5,
+                cols.clone(),
+                &mut p.x[at.clone()],
+                &mut p.y[at.clone()],
+            );
+            // A position just outside the source is transformed again exactly.
+            let near = |s: f64, n: f64| (s < 0.0 && s > -1.0) || (s + 1e-10 > n && s < n + 1.0);
+            for (i, c) in at.zip(cols.clone()) {
+                if near(p.x[i], sw) || near(p.y[i], sh) {
+                    #[allow(clippy::cast_precision_loss)]
+                    let (mut mx, mut my) = ([c as f64 + 0.5], [r + 0.5]);
+                    self.map.exact(&mut mx, &mut my);
+                    (p.x[i], p.y[i]) = (mx[0], my[0]);
+                }
+            }
+        }
+        p
+    }
+
+    /// The footprint of target pixel `i` in source pixels, as GDAL orders it; a source
+    /// spanning 360° whose footprint reaches across its seam is unrolled past its east edge
+    /// (GDAL's `bWrapOverX` heuristic).
+    fn footprint(
+        &self,
+        p: &Positions,
+        i: usize,
+        col: u64,
+        row: u64,
+    ) -> Option<([f64; 2], [f64; 2])> {
+        let (a, b) = ((p.x[i], p.y[i]), (p.x2[i], p.y2[i]));
+        if !(a.0.is_finite() && a.1.is_finite() && b.0.is_finite() && b.1.is_finite()) {
+            return None;
+        }
+        // GDAL's margin: a corner more than 2·max(1, ceil(1/scale)) pixels outside the source
+        // gives no value, however much of the footprint the source covers.
+        #[allow(clippy::cast_precision_loss)]
+        let (w, h) = (self.map.src.shape[1] as f64, self.map.src.shape[0] as f64);
+        let margin = |s: f64| 2.0 * (1.0 / s).ceil().max(1.0);
+        let (mx, my) = (margin(self.scale[0]), margin(self.scale[1]));
+        let inside = |v: f64, n: f64, m: f64| v >= -m && v - n <= m;
+        if !(inside(a.0, w, mx) && inside(b.0, w, mx) && inside(a.1, h, my) && inside(b.1, h, my)) {
+            return None;
+        }
+        let (mut x0, mut x1) = (a.0.min(b.0), a.0.max(b.0));
+        let (y0, y1) = (a.1.min(b.1), a.1.max(b.1));
+        if self.map.wrap_x {
+            let w = self.map.src.shape[1];
+            // Corners taken into the source's turn of the globe on either side of its seam: the
+            // footprint is the short way round.
+            #[allow(clippy::cast_precision_loss)]
+            if x1 - x0 > w as f64 / 2.0 {
+                (x0, x1) = (x1, x0 + w as f64);
+            }
+            #[allow(clippy::cast_precision_loss)]
+            let thr = 2.min(w / 10) as f64;
+            #[allow(clippy::cast_precision_loss)]
+            let wf = w as f64;
+            if x0 * self.scale[0] < thr && (wf - x1) * self.scale[0] < thr {
+                #[allow(clippy::cast_precision_loss)]
+                let (mut mx, mut my) = ([col as f64 + 0.5], [row as f64]);
+                self.map.exact(&mut mx, &mut my);
+                if mx[0] < x0 {
+                    (x0, x1) = (x1, x0 + wf);
+                }
+            }
+        }
+        Some(([x0, x1], [y0, y1]))
+    }
+
+    /// One plane's target pixels (`rows` × `cols` of the target) from the source plane `src`.
+    fn plane(
+        &self,
+        src: &SrcWindow<'_>,
+        pos: &Positions,
+        rows: &Range<u64>,
+        cols: &Range<u64>,
+    ) -> Vec<f64> {
+        let kernel = self.kernel();
+        let w = usize::try_from(cols.end - cols.start).unwrap_or(0);
+        let mut out = vec![f64::NAN; pos.x.len()];
+        if self.is_area() {
+            let mut scratch = Vec::new();
+            for (i, o) in out.iter_mut().enumerate() {
+                let (r, c) = (rows.start + (i / w) as u64, cols.start + (i % w) as u64);
+                if let Some((x, y)) = self.footprint(pos, i, c, r) {
+                    *o = area::area(src, kernel, x, y, &mut scratch);
+                }
+            }
+        } else {
+            for (i, o) in out.iter_mut().enumerate() {
+                if pos.x[i].is_finite() && pos.y[i].is_finite() {
+                    *o = point::point(src, kernel, pos.x[i], pos.y[i], self.scale);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Source positions of a window's target pixels (see [`Regrid::positions`]).
+struct Positions {
+    x: Vec<f64>,
+    y: Vec<f64>,
+    /// The second corners, for area methods.
+    x2: Vec<f64>,
+    y2: Vec<f64>,
+}
+
+/// GDAL's scale estimate for the grid pair, over the whole target grid; a source spanning 360°
+/// as if rolled to sit under the target (GDAL would take a seam inside the target for a window
+/// of the whole width, and blur bilinear and cubic over it).
+fn scale_of(map: &PixelMap) -> [f64; 2] {
+    let exact = |x: &[f64], y: &[f64], ox: &mut [f64], oy: &mut [f64]| {
+        ox.copy_from_slice(x);
+        oy.copy_from_slice(y);
+        map.exact_unrolled(ox, oy);
+    };
+    let [sh, sw] = map.src.shape;
+    scale::estimate_scale(&exact, map.dst.shape[1], map.dst.shape[0], sw, sh)
+}
+
+impl WindowOp for Regrid {
+    fn name(&self) -> &'static str {
+        "regrid"
+    }
+
+    fn inputs(&self) -> &[NodeRef] {
+        &self.input
+    }
+
+    fn input_window(&self, _out: &Node, _i: usize, window: &Window) -> Window {
+        let [ya, xa] = self.axes;
+        let (rows, cols) = self.source_ranges(&window[ya], &window[xa]);
+        let mut w = window.clone();
+        // A window outside the source reads one pixel (an empty read is not asked of a
+        // source); its targets get no value.
+        let to_u = |r: Range<i64>| -> Range<u64> {
+            if r.is_empty() {
+                0..1
+            } else {
+                u64::try_from(r.start).unwrap_or(0)..u64::try_from(r.end).unwrap_or(0)
+            }
+        };
+        w[ya] = to_u(rows);
+        w[xa] = to_u(cols);
+        w
+    }
+
+    fn eval(&self, out: &Node, window: &Window, inputs: Vec<Block>) -> Result<Data> {
+        let [ya, xa] = self.axes;
+        let (rows, cols) = self.source_ranges(&window[ya], &window[xa]);
+        let Some(block) = inputs.into_iter().next() else {
+            return Err(crate::error::Error::Other(
+                "internal: regrid takes one input".into(),
+            ));
+        };
+        let mut values = block.data.to_f64();
+        if let Some(fill) = self.fill {
+            for v in &mut values {
+                if *v == fill {
+                    *v = f64::NAN;
+                }
+            }
+        }
+        let bshape: Vec<usize> = block.shape.clone();
+        let oshape: Vec<usize> = window
+            .iter()
+            .map(|r| usize::try_from(r.end - r.start).unwrap_or(0))
+            .collect();
+        let total: usize = oshape.iter().product();
+        let mut result = vec![f64::NAN; total];
+        let (oh, ow) = (oshape[ya], oshape[xa]);
+        let (bh, bw) = (bshape[ya], bshape[xa]);
+        let positions = self.positions(&window[ya], &window[xa]);
+        let [sh, sw] = self
+            .map
+            .src
+            .shape
+            .map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+        let bstrides = strides(&bshape);
+        let ostrides = strides(&oshape);
+        let mut plane = vec![0.0; bh * bw];
+        for outer in outer_indices(&oshape, ya, xa) {
+            let bbase: usize = outer.iter().zip(&bstrides).map(|(i, s)| i * s).sum();
+            let obase: usize = outer.iter().zip(&ostrides).map(|(i, s)| i * s).sum();
+            let values_here = if rows.is_empty() || cols.is_empty() {
+                None
+            } else {
+                for r in 0..bh {
+                    for c in 0..bw {
+                        plane[r * bw + c] = values[bbase + r * bstrides[ya] + c * bstrides[xa]];
+                    }
+                }
+                Some(self.plane(
+                    &SrcWindow {
+                        values: &plane,
+                        rows: rows.clone(),
+                        cols: cols.clone(),
+                        width: sw,
+                        height: sh,
+                        wrap_x: self.map.wrap_x,
+                    },
+                    &positions,
+                    &window[ya],
+                    &window[xa],
+                ))
+            };
+            if let Some(p) = values_here {
+                for r in 0..oh {
+                    for c in 0..ow {
+                        result[obase + r * ostrides[ya] + c * ostrides[xa]] = p[r * ow + c];
+                    }
+                }
+            }
+        }
+        if let (Some(d), true) = (self.round_to, self.method.interpolates()) {
+            let (lo, hi) = int_range(d);
+            for v in result.iter_mut().filter(|v| !v.is_nan()) {
+                *v = (*v + 0.5).floor().clamp(lo, hi);
+            }
+        }
+        Ok(finish(result, out.vtype, self.fill))
+    }
+
+    /// The grid's dimensions, and the input's other dimensions its values change along.
+    fn value_dims(&self, out: &Node) -> Vec<String> {
+        let varying = self.input[0].value_dims();
+        let input = &self.input[0].dims;
+        out.dims
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| self.axes.contains(k) || varying.contains(&input[*k]))
+            .map(|(_, d)| d.clone())
+            .collect()
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        json!({
+            "method": self.method.name(),
+            "scale": self.scale,
+            "error_threshold": self.map.error_threshold,
+            "source_shape": self.map.src.shape,
+            "source_affine": self.map.src.affine.0,
+            "same_crs": self.map.same_crs(),
+            "wrap_x": self.map.wrap_x,
+        })
+    }
+}
+
+/// Values of the output type: integers rounded as GDAL rounds (`floor(x + 0.5)`), clamped, and
+/// the fill value where there is none.
+fn finish(values: Vec<f64>, vtype: VType, fill: Option<f64>) -> Data {
+    match vtype {
+        VType::Int(_) => {
+            // `convert` clamps to the type's range.
+            let fill = fill.unwrap_or(0.0);
+            Data::F64(
+                values
+                    .into_iter()
+                    .map(|v| if v.is_nan() { fill } else { (v + 0.5).floor() })
+                    .collect(),
+            )
+            .convert(vtype)
+        }
+        _ => Data::F64(values).convert(vtype),
+    }
+}
+
+/// The values an integer type holds.
+#[allow(clippy::cast_precision_loss)]
+fn int_range(d: DType) -> (f64, f64) {
+    match d {
+        DType::Int8 => (f64::from(i8::MIN), f64::from(i8::MAX)),
+        DType::UInt8 => (0.0, f64::from(u8::MAX)),
+        DType::Int16 => (f64::from(i16::MIN), f64::from(i16::MAX)),
+        DType::UInt16 => (0.0, f64::from(u16::MAX)),
+        DType::Int32 => (f64::from(i32::MIN), f64::from(i32::MAX)),
+        DType::UInt32 => (0.0, f64::from(u32::MAX)),
+        DType::UInt64 => (0.0, u64::MAX as f64),
+        _ => (i64::MIN as f64, i64::MAX as f64),
+    }
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// Every index of `shape` with the two spatial axes at 0, in C order.
+fn outer_indices(shape: &[usize], ya: usize, xa: usize) -> Vec<Vec<usize>> {
+    let mut out = vec![vec![0; shape.len()]];
+    for (axis, n) in shape.iter().enumerate() {
+        if axis == ya || axis == xa {
+            continue;
+        }
+        out = out
+            .into_iter()
+            .flat_map(|idx| {
+                (0..*n).map(move |i| {
+                    let mut v = idx.clone();
+                    v[axis] = i;
+                    v
+                })
+            })
+            .collect();
+    }
+    out
+}
