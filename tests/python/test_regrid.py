@@ -200,13 +200,21 @@ def reference(src: dict, var: str, method: str) -> np.ndarray:
     return _reference(key, path, var, method)
 
 
+def as_decoded(exp: np.ndarray) -> np.ndarray:
+    """GDAL's uint8 land cover (nodata 0) as xarray's rasterio engine decodes a uint8 band with
+    nodata, and so as cubeforge reads and writes it: float32, NaN for nodata."""
+    out = exp.astype("f4")
+    out[exp == R.LC_NODATA] = np.nan
+    return out
+
+
 def compare_var(cube: xr.Dataset, raw: xr.Dataset, src: dict, var: str, method: str, step: int | None = None) -> R.Comparison:
     """One cube variable against GDAL: categorical rasters as stored (uint8 with nodata), the rest
     decoded; the DEM by the reprojection rule (for every time step it has)."""
     exp = reference(src, var, method)
     name = f"{var} ({method})"
     if var == "landcover":
-        return R.compare(name, raw[var].transpose("lat", "lon").values, exp, method)
+        return R.compare(name, cube[var].transpose("lat", "lon").values, as_decoded(exp), method)
     da = cube[var]
     if var == "elevation":
         got = da.transpose(..., "lat", "lon").values
@@ -284,20 +292,24 @@ def test_hourly_0_360_resampled_daily(cubeforge, src, tmp_path, method):
 
 @pytest.mark.parametrize("method", ["mode", "nearest", "min", "max", "median"])
 def test_landcover_categorical_exact(cubeforge, src, tmp_path, method):
-    """uint8 classes (nodata 0) at 0.04 degree: the type and the nodata value kept, values exact
-    (``mode`` ties as GDAL 3.10.3: the class that reached the top count first, row-major)."""
+    """uint8 classes (nodata 0) at 0.04 degree, read as xarray's rasterio engine reads them
+    (float32, NaN for nodata): values exact (``mode`` ties as GDAL 3.10.3: the class that reached
+    the top count first, row-major), every value one of the classes."""
     dst = build(cubeforge, tmp_path, recipe([lc_input(src, f"{{method: {method}}}")], chunks="{lat: 32, lon: 32}"))
-    raw = open_raw(dst)
-    assert raw["landcover"].dtype == np.uint8, raw["landcover"].dtype
-    check(R.compare(f"landcover ({method})", raw["landcover"].values, reference(src, "landcover", method), method))
+    got = open_cube(dst)["landcover"].values
+    assert got.dtype == np.float32, got.dtype
+    assert set(np.unique(got[~np.isnan(got)])) <= set(R.LC_CLASSES.astype("f4"))
+    check(R.compare(f"landcover ({method})", got, as_decoded(reference(src, "landcover", method)), method))
 
 
 def test_landcover_bilinear_with_opt_in(cubeforge, src, tmp_path):
-    """``interpolate_integers: true`` allows bilinear on uint8: GDAL's value, rounded floor(x + 0.5)."""
+    """``interpolate_integers: true`` allows bilinear on uint8: GDAL's value, rounded floor(x + 0.5)
+    to a whole number as GDAL stores it in the band's type."""
     text = recipe([lc_input(src, "{method: bilinear, interpolate_integers: true}")], chunks="{lat: 32, lon: 32}")
-    raw = open_raw(build(cubeforge, tmp_path, text))
-    assert raw["landcover"].dtype == np.uint8, raw["landcover"].dtype
-    check(R.compare("landcover (bilinear)", raw["landcover"].values, R.lc_reference("bilinear"), "bilinear"))
+    got = open_cube(build(cubeforge, tmp_path, text))["landcover"].values
+    valid = got[~np.isnan(got)]
+    assert valid.size and np.array_equal(valid, np.round(valid)), "values are not whole numbers"
+    check(R.compare("landcover (bilinear)", got, as_decoded(R.lc_reference("bilinear")), "bilinear"))
 
 
 # --------------------------------------------------------------------------------------------------
