@@ -437,6 +437,19 @@ def test_chunking_and_jobs_do_not_change_a_bit(cubeforge, src, tmp_path):
     assert not diffs, "\n".join(diffs)
 
 
+@pytest.mark.parametrize("method", ["bilinear", "average"])
+def test_windows_split_to_fit_memory_change_no_bit(cubeforge, src, tmp_path, method):
+    """With a tiny --memory-limit the UTM DEM's source windows are read in bands of target rows
+    (``WindowOp::split``): every stored value as with the default limit, and as GDAL's."""
+    text = recipe([dem_input(src, method)], chunks="{lat: 80, lon: 80}")
+    whole = stored_bytes(build(cubeforge, tmp_path / "whole", text))
+    banded = build(cubeforge, tmp_path / "banded", text, "--memory-limit", "1M")
+    assert stored_bytes(banded) == whole
+    got = open_cube(banded)["elevation"].transpose("lat", "lon").values
+    check(R.compare_reprojected(f"elevation ({method})", got, R.dem_reference(method), method, R.dem_values(),
+                                R.DEM_TRANSFORM, R.DEM_CRS, R.TARGET))
+
+
 # --------------------------------------------------------------------------------------------------
 # Reading the grid back
 # --------------------------------------------------------------------------------------------------

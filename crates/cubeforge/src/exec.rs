@@ -82,6 +82,14 @@ impl Exec {
         &self.cache
     }
 
+    /// The bytes of input one part of a window operation may read
+    /// ([`crate::plan::WindowOp::split`]): an eighth of the memory limit, as several workers
+    /// each hold a part beside the chunk cache.
+    #[must_use]
+    pub fn window_budget(&self) -> u64 {
+        (self.cache.limit() / 8) as u64
+    }
+
     /// The reader of a source the plan names.
     ///
     /// # Errors

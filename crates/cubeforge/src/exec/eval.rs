@@ -14,7 +14,7 @@ use super::kernels::{
 use super::Exec;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::plan::{Block, Data, Node, NodeRef, Op, UnOp, VType, Window};
+use crate::plan::{Block, Data, Node, NodeRef, Op, UnOp, VType, Window, WindowOp};
 
 /// The start and the shape of a window.
 fn start_and_shape(window: &Window) -> (Vec<u64>, Vec<u64>) {
@@ -62,8 +62,10 @@ impl Node {
             }
             Op::Reduce { .. } | Op::Const(_) | Op::Along { .. } => {}
             Op::Window(op) => {
-                for (i, input) in op.inputs().iter().enumerate() {
-                    input.chunks_needed(ex, &op.input_window(self, i, window), out);
+                for part in op.split(self, window, ex.window_budget()) {
+                    for (i, input) in op.inputs().iter().enumerate() {
+                        input.chunks_needed(ex, &op.input_window(self, i, &part), out);
+                    }
                 }
             }
             _ => {
@@ -393,13 +395,18 @@ impl Node {
             Op::Binary(op, a, b) => self.eval_binary(ex, *op, (a, b), window, &shape)?,
             Op::Where(c, a, b) => self.eval_where(ex, (c, a, b), window, &shape)?,
             Op::Window(op) => {
-                let inputs = op
-                    .inputs()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, input)| input.eval(ex, &op.input_window(self, i, window)))
-                    .collect::<Result<Vec<_>>>()?;
-                op.eval(self, window, inputs)?
+                let parts = op.split(self, window, ex.window_budget());
+                if parts.len() > 1 {
+                    self.eval_parts(ex, op.as_ref(), window, &parts, &shape)?
+                } else {
+                    let inputs = op
+                        .inputs()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, input)| input.eval(ex, &op.input_window(self, i, window)))
+                        .collect::<Result<Vec<_>>>()?;
+                    op.eval(self, window, inputs)?
+                }
             }
             Op::Reduce { .. } => {
                 let full = ex.reduction_result(self)?;
@@ -419,6 +426,32 @@ impl Node {
             shape,
             data,
         })
+    }
+
+    /// A window operation's values over `window`, computed part by part (the windows
+    /// [`WindowOp::split`] gave, which tile `window` along one dimension), each from its own
+    /// input windows, so only one part's inputs are held at a time.
+    fn eval_parts(
+        &self,
+        ex: &Exec,
+        op: &dyn WindowOp,
+        window: &Window,
+        parts: &[Window],
+        shape: &[usize],
+    ) -> Result<Data> {
+        let total: usize = shape.iter().product();
+        let mut full = vec![f64::NAN; total];
+        for part in parts {
+            let inputs = op
+                .inputs()
+                .iter()
+                .enumerate()
+                .map(|(i, input)| input.eval(ex, &op.input_window(self, i, part)))
+                .collect::<Result<Vec<_>>>()?;
+            let values = op.eval(self, part, inputs)?.to_f64();
+            place(&mut full, shape, window, part, &values);
+        }
+        Ok(Data::F64(full).convert_if_needed(self.vtype))
     }
 
     /// The values of `a op b` over `window`.
@@ -849,5 +882,45 @@ mod tests {
             .eval_padded(&scattered, &vec![0..7, 0..3], &[9, 4])
             .expect("eval");
         assert!(padded.is_none());
+    }
+}
+
+/// Copy `values` (C order over `part`) into `full` (C order over `window`, of `shape`), where
+/// `part` lies within `window`.
+fn place(full: &mut [f64], shape: &[usize], window: &Window, part: &Window, values: &[f64]) {
+    let pshape: Vec<usize> = part
+        .iter()
+        .map(|r| usize::try_from(r.end - r.start).unwrap_or(0))
+        .collect();
+    let n = pshape.len();
+    if n == 0 {
+        if let (Some(f), Some(v)) = (full.first_mut(), values.first()) {
+            *f = *v;
+        }
+        return;
+    }
+    let mut strides = vec![1usize; n];
+    for i in (0..n - 1).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    let offset: Vec<usize> = part
+        .iter()
+        .zip(window)
+        .map(|(p, w)| usize::try_from(p.start - w.start).unwrap_or(0))
+        .collect();
+    let row = pshape[n - 1];
+    if row == 0 {
+        return;
+    }
+    for (k, chunk) in values.chunks(row).enumerate() {
+        // The index of this row of `part` along every dimension but the last.
+        let mut rem = k;
+        let mut at = offset[n - 1];
+        for i in (0..n - 1).rev() {
+            let idx = rem % pshape[i];
+            rem /= pshape[i];
+            at += (idx + offset[i]) * strides[i];
+        }
+        full[at..at + row].copy_from_slice(chunk);
     }
 }

@@ -422,6 +422,57 @@ impl WindowOp for Regrid {
         Ok(finish(result, out.vtype, self.fill))
     }
 
+    /// Bands of target rows whose source windows (held as stored and as `f64`, for every step
+    /// of the window) fit `budget`; each target pixel reads the same source pixels whichever
+    /// band computes it.
+    fn split(&self, _out: &Node, window: &Window, budget: u64) -> Vec<Window> {
+        let [ya, xa] = self.axes;
+        let planes: u64 = window
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| *k != ya && *k != xa)
+            .map(|(_, r)| r.end - r.start)
+            .product();
+        let bytes = |r: &Range<i64>, c: &Range<i64>| -> u64 {
+            let n = (r.end - r.start).max(0) * (c.end - c.start).max(0);
+            u64::try_from(n)
+                .unwrap_or(0)
+                .saturating_mul(planes)
+                .saturating_mul(16)
+        };
+        let rows = window[ya].clone();
+        let (r, c) = self.source_ranges(&rows, &window[xa]);
+        if bytes(&r, &c) <= budget || rows.end - rows.start < 2 {
+            return vec![window.clone()];
+        }
+        // Greedily, bands of whole target rows whose joined source windows fit the budget.
+        let union = |a: &Range<i64>, b: &Range<i64>| -> Range<i64> {
+            match (a.is_empty(), b.is_empty()) {
+                (true, _) => b.clone(),
+                (_, true) => a.clone(),
+                _ => a.start.min(b.start)..a.end.max(b.end),
+            }
+        };
+        let mut parts = Vec::new();
+        let (mut start, mut acc) = (rows.start, (0..0, 0..0));
+        for t in rows.clone() {
+            let (r, c) = self.source_ranges(&(t..t + 1), &window[xa]);
+            let joined = (union(&acc.0, &r), union(&acc.1, &c));
+            if t > start && bytes(&joined.0, &joined.1) > budget {
+                let mut w = window.clone();
+                w[ya] = start..t;
+                parts.push(w);
+                (start, acc) = (t, (r, c));
+            } else {
+                acc = joined;
+            }
+        }
+        let mut w = window.clone();
+        w[ya] = start..rows.end;
+        parts.push(w);
+        parts
+    }
+
     /// The grid's dimensions, and the input's other dimensions its values change along.
     fn value_dims(&self, out: &Node) -> Vec<String> {
         let varying = self.input[0].value_dims();
@@ -508,4 +559,57 @@ fn outer_indices(shape: &[usize], ya: usize, xa: usize) -> Vec<Vec<usize>> {
             .collect();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo::{Affine, Crs, GeoBox};
+    use crate::plan::Op;
+
+    /// A UTM raster (1200 × 2418 pixels of 550 m) onto 0.25°: a small budget cuts an output
+    /// window into bands of target rows that tile it, each reading a smaller source window.
+    #[test]
+    fn split_cuts_bands_of_rows_that_tile_the_window() {
+        let src = GeoBox {
+            crs: Crs::from_epsg(32643).expect("UTM 43N"),
+            affine: Affine([550.0, 0.0, 170_000.0, 0.0, -550.0, 1_770_000.0]),
+            shape: [2418, 1200],
+        };
+        let dst = GeoBox {
+            crs: Crs::from_epsg(4326).expect("WGS 84"),
+            affine: Affine([0.25, 0.0, 60.0, 0.0, -0.25, 20.0]),
+            shape: [80, 80],
+        };
+        let map = Arc::new(PixelMap::new(src, dst, 0.125).expect("map"));
+        let input = Node::new(
+            Op::Const(Data::F64(vec![0.0])),
+            vec!["y".into(), "x".into()],
+            vec![2418, 1200],
+            VType::F32,
+        );
+        let op = Regrid::new(input, map, Method::Average, [0, 1], None);
+        let out = Node::new(
+            Op::Const(Data::F64(vec![0.0])),
+            vec!["lat".into(), "lon".into()],
+            vec![80, 80],
+            VType::F32,
+        );
+        let window = vec![0..80, 0..80];
+        assert_eq!(op.split(&out, &window, u64::MAX), vec![window.clone()]);
+        let parts = op.split(&out, &window, 1 << 20);
+        assert!(parts.len() > 4, "{} parts", parts.len());
+        let mut next = 0;
+        for p in &parts {
+            assert_eq!((p[0].start, &p[1]), (next, &window[1]));
+            next = p[0].end;
+            let (r, c) = op.source_ranges(&p[0], &p[1]);
+            let n = (r.end - r.start).max(0) * (c.end - c.start).max(0);
+            assert!(
+                n * 16 <= 1 << 20 || p[0].end - p[0].start == 1,
+                "{p:?}: {n} pixels"
+            );
+        }
+        assert_eq!(next, 80);
+    }
 }

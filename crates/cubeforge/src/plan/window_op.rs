@@ -43,6 +43,16 @@ pub trait WindowOp: Send + Sync + fmt::Debug {
             .collect()
     }
 
+    /// The parts `window` of `out` is computed in, each from its own input windows, so that
+    /// no part reads much more than `budget` bytes of its inputs (a regrid that downsamples
+    /// strongly reads a large source window for a small output window). The parts tile
+    /// `window` and each output value is the same whichever part computes it. By default the
+    /// window itself.
+    fn split(&self, out: &Node, window: &Window, budget: u64) -> Vec<Window> {
+        let _ = (out, budget);
+        vec![window.clone()]
+    }
+
     /// Its parameters, for a printed plan (none by default).
     fn describe(&self) -> serde_json::Value {
         serde_json::Value::Null
