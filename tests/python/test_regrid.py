@@ -437,6 +437,25 @@ def test_chunking_and_jobs_do_not_change_a_bit(cubeforge, src, tmp_path):
     assert not diffs, "\n".join(diffs)
 
 
+def test_grid_like_an_input(cubeforge, src, tmp_path):
+    """``grid: {like: oc}``: the daily files' own 0.1 degree grid (201 x 201, descending latitudes);
+    the UTM DEM (nearest) onto it equals GDAL's warp onto that grid, and merges with ``oc``'s
+    variables on their own coordinates (not regridded). Nearest, because GDAL 3.10 warps this
+    pair in five chunks whatever ``warp_mem_limit`` (its source window is large against the
+    target), each with its own scale, where cubeforge uses the whole grid's (docs/recipes.md)."""
+    folder = Path(src["oc"][0]).parent
+    text = ("version: 1\ngrid:\n  like: oc\ninputs:\n"
+            f"  oc:\n    url: \"{folder}/oc_*.nc\"\n    concat: time\n" + dem_input(src, "nearest")
+            + "output:\n  chunks: {time: 10, lat: 67, lon: 67}\n")
+    cube = open_cube(build(cubeforge, tmp_path, text))
+    oc = xr.open_dataset(src["oc"][0])
+    assert np.array_equal(cube.lon.values, oc.lon.values) and np.array_equal(cube.lat.values, oc.lat.values)
+    grid = R.Grid("EPSG:4326", R.axis_affine(oc.lat.values, oc.lon.values), oc.lon.size, oc.lat.size)
+    got = cube["elevation"].transpose("lat", "lon").values
+    check(R.compare_reprojected("elevation (nearest, like oc)", got, R.dem_reference("nearest", grid), "nearest",
+                                R.dem_values(), R.DEM_TRANSFORM, R.DEM_CRS, grid))
+
+
 @pytest.mark.parametrize("method", ["bilinear", "average"])
 def test_windows_split_to_fit_memory_change_no_bit(cubeforge, src, tmp_path, method):
     """With a tiny --memory-limit the UTM DEM's source windows are read in bands of target rows

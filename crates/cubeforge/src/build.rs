@@ -26,8 +26,9 @@ use crate::error::{Error, Result};
 use crate::exec::{plan_passes, Exec, Needed};
 use crate::formats::multi::{describe_urls, files_of, open_files, options_of, Opened};
 use crate::formats::zarr::writer::{commit_group, ArrayLayout, Compressor};
+use crate::geo::spec::grid_err;
 use crate::lock::BuildRecord;
-use crate::lower::{Input, State};
+use crate::lower::{Input, LikeGrid, State};
 use crate::recipe::{ChunksDefault, OutputSpec, RecipeDoc};
 use crate::safety::refuse_overlap;
 use crate::source::Sources;
@@ -272,6 +273,7 @@ fn lower<'a>(
     for (_, o) in inputs {
         check_coords(&o.input, opts.memory_limit)?;
     }
+    let like = like_grid(doc, inputs)?;
     let mut sources = Sources::default();
     let own_operations = inputs.iter().any(|(name, _)| {
         doc.recipe
@@ -280,7 +282,8 @@ fn lower<'a>(
             .is_some_and(|s| !s.operations.is_empty())
     });
     let (mut state, ex) = if let ([(_, only)], false) = (inputs, own_operations) {
-        let state = State::new(doc, &only.input, &mut sources, opts.dry_run);
+        let mut state = State::new(doc, &only.input, &mut sources, opts.dry_run);
+        state.like.clone_from(&like);
         (
             state,
             (!opts.dry_run).then(|| Exec::new(sources, opts.memory_limit)),
@@ -296,7 +299,11 @@ fn lower<'a>(
         let mut states: Vec<State<'_>> = inputs
             .iter()
             .zip(&views)
-            .map(|((_, o), view)| State::new(view, &o.input, &mut sources, opts.dry_run))
+            .map(|((_, o), view)| {
+                let mut s = State::new(view, &o.input, &mut sources, opts.dry_run);
+                s.like.clone_from(&like);
+                s
+            })
             .collect();
         let ex = (!opts.dry_run).then(|| Exec::new(sources, opts.memory_limit));
         for s in &mut states {
@@ -315,6 +322,36 @@ fn lower<'a>(
         ex.check_memory(state.vars.values().map(|v| &*v.node))?;
     }
     Ok((state, ex))
+}
+
+/// The grid of the input a `grid: {like: NAME}` names, as that input is opened (before its
+/// operations); `None` without such a grid.
+///
+/// # Errors
+/// A name that is no input; an input without a regular grid (its field and line named).
+fn like_grid(doc: &RecipeDoc, inputs: &[(String, Opened)]) -> Result<Option<LikeGrid>> {
+    let Some(name) = doc.recipe.grid.as_ref().and_then(|g| g.like.as_ref()) else {
+        return Ok(None);
+    };
+    let Some((_, opened)) = inputs.iter().find(|(n, _)| n == name) else {
+        let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(grid_err(
+            doc,
+            "like",
+            format!("'{name}' is not an input (inputs: {})", names.join(", ")),
+        ));
+    };
+    let mut scratch = Sources::default();
+    let state = State::new(doc, &opened.input, &mut scratch, true);
+    let (geobox, y, x, _) = state
+        .source_grid(None)
+        .map_err(|m| grid_err(doc, "like", format!("input '{name}': {m}")))?;
+    let coords = [y.as_str(), x.as_str()].map(|d| state.dims.get(d).and_then(|d| d.coord.clone()));
+    Ok(Some(LikeGrid {
+        geobox,
+        dims: [y, x],
+        coords,
+    }))
 }
 
 /// Refuse, before any is read, a dimension or coordinate longer than [`MAX_COORD_LEN`] or a coordinate

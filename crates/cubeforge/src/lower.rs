@@ -59,6 +59,18 @@ pub struct Dim {
     pub bound_only: bool,
 }
 
+/// The grid of the input a recipe's `grid: {like: NAME}` names: the variables regridded onto
+/// it take that input's dimension names and coordinates as they are, so they merge with it.
+#[derive(Debug, Clone)]
+pub struct LikeGrid {
+    /// The grid.
+    pub geobox: crate::geo::GeoBox,
+    /// The input's dimensions of rows and columns.
+    pub dims: [String; 2],
+    /// Their coordinates.
+    pub coords: [Option<Coord>; 2],
+}
+
 /// A variable of the dataset being built.
 #[derive(Debug, Clone)]
 pub struct Var {
@@ -98,7 +110,7 @@ pub struct State<'a> {
     /// The target grid, once a `regrid` has put variables on it.
     pub grid: Option<crate::geo::GeoBox>,
     /// The grid of the input `grid.like` names, when the recipe's grid is one.
-    pub like: Option<crate::geo::GeoBox>,
+    pub like: Option<LikeGrid>,
 }
 
 /// What is wrong with a plan deeper than [`plan::MAX_DEPTH`] or larger, unfolded, than

@@ -35,25 +35,8 @@ impl State<'_> {
         let doc = self.doc;
         let err = |m: String| op_err(doc, i, op, m);
         let dst = self.target_grid(i, op)?;
-        let (ydim, xdim) = self.spatial_dims().map_err(&err)?;
-        let gridded: Vec<String> = self
-            .vars
-            .iter()
-            .filter(|(_, v)| v.node.dims.contains(&ydim) && v.node.dims.contains(&xdim))
-            .map(|(k, _)| k.clone())
-            .collect();
-        if gridded.is_empty() {
-            return Err(err(format!("no variable has both '{ydim}' and '{xdim}'")));
-        }
+        let (src, ydim, xdim, gridded) = self.source_grid(r.source_crs.as_deref()).map_err(&err)?;
         let methods = methods_of(r, &gridded).map_err(&err)?;
-        let src_crs = self.source_crs(r, &gridded, &xdim).map_err(&err)?;
-        let (ys, _) = self.coord_values(&ydim)?;
-        let (xs, _) = self.coord_values(&xdim)?;
-        let mut src =
-            GeoBox::from_axes(src_crs, &ys, &xs).map_err(|m| err(format!("{ydim}/{xdim}: {m}")))?;
-        if let Some(gt) = self.geo_transform(&gridded) {
-            src.affine = exact_affine(&src, gt);
-        }
         if !(r.error_threshold >= 0.0 && r.error_threshold.is_finite()) {
             return Err(err(format!(
                 "error_threshold must be a finite number of pixels >= 0, not {}",
@@ -61,9 +44,9 @@ impl State<'_> {
             )));
         }
         let map = Arc::new(PixelMap::new(src, dst.clone(), r.error_threshold).map_err(&err)?);
-        let [dy, dx] = dst.dims();
-        for d in [dy, dx] {
-            if d != ydim && d != xdim && self.dims.contains_key(d) {
+        let [dy, dx] = self.grid_dims(&dst);
+        for d in [&dy, &dx] {
+            if *d != ydim && *d != xdim && self.dims.contains_key(d) {
                 return Err(err(format!(
                     "the grid's dimension '{d}' is already a dimension of this input"
                 )));
@@ -98,7 +81,7 @@ impl State<'_> {
             );
             let mut dims = node.dims.clone();
             let mut shape = node.shape.clone();
-            (dims[ya], dims[xa]) = (dy.to_string(), dx.to_string());
+            (dims[ya], dims[xa]) = (dy.clone(), dx.clone());
             (shape[ya], shape[xa]) = (dst.shape[0], dst.shape[1]);
             let vtype = node.vtype;
             let stored = match &node.op {
@@ -127,6 +110,37 @@ impl State<'_> {
         Ok(())
     }
 
+    /// The grid of this state's gridded variables (those along both spatial dimensions), its
+    /// spatial dimensions and those variables; `source_crs` names the CRS when the input does
+    /// not.
+    ///
+    /// # Errors
+    /// No spatial dimensions, no variable on them, no CRS, irregular coordinates.
+    pub fn source_grid(
+        &self,
+        source_crs: Option<&str>,
+    ) -> std::result::Result<(GeoBox, String, String, Vec<String>), String> {
+        let (ydim, xdim) = self.spatial_dims()?;
+        let gridded: Vec<String> = self
+            .vars
+            .iter()
+            .filter(|(_, v)| v.node.dims.contains(&ydim) && v.node.dims.contains(&xdim))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if gridded.is_empty() {
+            return Err(format!("no variable has both '{ydim}' and '{xdim}'"));
+        }
+        let src_crs = self.source_crs(source_crs, &gridded, &xdim)?;
+        let (ys, _) = self.coord_values(&ydim).map_err(|e| e.to_string())?;
+        let (xs, _) = self.coord_values(&xdim).map_err(|e| e.to_string())?;
+        let mut src =
+            GeoBox::from_axes(src_crs, &ys, &xs).map_err(|m| format!("{ydim}/{xdim}: {m}"))?;
+        if let Some(gt) = self.geo_transform(&gridded) {
+            src.affine = exact_affine(&src, gt);
+        }
+        Ok((src, ydim, xdim, gridded))
+    }
+
     /// The recipe's target grid.
     fn target_grid(&self, i: usize, op: &Operation) -> Result<GeoBox> {
         let doc = self.doc;
@@ -140,7 +154,7 @@ impl State<'_> {
         };
         match spec::resolve(doc, g)? {
             Some(gb) => Ok(gb),
-            None => self.like.clone().ok_or_else(|| {
+            None => self.like.as_ref().map(|l| l.geobox.clone()).ok_or_else(|| {
                 spec::grid_err(doc, "like", "the input named by `like` has no grid to take")
             }),
         }
@@ -191,11 +205,11 @@ impl State<'_> {
     /// longitude/latitude coordinates.
     fn source_crs(
         &self,
-        r: &RegridSpec,
+        source_crs: Option<&str>,
         gridded: &[String],
         xdim: &str,
     ) -> std::result::Result<Crs, String> {
-        if let Some(text) = &r.source_crs {
+        if let Some(text) = source_crs {
             return Crs::parse(text).map_err(|m| format!("source_crs: {m}"));
         }
         for name in gridded {
@@ -277,9 +291,19 @@ impl State<'_> {
         Ok(())
     }
 
-    /// The spatial dimensions replaced by the grid's, with computed coordinates, in place.
+    /// The names of the grid's dimensions: the `like` input's, or `lat`/`lon` (`y`/`x`).
+    fn grid_dims(&self, dst: &GeoBox) -> [String; 2] {
+        match self.like.as_ref().filter(|l| l.geobox == *dst) {
+            Some(l) => l.dims.clone(),
+            None => dst.dims().map(String::from),
+        }
+    }
+
+    /// The spatial dimensions replaced by the grid's, with computed coordinates (the `like`
+    /// input's own, when the grid is that input's), in place.
     fn replace_spatial_dims(&mut self, ydim: &str, xdim: &str, dst: &GeoBox) {
-        let [dy, dx] = dst.dims();
+        let like = self.like.clone().filter(|l| l.geobox == *dst);
+        let names = self.grid_dims(dst);
         let axes = dst.axes();
         let geographic = dst.crs.is_geographic();
         let dims = std::mem::take(&mut self.dims);
@@ -296,21 +320,23 @@ impl State<'_> {
                 continue;
             };
             let a = axes[k];
-            let attrs = coord_attrs(k == 1, geographic);
-            let coord = Coord::computed(
-                a.start,
-                a.step,
-                a.len,
-                DType::Float64,
-                attrs,
-                CfDecoding::identity(DType::Float64),
-            );
+            let coord = match &like {
+                Some(l) => l.coords[k].clone(),
+                None => Some(Coord::computed(
+                    a.start,
+                    a.step,
+                    a.len,
+                    DType::Float64,
+                    coord_attrs(k == 1, geographic),
+                    CfDecoding::identity(DType::Float64),
+                )),
+            };
             self.dims.insert(
-                [dy, dx][k].to_string(),
+                names[k].clone(),
                 Dim {
                     len: a.len,
                     index: Arc::new((0..a.len).collect()),
-                    coord: Some(coord),
+                    coord,
                     bound_only: false,
                 },
             );
