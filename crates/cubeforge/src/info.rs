@@ -47,6 +47,11 @@ pub struct InfoReport {
     /// Rasters: size, tiling, compression, CRS, transform and overviews.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raster: Option<Value>,
+    /// The grid of a gridded input (a raster, or variables on regular x/y or lon/lat
+    /// coordinates): CRS, dims, shape, resolution, affine, bbox, first and last centres, as
+    /// `cubeforge grid` prints a recipe's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grid: Option<Value>,
 }
 
 /// What the report says of one variable.
@@ -198,6 +203,7 @@ pub fn report(ds: &Dataset) -> Result<InfoReport> {
         source_format: "zarr".into(),
         files: None,
         raster: None,
+        grid: None,
     })
 }
 
@@ -500,6 +506,12 @@ pub fn render_text(r: &InfoReport) -> String {
     for (name, v) in &r.data_vars {
         line(&mut out, " ", name, v);
     }
+    if let Some(g) = &r.grid {
+        let _ = writeln!(out, "Grid:");
+        for line in grid_lines(g) {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
     if let Some(Value::Object(raster)) = &r.raster {
         let _ = writeln!(out, "Raster:");
         for (k, v) in raster {
@@ -530,6 +542,45 @@ pub fn render_text(r: &InfoReport) -> String {
     if !r.groups.is_empty() {
         let _ = writeln!(out, "Groups: {}", r.groups.join(", "));
     }
+    out
+}
+
+/// The lines `info` shows of a grid (see [`crate::geo::GeoBox::describe`]).
+fn grid_lines(g: &Value) -> Vec<String> {
+    let f = |v: &Value| {
+        v.as_f64()
+            .map_or_else(|| v.to_string(), crate::geo::py_float)
+    };
+    let list = |v: &Value| {
+        v.as_array()
+            .map(|a| a.iter().map(f).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    let crs = &g["crs"];
+    let epsg = crs["epsg"]
+        .as_u64()
+        .map_or_else(String::new, |c| format!(" (EPSG:{c})"));
+    let mut out = vec![
+        format!(
+            "crs:           {}{epsg}",
+            crs["name"].as_str().unwrap_or("")
+        ),
+        format!("shape:         {}", list(&g["shape"])),
+        format!(
+            "resolution:    x {}, y {}",
+            f(&g["resolution"]["x"]),
+            f(&g["resolution"]["y"])
+        ),
+        format!("affine:        ({})", list(&g["affine"])),
+    ];
+    let b = &g["bbox"];
+    out.push(format!(
+        "bbox:          left {}, bottom {}, right {}, top {}",
+        f(&b["left"]),
+        f(&b["bottom"]),
+        f(&b["right"]),
+        f(&b["top"])
+    ));
     out
 }
 

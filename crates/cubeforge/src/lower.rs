@@ -45,6 +45,7 @@ mod text;
 pub mod time_from;
 
 pub use input::{Input, InputDim, InputVar};
+pub use regrid::grid_of_input;
 
 /// A dimension of the dataset being built.
 #[derive(Debug, Clone)]

@@ -516,6 +516,46 @@ impl Node {
 pub(crate) type ReductionCell =
     Arc<std::sync::OnceLock<std::result::Result<Arc<Block>, Arc<Error>>>>;
 
+/// Copy `values` (C order over `part`) into `full` (C order over `window`, of `shape`), where
+/// `part` lies within `window`.
+fn place(full: &mut [f64], shape: &[usize], window: &Window, part: &Window, values: &[f64]) {
+    let pshape: Vec<usize> = part
+        .iter()
+        .map(|r| usize::try_from(r.end - r.start).unwrap_or(0))
+        .collect();
+    let n = pshape.len();
+    if n == 0 {
+        if let (Some(f), Some(v)) = (full.first_mut(), values.first()) {
+            *f = *v;
+        }
+        return;
+    }
+    let mut strides = vec![1usize; n];
+    for i in (0..n - 1).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    let offset: Vec<usize> = part
+        .iter()
+        .zip(window)
+        .map(|(p, w)| usize::try_from(p.start - w.start).unwrap_or(0))
+        .collect();
+    let row = pshape[n - 1];
+    if row == 0 {
+        return;
+    }
+    for (k, chunk) in values.chunks(row).enumerate() {
+        // The index of this row of `part` along every dimension but the last.
+        let mut rem = k;
+        let mut at = offset[n - 1];
+        for i in (0..n - 1).rev() {
+            let idx = rem % pshape[i];
+            rem /= pshape[i];
+            at += (idx + offset[i]) * strides[i];
+        }
+        full[at..at + row].copy_from_slice(chunk);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -882,45 +922,5 @@ mod tests {
             .eval_padded(&scattered, &vec![0..7, 0..3], &[9, 4])
             .expect("eval");
         assert!(padded.is_none());
-    }
-}
-
-/// Copy `values` (C order over `part`) into `full` (C order over `window`, of `shape`), where
-/// `part` lies within `window`.
-fn place(full: &mut [f64], shape: &[usize], window: &Window, part: &Window, values: &[f64]) {
-    let pshape: Vec<usize> = part
-        .iter()
-        .map(|r| usize::try_from(r.end - r.start).unwrap_or(0))
-        .collect();
-    let n = pshape.len();
-    if n == 0 {
-        if let (Some(f), Some(v)) = (full.first_mut(), values.first()) {
-            *f = *v;
-        }
-        return;
-    }
-    let mut strides = vec![1usize; n];
-    for i in (0..n - 1).rev() {
-        strides[i] = strides[i + 1] * shape[i + 1];
-    }
-    let offset: Vec<usize> = part
-        .iter()
-        .zip(window)
-        .map(|(p, w)| usize::try_from(p.start - w.start).unwrap_or(0))
-        .collect();
-    let row = pshape[n - 1];
-    if row == 0 {
-        return;
-    }
-    for (k, chunk) in values.chunks(row).enumerate() {
-        // The index of this row of `part` along every dimension but the last.
-        let mut rem = k;
-        let mut at = offset[n - 1];
-        for i in (0..n - 1).rev() {
-            let idx = rem % pshape[i];
-            rem /= pshape[i];
-            at += (idx + offset[i]) * strides[i];
-        }
-        full[at..at + row].copy_from_slice(chunk);
     }
 }

@@ -251,6 +251,7 @@ pub fn report_input(input: &Input, group: &str, details: &FileDetails) -> Result
         source_format: details.format.clone(),
         files: details.files,
         raster: details.raster.clone(),
+        grid: crate::lower::grid_of_input(input).map(|g| g.describe()),
     })
 }
 

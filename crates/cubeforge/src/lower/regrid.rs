@@ -374,6 +374,18 @@ impl State<'_> {
     }
 }
 
+/// The grid of an input's gridded variables as opened (CRS, affine, shape), for `info`; `None`
+/// when it has none (no spatial dimensions, no CRS, irregular coordinates).
+#[must_use]
+pub fn grid_of_input(input: &super::Input) -> Option<GeoBox> {
+    let doc =
+        crate::recipe::RecipeDoc::parse("info", "version: 1\ninputs: {input: {url: input}}\n")
+            .ok()?;
+    let mut scratch = crate::source::Sources::default();
+    let state = State::new(&doc, input, &mut scratch, true);
+    state.source_grid(None).ok().map(|(gb, ..)| gb)
+}
+
 /// The method of each gridded variable.
 fn methods_of(
     r: &RegridSpec,

@@ -297,6 +297,82 @@ impl Regrid {
     }
 }
 
+impl Regrid {
+    /// Bands of whole target rows of a one-plane `window` whose joined source windows fit
+    /// `budget`, greedily.
+    fn row_bands(&self, window: &Window, budget: u64) -> Vec<Window> {
+        let [ya, xa] = self.axes;
+        let rows = window[ya].clone();
+        let union = |a: &Range<i64>, b: &Range<i64>| -> Range<i64> {
+            match (a.is_empty(), b.is_empty()) {
+                (true, _) => b.clone(),
+                (_, true) => a.clone(),
+                _ => a.start.min(b.start)..a.end.max(b.end),
+            }
+        };
+        let mut parts = Vec::new();
+        let (mut start, mut acc) = (rows.start, (0..0, 0..0));
+        for t in rows.clone() {
+            let (r, c) = self.source_ranges(&(t..t + 1), &window[xa]);
+            let joined = (union(&acc.0, &r), union(&acc.1, &c));
+            if t > start && plane_bytes(&joined.0, &joined.1) > budget {
+                let mut w = window.clone();
+                w[ya] = start..t;
+                parts.push(w);
+                (start, acc) = (t, (r, c));
+            } else {
+                acc = joined;
+            }
+        }
+        let mut w = window.clone();
+        w[ya] = start..rows.end;
+        parts.push(w);
+        parts
+    }
+}
+
+/// The bytes one plane's source window takes as read and as `f64`.
+fn plane_bytes(r: &Range<i64>, c: &Range<i64>) -> u64 {
+    let n = (r.end - r.start).max(0) * (c.end - c.start).max(0);
+    u64::try_from(n).unwrap_or(0).saturating_mul(16)
+}
+
+/// `window` cut along its dimensions not in `fixed` (the spatial ones, then those already cut)
+/// into parts of at most `fit` planes: groups along the outermost such dimension, each of its
+/// positions alone (and the next dimension cut likewise) when one holds more.
+fn split_planes(window: &Window, fixed: &[usize], fit: usize) -> Vec<Window> {
+    let others: Vec<usize> = (0..window.len()).filter(|k| !fixed.contains(k)).collect();
+    let Some(&a) = others.first() else {
+        return vec![window.clone()];
+    };
+    let inner: u64 = others[1..]
+        .iter()
+        .map(|k| window[*k].end - window[*k].start)
+        .product();
+    let r = window[a].clone();
+    let fit64 = fit as u64;
+    if inner <= fit64 {
+        let g = (fit64 / inner.max(1)).max(1);
+        return (r.start..r.end)
+            .step_by(usize::try_from(g).unwrap_or(1))
+            .map(|s| {
+                let mut w = window.clone();
+                w[a] = s..(s + g).min(r.end);
+                w
+            })
+            .collect();
+    }
+    let mut out = Vec::new();
+    for i in r {
+        let mut w = window.clone();
+        w[a] = i..i + 1;
+        let mut f = fixed.to_vec();
+        f.push(a);
+        out.extend(split_planes(&w, &f, fit));
+    }
+    out
+}
+
 /// Source positions of a window's target pixels (see [`Regrid::positions`]).
 struct Positions {
     x: Vec<f64>,
@@ -433,43 +509,22 @@ impl WindowOp for Regrid {
             .filter(|(k, _)| *k != ya && *k != xa)
             .map(|(_, r)| r.end - r.start)
             .product();
-        let bytes = |r: &Range<i64>, c: &Range<i64>| -> u64 {
-            let n = (r.end - r.start).max(0) * (c.end - c.start).max(0);
-            u64::try_from(n)
-                .unwrap_or(0)
-                .saturating_mul(planes)
-                .saturating_mul(16)
-        };
-        let rows = window[ya].clone();
-        let (r, c) = self.source_ranges(&rows, &window[xa]);
-        if bytes(&r, &c) <= budget || rows.end - rows.start < 2 {
+        let (r, c) = self.source_ranges(&window[ya], &window[xa]);
+        let per_plane = plane_bytes(&r, &c);
+        if per_plane.saturating_mul(planes) <= budget {
             return vec![window.clone()];
         }
-        // Greedily, bands of whole target rows whose joined source windows fit the budget.
-        let union = |a: &Range<i64>, b: &Range<i64>| -> Range<i64> {
-            match (a.is_empty(), b.is_empty()) {
-                (true, _) => b.clone(),
-                (_, true) => a.clone(),
-                _ => a.start.min(b.start)..a.end.max(b.end),
-            }
-        };
+        // First fewer planes (time steps, bands) per part: each is regridded on its own, and
+        // its source chunks are then read once.
+        let fit = usize::try_from((budget / per_plane.max(1)).max(1)).unwrap_or(1);
         let mut parts = Vec::new();
-        let (mut start, mut acc) = (rows.start, (0..0, 0..0));
-        for t in rows.clone() {
-            let (r, c) = self.source_ranges(&(t..t + 1), &window[xa]);
-            let joined = (union(&acc.0, &r), union(&acc.1, &c));
-            if t > start && bytes(&joined.0, &joined.1) > budget {
-                let mut w = window.clone();
-                w[ya] = start..t;
+        for w in split_planes(window, &[ya, xa], fit) {
+            if per_plane <= budget {
                 parts.push(w);
-                (start, acc) = (t, (r, c));
             } else {
-                acc = joined;
+                parts.extend(self.row_bands(&w, budget));
             }
         }
-        let mut w = window.clone();
-        w[ya] = start..rows.end;
-        parts.push(w);
         parts
     }
 
@@ -611,5 +666,25 @@ mod tests {
             );
         }
         assert_eq!(next, 80);
+        // Steps first: ten planes of a (time, y, x) variable, a budget for three planes of the
+        // whole window: parts of three steps, none cut in rows.
+        let input3 = Node::new(
+            Op::Const(Data::F64(vec![0.0])),
+            vec!["time".into(), "y".into(), "x".into()],
+            vec![10, 2418, 1200],
+            VType::F32,
+        );
+        let op3 = Regrid::new(input3, op.map.clone(), Method::Average, [1, 2], None);
+        let w3 = vec![0..10, 0..80, 0..80];
+        let (r, c) = op3.source_ranges(&w3[1], &w3[2]);
+        let plane = plane_bytes(&r, &c);
+        let parts = op3.split(&out, &w3, 3 * plane);
+        let steps: Vec<_> = parts.iter().map(|p| p[0].clone()).collect();
+        assert_eq!(steps, vec![0..3, 3..6, 6..9, 9..10]);
+        assert!(parts.iter().all(|p| p[1] == (0..80) && p[2] == (0..80)));
+        // Less than a plane: one step per part, each cut in bands of rows.
+        let parts = op3.split(&out, &w3, plane / 3);
+        assert!(parts.iter().all(|p| p[0].end - p[0].start == 1));
+        assert!(parts.len() >= 30, "{}", parts.len());
     }
 }

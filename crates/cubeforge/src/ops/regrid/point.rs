@@ -279,20 +279,44 @@ pub fn stretched(src: &SrcWindow, method: Method, sx: f64, sy: f64, scale: [f64;
         Some(s) => f(t * s),
         None => f(t),
     };
+    // The weights of each axis once (GDAL recomputes the x weights for every row; the values
+    // are the same), then GDAL's order of operations: per row, Σ v·w2 and Σ w2 over the valid
+    // pixels, then Σ row·w1.
+    let wx: Vec<f64> = (i_lo..=i_hi)
+        .map(|i| weight(i as f64 - dx, x_scale))
+        .collect();
     let mut acc = 0.0;
     let mut acc_w = 0.0;
+    let block_w = src.cols.end - src.cols.start;
+    let direct = !src.wrap_x
+        && isx + i_lo >= src.cols.start
+        && isx + i_hi < src.cols.end
+        && isy + j_lo >= src.rows.start
+        && isy + j_hi < src.rows.end;
     for j in j_lo..=j_hi {
         let w1 = weight(j as f64 - dy, y_scale);
         let mut row_acc = 0.0;
         let mut row_w = 0.0;
-        for i in i_lo..=i_hi {
-            let v = src.get(isx + i, isy + j);
-            if v.is_nan() {
-                continue;
+        if direct {
+            let at =
+                ((isy + j - src.rows.start) * block_w + (isx + i_lo - src.cols.start)) as usize;
+            let row = &src.values[at..at + wx.len()];
+            for (v, w2) in row.iter().zip(&wx) {
+                if v.is_nan() {
+                    continue;
+                }
+                row_acc += v * w2;
+                row_w += w2;
             }
-            let w2 = weight(i as f64 - dx, x_scale);
-            row_acc += v * w2;
-            row_w += w2;
+        } else {
+            for (i, w2) in (i_lo..=i_hi).zip(&wx) {
+                let v = src.get(isx + i, isy + j);
+                if v.is_nan() {
+                    continue;
+                }
+                row_acc += v * w2;
+                row_w += w2;
+            }
         }
         acc += row_acc * w1;
         acc_w += row_w * w1;
