@@ -86,23 +86,34 @@ class Run:
 def measure(cmd: list[str], log_dir: Path, name: str) -> Run:
     """Run ``cmd`` in a fresh process and take its wall time, user+system CPU time and peak RSS.
 
-    The child is reaped with ``os.wait4``, whose rusage is the child's own (plus its reaped children),
-    exactly what GNU time reports; stdout and stderr go to ``log_dir/name.{out,err}``.
+    The child is reaped with ``os.wait4`` (wall and CPU time: its rusage, with its reaped children);
+    its peak RSS comes from GNU time (``/usr/bin/time -f %M``) where installed, which measures the
+    tool from a small parent; stdout and stderr go to ``log_dir/name.{out,err}``.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     out_path, err_path = log_dir / f"{name}.out", log_dir / f"{name}.err"
+    # A child's ru_maxrss starts from its parent's RSS at fork (Linux carries the old memory's
+    # high-water mark across exec), so a benchmark process holding generated inputs would lend
+    # every tool its own size. GNU time, a small process, forks the tool and reports its peak.
+    rss_path = log_dir / f"{name}.rss"
+    gnu_time = Path("/usr/bin/time")
+    wrapped = [str(gnu_time), "-f", "%M", "-o", str(rss_path), *cmd] if gnu_time.exists() else cmd
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(wrapped, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    peak_kb = usage.ru_maxrss  # Linux reports kilobytes
+    if wrapped is not cmd and rss_path.exists():
+        last = (rss_path.read_text().strip().splitlines() or ["0"])[-1]
+        peak_kb = int(last) if last.isdigit() else peak_kb
     return Run(
         cmd=[str(c) for c in cmd],
         returncode=proc.returncode,
         wall_s=wall,
         cpu_s=usage.ru_utime + usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss / 1024,  # Linux reports kilobytes
+        peak_rss_mb=peak_kb / 1024,
         stdout=out_path.read_text(errors="replace"),
         stderr=err_path.read_text(errors="replace"),
     )

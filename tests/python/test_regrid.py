@@ -360,6 +360,42 @@ def test_antimeridian(cubeforge, src, tmp_path, case, method):
     check(R.compare(f"u10 ({method}, {case})", cube["u10"].transpose("time", "lat", "lon").values, exp, method))
 
 
+PROJECTED_TARGETS = {
+    # CRS, bbox in its metres, resolution: grids of 60 x 60 pixels or so
+    "EPSG:3031": ("{left: -3000000, bottom: -3000000, right: 3000000, top: 3000000}", 100000, (-3e6, -3e6, 3e6, 3e6)),
+    "EPSG:3857": ("{left: 6000000, bottom: 0, right: 9000000, top: 3000000}", 50000, (6e6, 0, 9e6, 3e6)),
+}
+
+
+@pytest.mark.parametrize("crs", list(PROJECTED_TARGETS))
+def test_projected_target_grid(cubeforge, src, tmp_path, crs):
+    """A global 0.5 degree source (longitudes -180..180) onto a projected grid, Antarctic polar
+    stereographic or Web Mercator: dims y/x, the CRS written back, nearest equal to GDAL's per step
+    (except where the exact position lies within 0.125 px of a pixel boundary)."""
+    import rioxarray  # noqa: F401  (the .rio accessor)
+
+    bbox, res, edges = PROJECTED_TARGETS[crs]
+    grid_block = f"grid:\n  crs: {crs}\n  bbox: {bbox}\n  resolution: {res}\n"
+    text = recipe([f"""\
+  wind:
+    url: "{src['global180']}"
+    operations:
+      - regrid: {{method: nearest}}
+"""], chunks="{time: 1, y: 32, x: 32}", grid=grid_block)
+    cube = open_cube(build(cubeforge, tmp_path, text))
+    grid = R.grid_from_bbox(crs, *edges, res)
+    y, x = grid.centres()
+    assert np.array_equal(cube["x"].values, x) and np.array_equal(cube["y"].values, y)
+    assert cube["u10"].rio.crs.to_epsg() == int(crs.split(":")[1])
+    da = R.open_decoded(src["global180"])["u10"]
+    src_transform = R.axis_affine(da["lat"].values, da["lon"].values)
+    for t in range(da.sizes["time"]):
+        exp = R.warp2d(da.isel(time=t).transpose("lat", "lon").values, src_transform, "EPSG:4326", grid, "nearest")
+        got = cube["u10"].isel(time=t).transpose("y", "x").values
+        check(R.compare_reprojected(f"u10 (nearest onto {crs}, step {t})", got, exp, "nearest",
+                                    da.isel(time=t).transpose("lat", "lon").values, src_transform, "EPSG:4326", grid))
+
+
 # --------------------------------------------------------------------------------------------------
 # No pixel shift
 # --------------------------------------------------------------------------------------------------
@@ -665,3 +701,15 @@ def test_grid_command_size_keeps_the_bbox(cubeforge, src, tmp_path):
     doc = grid_json(cubeforge, src, tmp_path, "  bbox: {left: 60.01, bottom: 0, right: 80.01, top: 20}\n  size: {x: 80, y: 40}\n")
     assert doc["shape"] == [40, 80]
     assert doc["affine"] == pytest.approx([20 / 80, 0, 60.01, 0, -20 / 40, 20], abs=1e-12)
+
+
+def test_info_shows_the_grid_of_gridded_inputs(cubeforge, src):
+    """``info --json`` of a raster and of a NetCDF file on regular lat/lon coordinates: the same
+    grid model as ``cubeforge grid`` (CRS, shape, affine as rasterio reports it)."""
+    dem = json.loads(cubeforge.run("--json", "info", src["dem"]).stdout)["grid"]
+    assert dem["crs"]["epsg"] == 32643 and dem["dims"] == ["y", "x"]
+    assert dem["shape"] == list(R.DEM_SHAPE)
+    assert dem["affine"] == list(R.DEM_TRANSFORM)[:6]
+    oc = json.loads(cubeforge.run("--json", "info", src["oc"][0]).stdout)["grid"]
+    assert oc["crs"]["epsg"] == 4326 and oc["shape"] == [R.OC_LAT.size, R.OC_LON.size]
+    assert oc["coords"]["lon"]["first"] == R.OC_LON[0] and oc["coords"]["lat"]["last"] == R.OC_LAT[-1]

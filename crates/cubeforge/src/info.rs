@@ -565,7 +565,17 @@ fn grid_lines(g: &Value) -> Vec<String> {
             "crs:           {}{epsg}",
             crs["name"].as_str().unwrap_or("")
         ),
-        format!("shape:         {}", list(&g["shape"])),
+        format!(
+            "shape:         {}",
+            g["dims"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .zip(g["shape"].as_array().into_iter().flatten())
+                .map(|(d, n)| format!("{}: {n}", d.as_str().unwrap_or("?")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         format!(
             "resolution:    x {}, y {}",
             f(&g["resolution"]["x"]),

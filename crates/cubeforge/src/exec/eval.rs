@@ -439,17 +439,25 @@ impl Node {
         parts: &[Window],
         shape: &[usize],
     ) -> Result<Data> {
+        use rayon::prelude::*;
         let total: usize = shape.iter().product();
         let mut full = vec![f64::NAN; total];
-        for part in parts {
-            let inputs = op
-                .inputs()
-                .iter()
-                .enumerate()
-                .map(|(i, input)| input.eval(ex, &op.input_window(self, i, part)))
-                .collect::<Result<Vec<_>>>()?;
-            let values = op.eval(self, part, inputs)?.to_f64();
-            place(&mut full, shape, window, part, &values);
+        // Parts are independent: idle workers take some (a window that holds most of a
+        // regrid's work, a raster inside one output chunk, then uses every core).
+        let values = parts
+            .par_iter()
+            .map(|part| {
+                let inputs = op
+                    .inputs()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, input)| input.eval(ex, &op.input_window(self, i, part)))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(op.eval(self, part, inputs)?.to_f64())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (part, v) in parts.iter().zip(&values) {
+            place(&mut full, shape, window, part, v);
         }
         Ok(Data::F64(full).convert_if_needed(self.vtype))
     }

@@ -106,7 +106,7 @@ impl Crs {
         let proj4 = p.to_string();
         check_proj(&proj4).map_err(|e| format!("EPSG:{code} ({proj4}): {e}"))?;
         let wkt = if def.wkt.starts_with("GEOGCS[") || def.wkt.starts_with("PROJCS[") {
-            without_towgs84(def.wkt)
+            epsg_wkt(def.wkt)
         } else if def.wkt.is_empty() {
             compose::wkt1(&p)?
         } else {
@@ -435,9 +435,13 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// `wkt` without `TOWGS84[…]` clauses: GDAL (on PROJ 6 and later) does not add them to a CRS
-/// read by EPSG code. (Same as `formats::geotiff::geokeys::without_towgs84`.)
-fn without_towgs84(wkt: &str) -> String {
+/// An EPSG code's WKT 1 as GDAL writes it for the code: without `TOWGS84[…]` clauses (GDAL on
+/// PROJ 6 and later does not add them to a CRS read by EPSG code, and PROJ reads a CRS that has
+/// one as a different, bound CRS), and without the `scale_factor` of 1 that the tables give a
+/// polar stereographic CRS defined by its standard parallel (variant B: EPSG:3031, 3413), which
+/// GDAL leaves out and PROJ would read as a scale at the pole (variant A), nor the tables'
+/// east/north axes on a polar stereographic CRS.
+pub(crate) fn epsg_wkt(wkt: &str) -> String {
     let mut out = String::with_capacity(wkt.len());
     let mut rest = wkt;
     while let Some(at) = rest.find(",TOWGS84[") {
@@ -452,6 +456,16 @@ fn without_towgs84(wkt: &str) -> String {
         }
     }
     out.push_str(rest);
+    if out.contains("PROJECTION[\"Polar_Stereographic\"]") {
+        // The tables' east/north axes are not the EPSG polar ones (GDAL writes none, and PROJ
+        // does not recognise the code with them).
+        out = out.replace(",AXIS[\"Easting\",EAST],AXIS[\"Northing\",NORTH]", "");
+        let variant_b = !out.contains("PARAMETER[\"latitude_of_origin\",90]")
+            && !out.contains("PARAMETER[\"latitude_of_origin\",-90]");
+        if variant_b {
+            out = out.replace(",PARAMETER[\"scale_factor\",1]", "");
+        }
+    }
     out
 }
 

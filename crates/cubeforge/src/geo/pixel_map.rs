@@ -11,6 +11,9 @@
 //! antimeridian need no user step. Longitudes already in that turn are left as they are, so
 //! positions match GDAL's bit for bit there.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use super::approx::approx_row;
 use super::project::Projector;
 use super::{Affine, GeoBox};
@@ -32,7 +35,16 @@ pub struct PixelMap {
     lon_ref: Option<(f64, bool)>,
     /// Whether the source spans 360° of longitude (columns wrap).
     pub wrap_x: bool,
+    /// Whole approximated target rows already computed, by (line, offset): several output
+    /// windows across one row (and parts of one window) share them. Bounded by bytes.
+    runs: Mutex<HashMap<(u64, u64), Run>>,
 }
+
+/// The source positions (x, y) of a whole target row.
+type Run = Arc<(Vec<f64>, Vec<f64>)>;
+
+/// The bytes of approximated rows a [`PixelMap`] keeps.
+const RUNS_BYTES: u64 = 32 << 20;
 
 impl PixelMap {
     /// The map from `dst` to `src`.
@@ -69,6 +81,7 @@ impl PixelMap {
             error_threshold,
             lon_ref,
             wrap_x,
+            runs: Mutex::default(),
         })
     }
 
@@ -154,16 +167,38 @@ impl PixelMap {
             self.exact(out_x, out_y);
             return;
         }
+        let row = self.whole_run(y, offset);
+        let (a, b) = (
+            usize::try_from(cols.start).unwrap_or(0),
+            usize::try_from(cols.end).unwrap_or(0),
+        );
+        out_x.copy_from_slice(&row.0[a..b]);
+        out_y.copy_from_slice(&row.1[a..b]);
+    }
+
+    /// The approximated positions of the whole target row `(k + offset, y)`, computed once.
+    fn whole_run(&self, y: f64, offset: f64) -> Run {
+        let key = (y.to_bits(), offset.to_bits());
+        let lock = || {
+            self.runs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(r) = lock().get(&key) {
+            return r.clone();
+        }
         #[allow(clippy::cast_precision_loss)]
         let all: Vec<f64> = (0..self.dst.shape[1]).map(|c| c as f64 + offset).collect();
         let (mut ax, mut ay) = (vec![0.0; all.len()], vec![0.0; all.len()]);
         let exact = |x: &mut [f64], y: &mut [f64]| self.exact(x, y);
         approx_row(&exact, &all, y, self.error_threshold, &mut ax, &mut ay);
-        let (a, b) = (
-            usize::try_from(cols.start).unwrap_or(0),
-            usize::try_from(cols.end).unwrap_or(0),
-        );
-        out_x.copy_from_slice(&ax[a..b]);
-        out_y.copy_from_slice(&ay[a..b]);
+        let row = Arc::new((ax, ay));
+        let mut runs = lock();
+        let keep = (RUNS_BYTES / (16 * self.dst.shape[1].max(1))).max(16);
+        if runs.len() as u64 >= keep {
+            runs.clear();
+        }
+        runs.insert(key, row.clone());
+        row
     }
 }

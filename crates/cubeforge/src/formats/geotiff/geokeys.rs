@@ -358,30 +358,10 @@ fn epsg(code: u16) -> Result<Crs, String> {
     crs_definitions::from_code(code)
         .filter(|d| !d.wkt.is_empty())
         .map(|d| Crs {
-            wkt: without_towgs84(d.wkt),
+            wkt: crate::geo::crs::epsg_wkt(d.wkt),
             epsg: Some(u32::from(code)),
         })
         .ok_or_else(|| format!("EPSG:{code} is not in the EPSG database cubeforge carries"))
-}
-
-/// `wkt` without `TOWGS84[…]` clauses: GDAL (on PROJ 6 and later) does not add them to a CRS
-/// read by EPSG code, and PROJ reads a CRS that has one as a different (bound) CRS.
-fn without_towgs84(wkt: &str) -> String {
-    let mut out = String::with_capacity(wkt.len());
-    let mut rest = wkt;
-    while let Some(at) = rest.find(",TOWGS84[") {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        match after.find(']') {
-            Some(end) => rest = &after[end + 1..],
-            None => {
-                rest = after;
-                break;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// `wkt` with its first SPHEROID's semi-major axis and inverse flattening replaced.

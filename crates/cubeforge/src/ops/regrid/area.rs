@@ -116,23 +116,7 @@ pub fn area(
         }
     };
     match method {
-        Method::Average => {
-            let (mut total, mut mean) = (0.0, 0.0);
-            visit(&mut |v, col, row| {
-                // COMPUTE_WEIGHT(iSrcX, dfWeightY): the y weight times the
-                // x factor (an exact 1.0 between the edges).
-                let w = axis_weight(row, y0, y1, ylo, yhi) * axis_weight(col, x0, x1, xlo, xhi);
-                if w > 0.0 {
-                    total += w;
-                    mean += (w / total) * (v - mean);
-                }
-            });
-            if total > 0.0 {
-                mean
-            } else {
-                f64::NAN
-            }
-        }
+        Method::Average => average(src, [x0, x1], [y0, y1], [xlo, xhi], [ylo, yhi]),
         Method::Min | Method::Max => {
             // GDAL starts from lowest() / max() and compares strictly.
             let max = method == Method::Max;
@@ -157,6 +141,47 @@ pub fn area(
             quantile(method, scratch)
         }
         _ => unreachable!(),
+    }
+}
+
+/// `average` over the pixels `x0..x1` × `y0..y1` of the footprint `[xlo, xhi) × [ylo, yhi)`:
+/// GDAL's weighted incremental mean in row-major order. COMPUTE_WEIGHT(iSrcX, dfWeightY) is the
+/// y weight times the x factor (an exact 1.0 between the edges); the x factors are computed once
+/// and rows inside the block are read as slices (the same operations, in the same order).
+fn average(src: &SrcWindow, x: [i64; 2], y: [i64; 2], xf: [f64; 2], yf: [f64; 2]) -> f64 {
+    let [x0, x1] = x;
+    let [y0, y1] = y;
+    let wx: Vec<f64> = (x0..x1)
+        .map(|c| axis_weight(c, x0, x1, xf[0], xf[1]))
+        .collect();
+    let (mut total, mut mean) = (0.0, 0.0);
+    let block_w = src.cols.end - src.cols.start;
+    let direct_cols = !src.wrap_x && x0 >= src.cols.start && x1 <= src.cols.end;
+    for row in y0..y1 {
+        let wy = axis_weight(row, y0, y1, yf[0], yf[1]);
+        let mut take = |v: f64, w2: f64| {
+            let w = wy * w2;
+            if !v.is_nan() && w > 0.0 {
+                total += w;
+                mean += (w / total) * (v - mean);
+            }
+        };
+        if direct_cols && src.rows.contains(&row) {
+            #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+            let at = ((row - src.rows.start) * block_w + (x0 - src.cols.start)) as usize;
+            for (v, w2) in src.values[at..at + wx.len()].iter().zip(&wx) {
+                take(*v, *w2);
+            }
+        } else {
+            for (col, w2) in (x0..x1).zip(&wx) {
+                take(src.get(col, row), *w2);
+            }
+        }
+    }
+    if total > 0.0 {
+        mean
+    } else {
+        f64::NAN
     }
 }
 
