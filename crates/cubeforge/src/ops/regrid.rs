@@ -34,7 +34,7 @@ pub mod scale;
 #[cfg(test)]
 mod testutil;
 
-use kernel::{Method as Kernel, SrcWindow};
+use kernel::SrcWindow;
 
 /// Source pixels added around a window's footprint beyond the kernel's reach: the
 /// approximation's error and rounding at pixel boundaries.
@@ -89,21 +89,6 @@ impl Regrid {
         self
     }
 
-    fn kernel(&self) -> Kernel {
-        match self.method {
-            Method::Nearest => Kernel::Nearest,
-            Method::Bilinear => Kernel::Bilinear,
-            Method::Cubic => Kernel::Cubic,
-            Method::Average => Kernel::Average,
-            Method::Mode => Kernel::Mode,
-            Method::Min => Kernel::Min,
-            Method::Max => Kernel::Max,
-            Method::Median => Kernel::Median,
-            Method::Q1 => Kernel::Q1,
-            Method::Q3 => Kernel::Q3,
-        }
-    }
-
     fn is_area(&self) -> bool {
         !matches!(
             self.method,
@@ -137,7 +122,7 @@ impl Regrid {
         if x0 > x1 {
             return (0..0, 0..0);
         }
-        let reach = kernel::reach(self.kernel(), self.scale);
+        let reach = kernel::reach(self.method, self.scale);
         #[allow(clippy::cast_possible_truncation)]
         let clip = |lo: f64, hi: f64, pad: i64, n: i64| -> Range<i64> {
             let a = (lo.floor() as i64).saturating_sub(pad + MARGIN).max(0);
@@ -275,7 +260,7 @@ impl Regrid {
         rows: &Range<u64>,
         cols: &Range<u64>,
     ) -> Vec<f64> {
-        let kernel = self.kernel();
+        let kernel = self.method;
         let w = usize::try_from(cols.end - cols.start).unwrap_or(0);
         let mut out = vec![f64::NAN; pos.x.len()];
         if self.is_area() {

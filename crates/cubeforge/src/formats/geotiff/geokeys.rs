@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::geo::crs::wkt::Wkt;
+
 /// `GTModelTypeGeoKey`.
 const MODEL_TYPE: u16 = 1024;
 /// `GTRasterTypeGeoKey`.
@@ -418,101 +420,6 @@ pub(crate) fn grid_mapping_name(wkt: &str) -> Option<&'static str> {
     })
 }
 
-/// A WKT 1 node: its keyword and items (quoted texts, numbers, nodes).
-#[derive(Debug)]
-enum Wkt {
-    Text(String),
-    Number(f64),
-    Node(String, Vec<Wkt>),
-}
-
-impl Wkt {
-    /// Parse `s` (one node) into a tree; `None` when it is not WKT.
-    fn parse(s: &str) -> Option<Wkt> {
-        fn node(s: &[u8], at: &mut usize) -> Option<Wkt> {
-            let skip = |at: &mut usize| {
-                while *at < s.len() && (s[*at] as char).is_whitespace() {
-                    *at += 1;
-                }
-            };
-            skip(at);
-            if *at < s.len() && s[*at] == b'"' {
-                let start = *at + 1;
-                let end = start + s[start..].iter().position(|c| *c == b'"')?;
-                *at = end + 1;
-                return Some(Wkt::Text(
-                    String::from_utf8_lossy(&s[start..end]).into_owned(),
-                ));
-            }
-            let start = *at;
-            while *at < s.len() && !matches!(s[*at], b'[' | b']' | b',' | b'(' | b')') {
-                *at += 1;
-            }
-            let word = std::str::from_utf8(&s[start..*at]).ok()?.trim().to_string();
-            skip(at);
-            if *at < s.len() && matches!(s[*at], b'[' | b'(') {
-                *at += 1;
-                let mut items = Vec::new();
-                loop {
-                    items.push(node(s, at)?);
-                    skip(at);
-                    match s.get(*at) {
-                        Some(b',') => *at += 1,
-                        Some(b']' | b')') => {
-                            *at += 1;
-                            break;
-                        }
-                        _ => return None,
-                    }
-                }
-                return Some(Wkt::Node(word.to_ascii_uppercase(), items));
-            }
-            word.parse().ok().map(Wkt::Number).or(Some(Wkt::Text(word)))
-        }
-        let mut at = 0;
-        node(s.as_bytes(), &mut at)
-    }
-
-    fn child(&self, key: &str) -> Option<&Wkt> {
-        match self {
-            Wkt::Node(_, items) => items
-                .iter()
-                .find(|i| matches!(i, Wkt::Node(k, _) if k == key)),
-            _ => None,
-        }
-    }
-
-    fn children<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a Wkt> + 'a {
-        let items: &[Wkt] = match self {
-            Wkt::Node(_, items) => items,
-            _ => &[],
-        };
-        items
-            .iter()
-            .filter(move |i| matches!(i, Wkt::Node(k, _) if k == key))
-    }
-
-    fn text(&self, i: usize) -> Option<&str> {
-        match self {
-            Wkt::Node(_, items) => match items.get(i) {
-                Some(Wkt::Text(t)) => Some(t),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    fn number(&self, i: usize) -> Option<f64> {
-        match self {
-            Wkt::Node(_, items) => match items.get(i) {
-                Some(Wkt::Number(n)) => Some(*n),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-}
-
 /// The datum name PROJ gives a WKT 1 datum name (GDAL's WKT 1 writes PROJ's names with `_` for
 /// spaces, and `WGS_1984` / `WGS_1972` for the World Geodetic Systems).
 fn datum_name(wkt1: &str) -> String {
@@ -538,14 +445,14 @@ pub(crate) fn cf_attrs(wkt: &str) -> serde_json::Map<String, serde_json::Value> 
         return out;
     };
     let method = root
-        .child("PROJECTION")
+        .child(&["PROJECTION"])
         .and_then(|p| p.text(0))
         .unwrap_or("");
     // pyproj gives nothing but `crs_wkt` for a method CF has no grid mapping of: Pseudo-Mercator
     // (a Mercator_1SP with a PROJ4 extension in WKT 1), equirectangular, and any this does not
     // know.
     let pseudo = root
-        .child("EXTENSION")
+        .child(&["EXTENSION"])
         .and_then(|e| e.text(1))
         .is_some_and(|p| p.contains("+proj=merc") && p.contains("+nadgrids=@null"));
     if kind == "PROJCS"
@@ -555,13 +462,13 @@ pub(crate) fn cf_attrs(wkt: &str) -> serde_json::Map<String, serde_json::Value> 
     }
     let geog = match kind.as_str() {
         "GEOGCS" => &root,
-        "PROJCS" => match root.child("GEOGCS") {
+        "PROJCS" => match root.child(&["GEOGCS"]) {
             Some(g) => g,
             None => return out,
         },
         _ => return out,
     };
-    let datum = geog.child("DATUM");
+    let datum = geog.child(&["DATUM"]);
     ellipsoid_attrs(geog, &mut out);
     if let Some(n) = geog.text(0) {
         out.insert("geographic_crs_name".into(), json!(n));
@@ -591,8 +498,8 @@ pub(crate) fn cf_attrs(wkt: &str) -> serde_json::Map<String, serde_json::Value> 
 /// The ellipsoid and prime meridian attributes of the `GEOGCS` node `geog`.
 fn ellipsoid_attrs(geog: &Wkt, out: &mut serde_json::Map<String, serde_json::Value>) {
     use serde_json::json;
-    let datum = geog.child("DATUM");
-    if let Some(sph) = datum.and_then(|d| d.child("SPHEROID")) {
+    let datum = geog.child(&["DATUM"]);
+    if let Some(sph) = datum.and_then(|d| d.child(&["SPHEROID"])) {
         if let (Some(a), Some(invf)) = (sph.number(1), sph.number(2)) {
             let b = if invf == 0.0 {
                 a
@@ -607,7 +514,7 @@ fn ellipsoid_attrs(geog: &Wkt, out: &mut serde_json::Map<String, serde_json::Val
             out.insert("reference_ellipsoid_name".into(), json!(n));
         }
     }
-    if let Some(pm) = geog.child("PRIMEM") {
+    if let Some(pm) = geog.child(&["PRIMEM"]) {
         if let Some(l) = pm.number(1) {
             out.insert("longitude_of_prime_meridian".into(), json!(l));
         }

@@ -39,33 +39,11 @@ const ELLIPSOIDS: &[(&str, &str, f64, f64, u32)] = &[
 pub(crate) fn wkt1(p: &ProjParams) -> Result<String, String> {
     let geogcs = geogcs(p)?;
     let proj = p.get("proj").unwrap_or("");
-    let num = |key: &str, default: f64| -> Result<f64, String> {
-        match p.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<f64>()
-                .map_err(|_| format!("+{key}={v} is not a number")),
-        }
-    };
+    let num = |key: &str, default: f64| number(p, key, default);
     if matches!(proj, "longlat" | "latlong" | "lonlat" | "latlon") {
         return Ok(geogcs);
     }
-    let to_meter = match (p.get("units"), p.get("to_meter")) {
-        (Some("m") | None, None) => 1.0,
-        (Some("km"), None) => 1000.0,
-        (Some("ft"), None) => 0.3048,
-        (Some("us-ft"), None) => 1200.0 / 3937.0,
-        (_, Some(_)) => num("to_meter", 1.0)?,
-        (Some(u), None) => return Err(format!("+units={u} is not supported")),
-    };
-    let unit = match p.get("units") {
-        _ if to_meter == 1.0 => METRE.to_string(),
-        Some("ft") => "UNIT[\"foot\",0.3048,AUTHORITY[\"EPSG\",\"9002\"]]".to_string(),
-        Some("us-ft") => {
-            "UNIT[\"US survey foot\",0.304800609601219,AUTHORITY[\"EPSG\",\"9003\"]]".to_string()
-        }
-        _ => format!("UNIT[\"unknown\",{}]", fmt_num(to_meter)),
-    };
+    let (to_meter, unit) = linear_unit(p)?;
     let fe = num("x_0", 0.0)? / to_meter;
     let fn_ = num("y_0", 0.0)? / to_meter;
     let (lat_0, lon_0, k) = (
@@ -139,45 +117,7 @@ pub(crate) fn wkt1(p: &ProjParams) -> Result<String, String> {
             }
         }
         "stere" | "ups" => {
-            let (lat_0, k, fe, fn_) = if proj == "ups" {
-                let s = p.get_entry("south").is_some();
-                (
-                    if s { -90.0 } else { 90.0 },
-                    0.994,
-                    2e6 / to_meter,
-                    2e6 / to_meter,
-                )
-            } else {
-                (lat_0, k, fe, fn_)
-            };
-            if lat_0.abs() != 90.0 {
-                return Err(format!(
-                    "+proj=stere with +lat_0={} (oblique stereographic) is not supported",
-                    fmt_num(lat_0)
-                ));
-            }
-            let params = match p.get("lat_ts") {
-                Some(_) if proj == "stere" => vec![
-                    ("latitude_of_origin", num("lat_ts", 0.0)?),
-                    ("central_meridian", lon_0),
-                ],
-                _ => vec![
-                    ("latitude_of_origin", lat_0),
-                    ("central_meridian", lon_0),
-                    ("scale_factor", k),
-                ],
-            };
-            let mut wkt =
-                format!("PROJCS[\"unknown\",{geogcs},PROJECTION[\"Polar_Stereographic\"]");
-            for (n, v) in params {
-                wkt.push_str(&format!(",PARAMETER[\"{n}\",{}]", fmt_num(v)));
-            }
-            wkt.push_str(&format!(
-                ",PARAMETER[\"false_easting\",{}],PARAMETER[\"false_northing\",{}],{unit}]",
-                fmt_num(fe),
-                fmt_num(fn_)
-            ));
-            return Ok(wkt);
+            return polar_stereographic(p, &geogcs, &unit, to_meter, [lat_0, lon_0, k, fe, fn_]);
         }
         "merc" | "webmerc" => {
             let sphere_on_null = p.get("nadgrids") == Some("@null")
@@ -238,6 +178,88 @@ pub(crate) fn wkt1(p: &ProjParams) -> Result<String, String> {
     } else {
         wkt.push_str(&format!(",{EN_AXES}]"));
     }
+    Ok(wkt)
+}
+
+/// `+key` of `p` as a number, `default` when absent.
+fn number(p: &ProjParams, key: &str, default: f64) -> Result<f64, String> {
+    match p.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<f64>()
+            .map_err(|_| format!("+{key}={v} is not a number")),
+    }
+}
+
+/// The metres per unit of `p`'s `+units`/`+to_meter`, and its WKT `UNIT`.
+fn linear_unit(p: &ProjParams) -> Result<(f64, String), String> {
+    let to_meter = match (p.get("units"), p.get("to_meter")) {
+        (Some("m") | None, None) => 1.0,
+        (Some("km"), None) => 1000.0,
+        (Some("ft"), None) => 0.3048,
+        (Some("us-ft"), None) => 1200.0 / 3937.0,
+        (_, Some(_)) => number(p, "to_meter", 1.0)?,
+        (Some(u), None) => return Err(format!("+units={u} is not supported")),
+    };
+    let unit = match p.get("units") {
+        _ if to_meter == 1.0 => METRE.to_string(),
+        Some("ft") => "UNIT[\"foot\",0.3048,AUTHORITY[\"EPSG\",\"9002\"]]".to_string(),
+        Some("us-ft") => {
+            "UNIT[\"US survey foot\",0.304800609601219,AUTHORITY[\"EPSG\",\"9003\"]]".to_string()
+        }
+        _ => format!("UNIT[\"unknown\",{}]", fmt_num(to_meter)),
+    };
+    Ok((to_meter, unit))
+}
+
+/// The WKT of a polar stereographic `+proj=stere` (`+lat_0=±90`, with `+lat_ts`: variant B) or
+/// `+proj=ups`; `origin` is `[lat_0, lon_0, k, false easting, false northing]` in the CRS's unit.
+fn polar_stereographic(
+    p: &ProjParams,
+    geogcs: &str,
+    unit: &str,
+    to_meter: f64,
+    origin: [f64; 5],
+) -> Result<String, String> {
+    let [lat_0, lon_0, k, fe, fn_] = origin;
+    let proj = p.get("proj").unwrap_or("");
+    let (lat_0, k, fe, fn_) = if proj == "ups" {
+        let s = p.get_entry("south").is_some();
+        (
+            if s { -90.0 } else { 90.0 },
+            0.994,
+            2e6 / to_meter,
+            2e6 / to_meter,
+        )
+    } else {
+        (lat_0, k, fe, fn_)
+    };
+    if lat_0.abs() != 90.0 {
+        return Err(format!(
+            "+proj=stere with +lat_0={} (oblique stereographic) is not supported",
+            fmt_num(lat_0)
+        ));
+    }
+    let params = match p.get("lat_ts") {
+        Some(_) if proj == "stere" => vec![
+            ("latitude_of_origin", number(p, "lat_ts", 0.0)?),
+            ("central_meridian", lon_0),
+        ],
+        _ => vec![
+            ("latitude_of_origin", lat_0),
+            ("central_meridian", lon_0),
+            ("scale_factor", k),
+        ],
+    };
+    let mut wkt = format!("PROJCS[\"unknown\",{geogcs},PROJECTION[\"Polar_Stereographic\"]");
+    for (n, v) in params {
+        wkt.push_str(&format!(",PARAMETER[\"{n}\",{}]", fmt_num(v)));
+    }
+    wkt.push_str(&format!(
+        ",PARAMETER[\"false_easting\",{}],PARAMETER[\"false_northing\",{}],{unit}]",
+        fmt_num(fe),
+        fmt_num(fn_)
+    ));
     Ok(wkt)
 }
 

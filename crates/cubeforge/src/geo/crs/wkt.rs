@@ -421,36 +421,22 @@ fn prime_meridian(geog: &Wkt, p: &mut ProjParams) -> Result<(), String> {
     Ok(())
 }
 
-/// `+proj` and its parameters, and the linear unit, of the projected CRS `root`.
-fn projection(root: &Wkt, p: &mut ProjParams) -> Result<(), String> {
-    let wkt2 = root.keyword() != "PROJCS";
-    let conv = if wkt2 {
-        root.child(&["CONVERSION"])
-            .ok_or("a PROJCRS without CONVERSION")?
-    } else {
-        root
-    };
-    let method_node = if wkt2 {
-        conv.child(&["METHOD", "PROJECTION"])
-    } else {
-        conv.child(&["PROJECTION"])
-    };
-    let method_name = method_node
-        .and_then(|m| m.text(0))
-        .ok_or("a projected CRS without its projection method")?;
-    let method = squash(method_name);
-    // The linear unit: WKT 1's UNIT of the PROJCS; WKT 2's LENGTHUNIT of the CRS or of its axes.
-    let linear = if wkt2 {
-        unit_factor(root.child(&["LENGTHUNIT", "UNIT"])).or_else(|| {
-            root.children("AXIS")
-                .next()
-                .and_then(|a| unit_factor(a.child(&["LENGTHUNIT", "UNIT"])))
-        })
-    } else {
-        unit_factor(root.child(&["UNIT"]))
-    }
-    .unwrap_or(1.0);
-    // Parameters by squashed name; angles in degrees, lengths in metres.
+/// A projection's parameters by role, from the WKT's `PARAMETER`s under any of their names.
+struct Named {
+    lat_0: Option<f64>,
+    lon_0: Option<f64>,
+    k: Option<f64>,
+    x_0: Option<f64>,
+    y_0: Option<f64>,
+    lat_1: Option<f64>,
+    lat_2: Option<f64>,
+    lat_ts: Option<f64>,
+}
+
+/// The `PARAMETER`s of `conv` by role: angles in degrees, lengths in metres (`linear` metres
+/// per unit for WKT 1's false easting and northing).
+fn named_params(conv: &Wkt, wkt2: bool, linear: f64) -> Named {
+    // Parameters by squashed name.
     let params: Vec<(String, f64)> = conv
         .children("PARAMETER")
         .filter_map(|q| {
@@ -516,6 +502,95 @@ fn projection(root: &Wkt, p: &mut ProjParams) -> Result<(), String> {
     let lat_1 = get(&["standardparallel1", "latitudeof1ststandardparallel"]);
     let lat_2 = get(&["standardparallel2", "latitudeof2ndstandardparallel"]);
     let lat_ts = get(&["latitudeofstandardparallel", "standardparallel1"]);
+    Named {
+        lat_0,
+        lon_0,
+        k,
+        x_0,
+        y_0,
+        lat_1,
+        lat_2,
+        lat_ts,
+    }
+}
+
+/// `+proj=stere` from a polar stereographic method (GDAL's, EPSG's variants A and B, ESRI's
+/// north/south pole ones): a pole and a scale, or a standard parallel.
+fn polar_stereographic(
+    p: &mut ProjParams,
+    method: &str,
+    lat_0: Option<f64>,
+    esri_ts: Option<f64>,
+    lat_ts: Option<f64>,
+    k: Option<f64>,
+) {
+    p.push("proj", Some("stere".to_string()));
+    let ts = if method.starts_with("stereographic") {
+        esri_ts
+    } else {
+        lat_ts
+    };
+    match (method, lat_0, ts) {
+        ("polarstereographicvariantb", _, Some(ts)) | (_, None, Some(ts)) => {
+            put(p, "lat_0", Some(90f64.copysign(ts)));
+            put(p, "lat_ts", Some(ts));
+        }
+        (_, Some(l), _) if l.abs() == 90.0 => {
+            put(p, "lat_0", Some(l));
+            put(p, "k", k);
+        }
+        (_, Some(l), _) => {
+            // GDAL's WKT 1: a latitude of origin other than a pole is the standard parallel.
+            put(p, "lat_0", Some(90f64.copysign(l)));
+            put(p, "lat_ts", Some(l));
+        }
+        (m, None, None) => {
+            let south = m == "stereographicsouthpole";
+            put(p, "lat_0", Some(if south { -90.0 } else { 90.0 }));
+            put(p, "k", k);
+        }
+    }
+}
+
+/// `+proj` and its parameters, and the linear unit, of the projected CRS `root`.
+fn projection(root: &Wkt, p: &mut ProjParams) -> Result<(), String> {
+    let wkt2 = root.keyword() != "PROJCS";
+    let conv = if wkt2 {
+        root.child(&["CONVERSION"])
+            .ok_or("a PROJCRS without CONVERSION")?
+    } else {
+        root
+    };
+    let method_node = if wkt2 {
+        conv.child(&["METHOD", "PROJECTION"])
+    } else {
+        conv.child(&["PROJECTION"])
+    };
+    let method_name = method_node
+        .and_then(|m| m.text(0))
+        .ok_or("a projected CRS without its projection method")?;
+    let method = squash(method_name);
+    // The linear unit: WKT 1's UNIT of the PROJCS; WKT 2's LENGTHUNIT of the CRS or of its axes.
+    let linear = if wkt2 {
+        unit_factor(root.child(&["LENGTHUNIT", "UNIT"])).or_else(|| {
+            root.children("AXIS")
+                .next()
+                .and_then(|a| unit_factor(a.child(&["LENGTHUNIT", "UNIT"])))
+        })
+    } else {
+        unit_factor(root.child(&["UNIT"]))
+    }
+    .unwrap_or(1.0);
+    let Named {
+        lat_0,
+        lon_0,
+        k,
+        x_0,
+        y_0,
+        lat_1,
+        lat_2,
+        lat_ts,
+    } = named_params(conv, wkt2, linear);
     let proj = |name: &str| Some(name.to_string());
     match method.as_str() {
         "transversemercator" | "gausskruger" => {
@@ -555,29 +630,7 @@ fn projection(root: &Wkt, p: &mut ProjParams) -> Result<(), String> {
         | "polarstereographicvariantb"
         | "stereographicnorthpole"
         | "stereographicsouthpole" => {
-            p.push("proj", proj("stere"));
-            let esri = method.starts_with("stereographic");
-            let ts = if esri { lat_1.or(lat_ts) } else { lat_ts };
-            match (method.as_str(), lat_0, ts) {
-                ("polarstereographicvariantb", _, Some(ts)) | (_, None, Some(ts)) => {
-                    put(p, "lat_0", Some(90f64.copysign(ts)));
-                    put(p, "lat_ts", Some(ts));
-                }
-                (_, Some(l), _) if l.abs() == 90.0 => {
-                    put(p, "lat_0", Some(l));
-                    put(p, "k", k);
-                }
-                (_, Some(l), _) => {
-                    // GDAL's WKT 1: a latitude of origin other than a pole is the standard parallel.
-                    put(p, "lat_0", Some(90f64.copysign(l)));
-                    put(p, "lat_ts", Some(l));
-                }
-                (m, None, None) => {
-                    let south = m == "stereographicsouthpole";
-                    put(p, "lat_0", Some(if south { -90.0 } else { 90.0 }));
-                    put(p, "k", k);
-                }
-            }
+            polar_stereographic(p, &method, lat_0, lat_1.or(lat_ts), lat_ts, k);
             put(p, "lon_0", lon_0);
         }
         "popularvisualisationpseudomercator" => {

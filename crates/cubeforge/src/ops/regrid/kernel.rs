@@ -63,30 +63,8 @@ impl SrcWindow<'_> {
     }
 }
 
-/// The `gdalwarp -r` methods.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    /// The source pixel holding the target pixel's centre.
-    Nearest,
-    /// Bilinear interpolation (stretched when downsampling).
-    Bilinear,
-    /// Cubic convolution, Catmull-Rom (stretched when downsampling).
-    Cubic,
-    /// Mean weighted by covered fraction.
-    Average,
-    /// Most frequent value, ties to the first to reach the maximum.
-    Mode,
-    /// Smallest valid value.
-    Min,
-    /// Largest valid value.
-    Max,
-    /// Median, the lower middle value of an even count.
-    Median,
-    /// First quartile.
-    Q1,
-    /// Third quartile.
-    Q3,
-}
+/// The `gdalwarp -r` methods, as recipes name them.
+pub use crate::recipe::Method;
 
 impl Method {
     /// Area methods take a footprint (`area::area`); the others a point
