@@ -713,3 +713,43 @@ def test_info_shows_the_grid_of_gridded_inputs(cubeforge, src):
     oc = json.loads(cubeforge.run("--json", "info", src["oc"][0]).stdout)["grid"]
     assert oc["crs"]["epsg"] == 4326 and oc["shape"] == [R.OC_LAT.size, R.OC_LON.size]
     assert oc["coords"]["lon"]["first"] == R.OC_LON[0] and oc["coords"]["lat"]["last"] == R.OC_LAT[-1]
+
+
+MODIS_SINU = "+proj=sinu +R=6371007.181 +nadgrids=@null +wktext +units=m"
+PROJECTED_SOURCES = {
+    # a source CRS, its transform and shape, the target grid (EPSG:4326), and `source_crs` to give
+    # when the GeoTIFF's keys cannot say the CRS (GeoKeys have no sinusoidal method)
+    "albers-3577": ("EPSG:3577", R.Affine(5000.0, 0.0, 0.0, 0.0, -5000.0, -2000000.0), (240, 300),
+                    (130, -30, 140, -20, 0.1), None),
+    "modis-sinusoidal": (MODIS_SINU, R.Affine(5000.0, 0.0, 6500000.0, 0.0, -5000.0, 2300000.0), (480, 400),
+                         (60, 0, 80, 20, 0.25), MODIS_SINU),
+}
+
+
+@pytest.mark.parametrize("method", ["nearest", "bilinear"])
+@pytest.mark.parametrize("case", list(PROJECTED_SOURCES))
+def test_projected_sources(cubeforge, tmp_path, case, method):
+    """A float32 raster in Australian Albers (EPSG:3577, by its GeoKeys) or in MODIS sinusoidal
+    (a PROJ string, given as ``source_crs``) onto an EPSG:4326 grid, against GDAL's warp of the
+    same array (the reprojection rule of design 6)."""
+    import rasterio
+
+    crs, transform, (ny, nx), (left, bottom, right, top, res), source_crs = PROJECTED_SOURCES[case]
+    rows, cols = np.mgrid[0:ny, 0:nx].astype("f8")
+    values = (100 + 0.5 * cols - 0.3 * rows + 30 * np.sin(cols / 17) * np.cos(rows / 23)).astype("f4")
+    values[(cols - nx / 3) ** 2 + (rows - ny / 2) ** 2 < (nx / 10) ** 2] = np.nan
+    path = tmp_path / f"{case}.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=nx, height=ny, count=1, dtype="float32", crs=crs,
+                       transform=transform, nodata=np.nan) as dst:
+        dst.write(values[None])
+    extra = f", source_crs: \"{source_crs}\"" if source_crs else ""
+    grid = R.grid_from_bbox("EPSG:4326", left, bottom, right, top, res)
+    text = ("version: 1\ngrid:\n  crs: EPSG:4326\n"
+            f"  bbox: {{left: {left}, bottom: {bottom}, right: {right}, top: {top}}}\n  resolution: {res}\n"
+            f"inputs:\n  r:\n    url: {path}\n    bands: [v]\n"
+            f"    operations: [{{regrid: {{method: {method}{extra}}}}}]\n"
+            "output:\n  chunks: {lat: 32, lon: 32}\n")
+    got = open_cube(build(cubeforge, tmp_path, text))["v"].transpose("lat", "lon").values
+    exp = R.warp2d(values, transform, crs, grid, method)
+    assert np.isfinite(exp).sum() > 100, "the reference covers the grid"
+    check(R.compare_reprojected(f"v ({method}, {case})", got, exp, method, values, transform, crs, grid))
