@@ -47,8 +47,8 @@ lines = [
     f"pub(super) static AREAS: [(u16, [f32; 4]); {len(rows)}] = [",
 ]
 # Several rows a line keeps the file short to read.
-for i in range(0, len(rows), 4):
-    lines.append(" ".join(rows[i:i + 4]))
+for i in range(0, len(rows), 5):
+    lines.append(" ".join(rows[i:i + 5]))
 lines.append("];")
 out.parent.mkdir(parents=True, exist_ok=True)
 out.write_text("\n".join(lines) + "\n")
