@@ -723,6 +723,9 @@ PROJECTED_SOURCES = {
                     (130, -30, 140, -20, 0.1), None),
     "modis-sinusoidal": (MODIS_SINU, R.Affine(5000.0, 0.0, 6500000.0, 0.0, -5000.0, 2300000.0), (480, 400),
                          (60, 0, 80, 20, 0.25), MODIS_SINU),
+    # the same CRS read from the GeoTIFF's keys (user-defined, CT_Sinusoidal on a sphere)
+    "modis-sinusoidal-keys": (MODIS_SINU, R.Affine(5000.0, 0.0, 6500000.0, 0.0, -5000.0, 2300000.0), (480, 400),
+                              (60, 0, 80, 20, 0.25), None),
 }
 
 
@@ -730,8 +733,8 @@ PROJECTED_SOURCES = {
 @pytest.mark.parametrize("case", list(PROJECTED_SOURCES))
 def test_projected_sources(cubeforge, tmp_path, case, method):
     """A float32 raster in Australian Albers (EPSG:3577, by its GeoKeys) or in MODIS sinusoidal
-    (a PROJ string, given as ``source_crs``) onto an EPSG:4326 grid, against GDAL's warp of the
-    same array (the reprojection rule of design 6)."""
+    (a PROJ string given as ``source_crs``, or read from the file's GeoKeys) onto an EPSG:4326
+    grid, against GDAL's warp of the same array (the reprojection rule of design 6)."""
     import rasterio
 
     crs, transform, (ny, nx), (left, bottom, right, top, res), source_crs = PROJECTED_SOURCES[case]

@@ -66,7 +66,8 @@ impl State<'_> {
             .collect();
         self.vars.retain(|k, v| {
             let along = v.node.dims.contains(&ydim) || v.node.dims.contains(&xdim);
-            (!along || gridded.contains(k)) && !mappings.contains(k) && k != SPATIAL_REF
+            // The gridded variables always stay (even one named like a grid mapping).
+            gridded.contains(k) || (!along && !mappings.contains(k) && k != SPATIAL_REF)
         });
         self.drop_texts_along(&ydim);
         self.drop_texts_along(&xdim);
@@ -100,10 +101,11 @@ impl State<'_> {
             }
             let new = Node::new(Op::Window(Arc::new(regrid)), dims, shape, vtype);
             self.check_depth(i, op, name, &new)?;
-            let v = self.vars.get_mut(name).expect("gridded variable");
-            v.node = new;
-            v.attrs
-                .insert("grid_mapping".into(), Value::from(SPATIAL_REF));
+            if let Some(v) = self.vars.get_mut(name) {
+                v.node = new;
+                v.attrs
+                    .insert("grid_mapping".into(), Value::from(SPATIAL_REF));
+            }
         }
         self.replace_spatial_dims(&ydim, &xdim, &dst);
         self.grid = Some(dst);

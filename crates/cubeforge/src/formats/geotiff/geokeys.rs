@@ -1,7 +1,7 @@
 //! GeoKeys to a CRS, as GDAL reads them: an EPSG code (projected or geographic) becomes the
 //! EPSG database's WKT; a user-defined projected CRS is composed as WKT from its keys for the
 //! common projection methods (Albers, Lambert conformal conic 1SP/2SP, transverse Mercator,
-//! polar stereographic, Mercator, Lambert azimuthal equal-area, equirectangular), on the
+//! polar stereographic, Mercator, Lambert azimuthal equal-area, equirectangular, sinusoidal), on the
 //! geographic CRS the keys name, with the ellipsoid the keys give where they give one (GDAL
 //! keeps the geographic CRS's names and overrides its ellipsoid's axes). Anything else has no
 //! CRS, with a warning.
@@ -314,6 +314,13 @@ impl GeoKeys {
                     ),
                     ("standard_parallel_1", sp1),
                 ],
+            ),
+            24 => (
+                "Sinusoidal",
+                vec![(
+                    "longitude_of_center",
+                    self.first(&[CENTER_LONG, NAT_ORIGIN_LONG, FALSE_ORIGIN_LONG]),
+                )],
             ),
             other => {
                 return Err(format!(
