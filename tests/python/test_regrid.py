@@ -756,3 +756,33 @@ def test_projected_sources(cubeforge, tmp_path, case, method):
     exp = R.warp2d(values, transform, crs, grid, method)
     assert np.isfinite(exp).sum() > 100, "the reference covers the grid"
     check(R.compare_reprojected(f"v ({method}, {case})", got, exp, method, values, transform, crs, grid))
+
+
+def test_grid_mapping_without_wkt_is_not_taken_for_lon_lat(cubeforge, tmp_path):
+    """A rotated-pole NetCDF (CF ``rotated_latitude_longitude``, coordinates ``rlat``/``rlon`` in
+    degrees, no ``crs_wkt``) is refused naming the grid mapping, rather than regridded as if its
+    coordinates were longitudes and latitudes; ``source_crs`` is the way to give a CRS."""
+    import netCDF4
+
+    path = tmp_path / "rotated.nc"
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("rlat", 20)
+        nc.createDimension("rlon", 30)
+        for name, n, std in (("rlat", 20, "grid_latitude"), ("rlon", 30, "grid_longitude")):
+            v = nc.createVariable(name, "f8", (name,))
+            v[:] = np.arange(n) * 0.5 - 5
+            v.units, v.standard_name = "degrees", std
+        gm = nc.createVariable("rotated_pole", "i4", ())
+        gm.grid_mapping_name = "rotated_latitude_longitude"
+        gm.grid_north_pole_latitude, gm.grid_north_pole_longitude = 39.25, -162.0
+        t = nc.createVariable("tas", "f4", ("rlat", "rlon"))
+        t.grid_mapping = "rotated_pole"
+        t[:] = np.ones((20, 30), "f4")
+    text = (GRID_BLOCK + f"inputs:\n  r:\n    url: {path}\n    operations:\n      - regrid: {{method: nearest}}\n"
+            "output:\n  chunks: {lat: 32, lon: 32}\n")
+    text = "version: 1\n" + text
+    folder = tmp_path / "b"
+    recipe_path = write_recipe(folder, text)
+    err = cubeforge.run_failing("build", recipe_path, "--output", folder / "cube.zarr")
+    assert "rotated_pole" in err and "source_crs" in err, err
+    assert not (folder / "cube.zarr").exists()

@@ -26,8 +26,8 @@ use crate::recipe::{Method, MethodSpec, Operation, RegridSpec};
 pub(super) const SPATIAL_REF: &str = "spatial_ref";
 
 /// Names a dimension of longitudes (or eastings) goes by, and of latitudes (or northings).
-const X_NAMES: [&str; 4] = ["x", "lon", "longitude", "rlon"];
-const Y_NAMES: [&str; 4] = ["y", "lat", "latitude", "rlat"];
+const X_NAMES: [&str; 3] = ["x", "lon", "longitude"];
+const Y_NAMES: [&str; 3] = ["y", "lat", "latitude"];
 
 impl State<'_> {
     /// Apply `regrid`.
@@ -230,6 +230,19 @@ impl State<'_> {
                     return Crs::from_wkt(wkt)
                         .map_err(|m| format!("the grid mapping '{gm}' of '{name}': {m}"));
                 }
+            }
+            // A CF grid mapping without WKT (a rotated pole, a projection by parameters) is
+            // not taken for longitude/latitude.
+            let kind = mapping
+                .attrs
+                .get("grid_mapping_name")
+                .and_then(Value::as_str)
+                .unwrap_or("unnamed");
+            if kind != "latitude_longitude" {
+                return Err(format!(
+                    "the grid mapping '{gm}' of '{name}' ({kind}) has no crs_wkt to read the \
+                     CRS from: give regrid.source_crs"
+                ));
             }
         }
         let units = self.dims[xdim].coord.as_ref().and_then(|c| {
