@@ -328,19 +328,7 @@ impl GeoKeys {
                 ))
             }
         };
-        let unit = match (
-            self.short(PROJ_LINEAR_UNITS),
-            self.double(PROJ_LINEAR_UNIT_SIZE),
-        ) {
-            (Some(9001) | None, _) => "UNIT[\"metre\",1,AUTHORITY[\"EPSG\",\"9001\"]]".to_string(),
-            (Some(9002), _) => "UNIT[\"foot\",0.3048,AUTHORITY[\"EPSG\",\"9002\"]]".to_string(),
-            (Some(9003), _) => {
-                "UNIT[\"US survey foot\",0.304800609601219,AUTHORITY[\"EPSG\",\"9003\"]]"
-                    .to_string()
-            }
-            (_, Some(size)) => format!("UNIT[\"unknown\",{}]", num(size)),
-            (Some(u), None) => return Err(format!("linear unit {u} is not read")),
-        };
+        let unit = self.linear_unit()?;
         let name_of = self
             .ascii(PCS_CITATION)
             .or_else(|| self.ascii(GT_CITATION))
@@ -359,6 +347,27 @@ impl GeoKeys {
             num(fn_)
         ));
         Ok(Crs { wkt, epsg: None })
+    }
+
+    /// The WKT `UNIT` of a user-defined projected CRS's linear unit.
+    fn linear_unit(&self) -> Result<String, String> {
+        Ok(
+            match (
+                self.short(PROJ_LINEAR_UNITS),
+                self.double(PROJ_LINEAR_UNIT_SIZE),
+            ) {
+                (Some(9001) | None, _) => {
+                    "UNIT[\"metre\",1,AUTHORITY[\"EPSG\",\"9001\"]]".to_string()
+                }
+                (Some(9002), _) => "UNIT[\"foot\",0.3048,AUTHORITY[\"EPSG\",\"9002\"]]".to_string(),
+                (Some(9003), _) => {
+                    "UNIT[\"US survey foot\",0.304800609601219,AUTHORITY[\"EPSG\",\"9003\"]]"
+                        .to_string()
+                }
+                (_, Some(size)) => format!("UNIT[\"unknown\",{}]", num(size)),
+                (Some(u), None) => return Err(format!("linear unit {u} is not read")),
+            },
+        )
     }
 }
 
