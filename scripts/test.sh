@@ -23,5 +23,7 @@ step "cargo clippy"
 cargo clippy --release --workspace --all-targets -- -D warnings
 step "cargo test"
 cargo test --release --workspace
+step "python package (wheel, installed into .venv)"
+./scripts/python-package.sh
 step "python tests"
 CUBEFORGE_BIN="$CARGO_TARGET_DIR/release/cubeforge" "$root/.venv/bin/python" -m pytest -q tests/python

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
-use cubeforge::dataset::Dataset;
 use cubeforge::example::{write_example, ExampleOptions};
 use cubeforge::info::human_bytes;
 use cubeforge::store::{Location, Store, StoreOptions};
@@ -382,20 +381,12 @@ fn print_stdout(text: &str) -> Result<()> {
     Ok(())
 }
 
-fn print_info(
-    global: GlobalArgs,
-    report: &cubeforge::info::InfoReport,
-    verified: Option<&cubeforge::info::VerifyReport>,
-) -> Result<()> {
+fn print_info(global: GlobalArgs, described: &cubeforge::info::open::Described) -> Result<()> {
     if global.json {
-        let mut doc = serde_json::to_value(report)?;
-        if let (Some(v), Some(obj)) = (verified, doc.as_object_mut()) {
-            obj.insert("verify".into(), serde_json::to_value(v)?);
-        }
-        print_stdout(&(serde_json::to_string_pretty(&doc)? + "\n"))
+        print_stdout(&(serde_json::to_string_pretty(&described.to_json()?)? + "\n"))
     } else {
-        print_stdout(&cubeforge::info::render_text(report))?;
-        if let Some(v) = verified {
+        print_stdout(&cubeforge::info::render_text(&described.report))?;
+        if let Some(v) = &described.verified {
             print_stdout(&format!(
                 "Verified: {} chunks decoded, {} absent (read as fill value)\n",
                 v.chunks_decoded, v.chunks_absent
@@ -416,105 +407,24 @@ fn unreadable_error(problems: &[String]) -> Result<()> {
     }
 }
 
-/// `info` of a file (NetCDF, HDF5, GeoTIFF).
-fn info_file(
-    global: GlobalArgs,
-    args: &InfoArgs,
-    file: &cubeforge::formats::file::RangeFile,
-    kind: cubeforge::formats::sniff::Sniffed,
-) -> Result<()> {
-    use cubeforge::info::files;
-    let opts = cubeforge::formats::open::InputOptions {
-        group: args.group.clone(),
-        bands: None,
-    };
-    let input = cubeforge::formats::open::open_file(file, kind, &opts)?;
-    let details = files::FileDetails {
-        format: files::format_name(kind).into(),
-        files: None,
-        raster: cubeforge::formats::open::raster_details(file, kind)?,
-    };
-    let report = files::report_input(&input, &args.group, &details)?;
-    let verified = if args.verify {
-        Some(files::verify_input(&input)?)
-    } else {
-        None
-    };
-    print_info(global, &report, verified.as_ref())?;
-    // The file is read; variables of types a cube cannot hold (strings, compound types) are
-    // described with the reason, and named here.
-    for (name, why) in &input.unreadable {
-        tracing::warn!(
-            "{}: variable '{name}' cannot be read: {why}",
-            input.location
-        );
-    }
-    Ok(())
-}
-
-/// `info` of several files (a glob or `--concat`) read as one dataset.
-fn info_files(global: GlobalArgs, args: &InfoArgs) -> Result<()> {
-    use cubeforge::info::files;
-    let opts = cubeforge::formats::open::InputOptions {
-        group: args.group.clone(),
-        bands: None,
-    };
-    let urls = vec![args.store.clone()];
-    let opened = cubeforge::formats::multi::open_spec(&urls, args.concat.as_deref(), None, &opts)?;
-    let format = match opened.files.first().map(|f| Location::parse(f)) {
-        Some(Ok(loc)) => match cubeforge::formats::open::find(&loc)? {
-            cubeforge::formats::open::Found::File(_, kind) => files::format_name(kind),
-            cubeforge::formats::open::Found::Zarr => "zarr",
-        },
-        _ => "unknown",
-    };
-    let details = files::FileDetails {
-        format: format.into(),
-        files: Some(opened.files.len() as u64),
-        raster: None,
-    };
-    let report = files::report_input(&opened.input, &args.group, &details)?;
-    let verified = if args.verify {
-        Some(files::verify_input(&opened.input)?)
-    } else {
-        None
-    };
-    print_info(global, &report, verified.as_ref())?;
-    for (name, why) in &opened.input.unreadable {
-        tracing::warn!(
-            "{}: variable '{name}' cannot be read: {why}",
-            opened.input.location
-        );
-    }
-    Ok(())
-}
-
 fn info(global: GlobalArgs, args: &InfoArgs) -> Result<()> {
-    if args.concat.is_some() || cubeforge::formats::glob::is_glob(&args.store) {
-        return info_files(global, args);
+    let described = cubeforge::info::open::describe(
+        &args.store,
+        &args.group,
+        args.concat.as_deref(),
+        args.verify,
+    )?;
+    print_info(global, &described)?;
+    // Variables of types a cube cannot hold (strings, compound types) are described with the
+    // reason, and named here.
+    for (name, why) in &described.unreadable {
+        tracing::warn!(
+            "{}: variable '{name}' cannot be read: {why}",
+            described.report.location
+        );
     }
-    let location = Location::parse(&args.store)?;
-    if let cubeforge::formats::open::Found::File(file, kind) =
-        cubeforge::formats::open::find(&location)?
-    {
-        return info_file(global, args, &file, kind);
-    }
-    let store = Store::open(&location)?;
-    let ds = Dataset::open(&store, &args.group)?;
-    let report = cubeforge::info::report(&ds)?;
-    let verified = if args.verify {
-        Some(cubeforge::info::verify(&ds)?)
-    } else {
-        None
-    };
-    print_info(global, &report, verified.as_ref())?;
-    // The report is printed either way; unreadable variables still make the command fail.
-    let problems: Vec<String> = ds
-        .variables
-        .iter()
-        .filter_map(|v| v.problem().map(str::to_string))
-        .collect();
-    unreadable_error(&problems)
+    // The report is printed either way; unreadable Zarr variables still make the command fail.
+    unreadable_error(&described.problems)
 }
 
 fn progress_bar(global: GlobalArgs, message: &str) -> ProgressBar {
@@ -654,6 +564,7 @@ fn run_build(
         memory_limit: parse_bytes(&args.memory_limit)?,
         break_lock: args.break_lock,
         skip_unreadable,
+        cancel: None,
     };
     let started = Instant::now();
     let bar = progress_bar(global, "building");

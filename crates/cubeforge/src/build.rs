@@ -64,6 +64,10 @@ pub struct BuildOptions {
     /// Leave out input variables that cannot be read (strings, compound types), with a
     /// warning, instead of refusing the build (`convert`).
     pub skip_unreadable: bool,
+    /// Set (from another thread) to stop the build at the next output chunk with
+    /// [`Error::Interrupted`]; the destination is then left as an interrupted build leaves it:
+    /// uncommitted, and resumable.
+    pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for BuildOptions {
@@ -77,6 +81,7 @@ impl Default for BuildOptions {
             memory_limit: 192 << 20,
             break_lock: false,
             skip_unreadable: false,
+            cancel: None,
         }
     }
 }
@@ -613,7 +618,18 @@ fn run_passes(
     tracing::info!(output = %out_store.location(), arrays = outs.len(), "plan ready");
     let order = TaskOrder::of(&outs);
     let resumed = AtomicU64::new(0);
+    let cancelled = || {
+        opts.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    };
+    let interrupted = || Error::Interrupted {
+        location: out_store.location().to_string(),
+    };
     let write = |(ai, idx): &(usize, Vec<u64>)| -> Result<()> {
+        if cancelled() {
+            return Err(interrupted());
+        }
         let o = &outs[*ai];
         if opts.resume && chunk_is_good(out_store, o, idx)? {
             resumed.fetch_add(1, Ordering::Relaxed);
@@ -627,6 +643,9 @@ fn run_passes(
     let n_passes = stages.len();
     let mut total = 0u64;
     for (p, (reductions, arrays)) in stages.iter().enumerate() {
+        if cancelled() {
+            return Err(interrupted());
+        }
         let tasks: Vec<(usize, Vec<u64>)> = arrays
             .iter()
             .flat_map(|ai| outs[*ai].chunk_indices().into_iter().map(|idx| (*ai, idx)))

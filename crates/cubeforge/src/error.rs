@@ -145,6 +145,14 @@ pub enum Error {
         /// What had completed, e.g. `12 of 40 objects copied before the failure`.
         done: String,
     },
+    /// Work stopped on request (Ctrl-C in the Python package) before it finished.
+    #[error(
+        "{location}: interrupted; the cube is not finished (build again with resume to continue)"
+    )]
+    Interrupted {
+        /// The destination.
+        location: String,
+    },
     /// Anything else, already phrased for the user.
     #[error("{0}")]
     Other(String),
@@ -252,6 +260,9 @@ impl Error {
                 location: location.clone(),
                 reason: reason.clone(),
                 done: done.clone(),
+            },
+            Error::Interrupted { location } => Error::Interrupted {
+                location: location.clone(),
             },
             Error::Other(message) => Error::Other(message.clone()),
         }

@@ -10,6 +10,7 @@ use crate::dataset::{Dataset, Scalar, Variable};
 use crate::error::Result;
 
 pub mod files;
+pub mod open;
 
 /// Version of the JSON document; bumped on any incompatible change.
 pub const INFO_JSON_VERSION: u32 = 1;

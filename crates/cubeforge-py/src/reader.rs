@@ -1,0 +1,409 @@
+//! Lazily read variables of any input cubeforge opens (a Zarr store, NetCDF/HDF5 or GeoTIFF
+//! files, several files joined): what the xarray backend and `Batches` read through.
+//!
+//! [`Reader::describe`] gives the variables as a reference engine presents them before CF
+//! decoding: the stored type, and the attributes as stored (the coding attributes rebuilt from
+//! the reader's [`CfDecoding`]), so that xarray's own decoding gives what it gives with its
+//! reference engine. [`Reader::read`] returns stored values of a region; [`Reader::read_f32`]
+//! decoded values (masked values NaN), for training batches. Chunks are fetched and decoded in
+//! parallel.
+
+use std::sync::Arc;
+
+use cubeforge::cf::{CfDecoding, Decoded};
+use cubeforge::coord::Coord;
+use cubeforge::dtype::{DType, RawArray};
+use cubeforge::formats::{glob, multi, open as formats_open};
+use cubeforge::lower::Input;
+use cubeforge::recipe::TimeFrom;
+use cubeforge::region::{copy_region, fill_region};
+use cubeforge::source::{check_region, ChunkSource};
+use cubeforge::store::Location;
+use cubeforge::text::TextData;
+use numpy::PyArray1;
+use pyo3::prelude::*;
+use rayon::prelude::*;
+use serde_json::{json, Map, Value};
+
+use crate::errors::IntoPy as _;
+use crate::pool;
+
+/// One readable array: a data variable or a dimension's coordinate.
+#[derive(Clone)]
+pub(crate) struct Array {
+    pub(crate) dims: Vec<String>,
+    pub(crate) source: Arc<dyn ChunkSource>,
+    pub(crate) decoding: CfDecoding,
+    /// Attributes without the value-coding ones (those come from `decoding`).
+    pub(crate) attrs: Map<String, Value>,
+}
+
+/// An opened input.
+#[pyclass(frozen, module = "cubeforge._native")]
+pub(crate) struct Reader {
+    pub(crate) input: Input,
+}
+
+/// Open `url` (a glob or several files joined along `concat`, a group of a Zarr store or a
+/// NetCDF-4 file, a raster's bands as variables).
+#[pyfunction]
+#[pyo3(signature = (url, concat=None, group=String::new(), bands=None, time_from=None))]
+pub(crate) fn open(
+    py: Python<'_>,
+    url: String,
+    concat: Option<String>,
+    group: String,
+    bands: Option<Vec<String>>,
+    time_from: Option<String>,
+) -> PyResult<Reader> {
+    let opts = formats_open::InputOptions { group, bands };
+    let time_from = match time_from
+        .as_deref()
+        .map(|t| t.split_once(':').unwrap_or((t, "")))
+    {
+        None => None,
+        Some(("pattern", v)) if !v.is_empty() => Some(TimeFrom::Pattern(v.into())),
+        Some(("attribute", v)) if !v.is_empty() => Some(TimeFrom::Attribute(v.into())),
+        Some(("metadata", v)) if !v.is_empty() => Some(TimeFrom::Metadata(v.into())),
+        Some(("tag", v)) if !v.is_empty() => Some(TimeFrom::Tag(v.into())),
+        Some(_) => {
+            return Err(crate::errors::raise(
+                "InvalidUrlError",
+                &url,
+                "time_from: give pattern:FORMAT, attribute:NAME, metadata:ITEM or tag:NAME",
+            ))
+        }
+    };
+    let input = py
+        .detach(|| {
+            pool::install(0, || {
+                if concat.is_some() || glob::is_glob(&url) {
+                    let urls = [url.clone()];
+                    multi::open_spec(&urls, concat.as_deref(), time_from.as_ref(), &opts)
+                        .map(|o| o.input)
+                } else {
+                    Location::parse(&url).and_then(|loc| formats_open::open_input(&loc, &opts))
+                }
+            })
+        })?
+        .py()?;
+    Ok(Reader { input })
+}
+
+impl Reader {
+    /// The array called `name`: a variable, or a dimension's stored coordinate.
+    pub(crate) fn array(&self, name: &str) -> PyResult<Array> {
+        if let Some(v) = self.input.variables.iter().find(|v| v.name == name) {
+            return Ok(Array {
+                dims: v.dims.clone(),
+                source: v.source.clone(),
+                decoding: v.decoding.clone(),
+                attrs: v.attrs.clone(),
+            });
+        }
+        if let Some(d) = self.input.dims.iter().find(|d| d.name == name) {
+            if let Some(c) = &d.coord {
+                return coord_array(&d.name, c);
+            }
+        }
+        Err(crate::errors::raise(
+            "MissingError",
+            &self.input.location,
+            &format!("{}: variable '{name}' not found", self.input.location),
+        ))
+    }
+}
+
+fn coord_array(name: &str, c: &Coord) -> PyResult<Array> {
+    let raw = c.raw().py()?;
+    let len = raw.shape.clone();
+    let source = cubeforge::formats::memory::MemorySource::new(
+        name,
+        raw.dtype,
+        (&len, &len),
+        raw.bytes,
+        vec![0; raw.dtype.size()],
+    )
+    .py()?;
+    Ok(Array {
+        dims: vec![name.to_string()],
+        source: Arc::new(source),
+        decoding: c.decoding.clone(),
+        attrs: cubeforge::cf::without_value_coding(&c.attrs),
+    })
+}
+
+fn number(v: f64) -> Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        json!(v.to_string())
+    }
+}
+
+/// The coding attributes of `d`, as the reference engines present them before decoding (NaN
+/// and infinities as text, which the Python side turns back into numbers of the right type).
+fn coding(d: &CfDecoding, attrs: &Map<String, Value>) -> Value {
+    let fills: Vec<Value> = d
+        .fill_values
+        .iter()
+        .map(|&f| {
+            // Stored fill values of an `_Unsigned` variable are the signed ones.
+            if d.unsigned && f.is_finite() {
+                let bits = 8 * d.stored.size() as u32;
+                let f = if f >= 2f64.powi(bits as i32 - 1) {
+                    f - 2f64.powi(bits as i32)
+                } else {
+                    f
+                };
+                number(f)
+            } else {
+                number(f)
+            }
+        })
+        .collect();
+    let (kind, time) = match &d.decoded {
+        Decoded::Numeric(t) => ("numeric", json!({"decoded": t.name()})),
+        Decoded::Time(enc) => (
+            "time",
+            json!({"units": attrs.get("units").cloned()
+                        .unwrap_or_else(|| json!(enc.units_string())),
+                   "calendar": attrs.get("calendar").cloned()}),
+        ),
+        Decoded::Timedelta(unit, dtype) => (
+            "timedelta",
+            json!({"units": attrs.get("units").cloned().unwrap_or_else(|| json!(unit.name())),
+                   "dtype": dtype}),
+        ),
+    };
+    json!({"kind": kind, "fill_values": fills, "scale_factor": d.scale_factor.map(number),
+           "add_offset": d.add_offset.map(number), "unsigned": d.unsigned, "time": time})
+}
+
+fn describe_array(name: &str, a: &Array) -> Value {
+    json!({"name": name, "dims": a.dims, "shape": a.source.shape(),
+           "dtype": a.source.dtype().name(), "chunks": a.source.chunk_shape(),
+           "attrs": a.attrs, "coding": coding(&a.decoding, &a.attrs)})
+}
+
+fn describe_text(name: &str, t: &cubeforge::text::TextVar) -> Value {
+    let (dtype, values) = match &t.values.data {
+        TextData::Bytes { width, data } => (
+            format!("|S{width}"),
+            Value::Array(
+                data.chunks((*width).max(1))
+                    .map(|c| {
+                        let end = c.iter().position(|b| *b == 0).unwrap_or(c.len());
+                        json!(c[..end].iter().map(|b| u32::from(*b)).collect::<Vec<_>>())
+                    })
+                    .collect(),
+            ),
+        ),
+        TextData::Str(v) => ("str".to_string(), json!(v)),
+    };
+    json!({"name": name, "dims": t.dims, "shape": t.values.shape, "dtype": dtype,
+           "values": values, "attrs": t.attrs, "chunks": t.chunks})
+}
+
+#[pymethods]
+impl Reader {
+    /// The input as JSON: `location`, `attrs`, `dims` (name to length, in order), `variables`
+    /// (dimension coordinates first; each with `dims`, `shape`, stored `dtype`, `chunks`,
+    /// `attrs` and `coding`), `texts` (values included) and `unreadable`.
+    fn describe(&self) -> PyResult<String> {
+        let dims: Map<String, Value> = self
+            .input
+            .dims
+            .iter()
+            .map(|d| (d.name.clone(), json!(d.len)))
+            .collect();
+        let mut vars = Vec::new();
+        for d in &self.input.dims {
+            if let Some(c) = &d.coord {
+                vars.push(describe_array(&d.name, &coord_array(&d.name, c)?));
+            }
+        }
+        for v in &self.input.variables {
+            vars.push(describe_array(&v.name, &self.array(&v.name)?));
+        }
+        let texts: Vec<Value> = self
+            .input
+            .texts
+            .iter()
+            .map(|(n, t)| describe_text(n, t))
+            .collect();
+        let doc = json!({"location": self.input.location, "attrs": self.input.attrs,
+                         "dims": dims, "variables": vars, "texts": texts,
+                         "unreadable": self.input.unreadable});
+        serde_json::to_string(&doc)
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// The stored values of `name` in the region `start .. start + shape`, as a flat array of
+    /// the stored type (the caller reshapes).
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        start: Vec<u64>,
+        shape: Vec<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let a = self.array(name)?;
+        let raw = py
+            .detach(|| pool::install(0, || read_region(a.source.as_ref(), &start, &shape)))?
+            .py()?;
+        raw_to_numpy(py, raw)
+    }
+
+    /// The decoded values of a numeric variable in the region, as float32 with NaN where values
+    /// are missing (flat; the caller reshapes).
+    fn read_f32<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        start: Vec<u64>,
+        shape: Vec<u64>,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let a = self.array(name)?;
+        if !matches!(a.decoding.decoded, Decoded::Numeric(_)) {
+            return Err(crate::errors::batch_error(format!(
+                "{}: variable '{name}' holds times, not numbers",
+                self.input.location
+            )));
+        }
+        let out = py
+            .detach(|| {
+                pool::install(0, || {
+                    read_region(a.source.as_ref(), &start, &shape)
+                        .map(|raw| decode_f32(&a.decoding, &raw.dtype, &raw.bytes))
+                })
+            })?
+            .py()?;
+        Ok(PyArray1::from_vec(py, out))
+    }
+}
+
+/// Stored values (`dtype`, native endian) decoded to float32, NaN where missing; as xarray
+/// decodes them, then rounded to float32.
+pub(crate) fn decode_f32(d: &CfDecoding, dtype: &DType, bytes: &[u8]) -> Vec<f32> {
+    let size = dtype.size();
+    if *dtype == DType::Float32 && d.is_nan_mask_only() {
+        return bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+    }
+    let as_f32 = matches!(d.decoded, Decoded::Numeric(DType::Float32));
+    bytes
+        .chunks_exact(size)
+        .map(|c| {
+            let raw = dtype.element_to_f64(c);
+            if as_f32 {
+                d.decode_number_f32(raw).unwrap_or(f32::NAN)
+            } else {
+                #[allow(clippy::cast_possible_truncation)]
+                d.decode_number(raw).map_or(f32::NAN, |v| v as f32)
+            }
+        })
+        .collect()
+}
+
+/// Units read at once by [`read_region`]: enough to keep every core busy, few enough that the
+/// stored and decoded bytes in flight stay small.
+const UNITS_AT_ONCE: usize = 64;
+
+/// The region of `source`, its units read and decoded in parallel.
+pub(crate) fn read_region(
+    source: &dyn ChunkSource,
+    start: &[u64],
+    shape: &[u64],
+) -> cubeforge::Result<RawArray> {
+    check_region(source.id(), source.shape(), start, shape)?;
+    let esize = source.dtype().size();
+    let total: u64 = shape.iter().product();
+    let mut out = vec![0u8; usize::try_from(total).unwrap_or(usize::MAX) * esize];
+    if total > 0 {
+        let units = source.units_in(start, shape)?;
+        for group in units.chunks(UNITS_AT_ONCE) {
+            let read: Vec<_> = group
+                .par_iter()
+                .map(|(unit, _)| source.read_unit(unit))
+                .collect::<cubeforge::Result<_>>()?;
+            for ((_, region), bytes) in group.iter().zip(read) {
+                match bytes {
+                    Some(b) => copy_region(
+                        &b,
+                        region.shape(),
+                        region.start(),
+                        &mut out,
+                        shape,
+                        start,
+                        esize,
+                    ),
+                    None => fill_region(
+                        &source.fill_element(),
+                        region.shape(),
+                        region.start(),
+                        &mut out,
+                        shape,
+                        start,
+                    ),
+                }
+            }
+        }
+    }
+    Ok(RawArray {
+        dtype: source.dtype(),
+        shape: shape.to_vec(),
+        bytes: out,
+    })
+}
+
+fn typed<'py, T: numpy::Element + Copy>(
+    py: Python<'py>,
+    bytes: &[u8],
+    from: impl Fn(&[u8]) -> T,
+    size: usize,
+) -> Bound<'py, PyAny> {
+    let v: Vec<T> = bytes.chunks_exact(size).map(from).collect();
+    PyArray1::from_vec(py, v).into_any()
+}
+
+/// Stored values as a flat NumPy array of their type.
+fn raw_to_numpy(py: Python<'_>, raw: RawArray) -> PyResult<Bound<'_, PyAny>> {
+    let b = &raw.bytes;
+    Ok(match raw.dtype {
+        DType::Bool => typed(py, b, |c| c[0] != 0, 1),
+        DType::Int8 => typed(py, b, |c| i8::from_ne_bytes([c[0]]), 1),
+        DType::UInt8 => typed(py, b, |c| c[0], 1),
+        DType::Int16 => typed(py, b, |c| i16::from_ne_bytes([c[0], c[1]]), 2),
+        DType::UInt16 => typed(py, b, |c| u16::from_ne_bytes([c[0], c[1]]), 2),
+        DType::Int32 => typed(py, b, |c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]), 4),
+        DType::UInt32 => typed(py, b, |c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]), 4),
+        DType::Float32 => typed(py, b, |c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]), 4),
+        DType::Int64 => typed(
+            py,
+            b,
+            |c| i64::from_ne_bytes(c.try_into().unwrap_or([0; 8])),
+            8,
+        ),
+        DType::UInt64 => typed(
+            py,
+            b,
+            |c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])),
+            8,
+        ),
+        DType::Float64 => typed(
+            py,
+            b,
+            |c| f64::from_ne_bytes(c.try_into().unwrap_or([0; 8])),
+            8,
+        ),
+        DType::Float16 => {
+            // NumPy's float16 from its bits: a uint16 array viewed as float16.
+            let bits = typed(py, b, |c| u16::from_ne_bytes([c[0], c[1]]), 2);
+            let np = py.import("numpy")?;
+            bits.call_method1("view", (np.getattr("float16")?,))?
+        }
+    })
+}
