@@ -67,16 +67,20 @@ class CubeforgeArray(BackendArray):
         return out[tuple(post)] if post else out
 
 
-def _coding_attrs(v: dict) -> dict:
+def _coding_attrs(v: dict, fmt: str) -> dict:
     """The coding attributes of a described variable, typed as the reference engines type them:
-    fill values in the stored type, packing in the decoded float type."""
+    fill values in the stored type, packing in the decoded float type (rioxarray: Python
+    floats, and always a scale and an offset for rasters)."""
     coding = v["coding"]
     stored = np.dtype(v["dtype"])
     attrs: dict[str, Any] = {}
     fills = [_number(f) for f in coding["fill_values"]]
     if coding["unsigned"]:
         attrs["_Unsigned"] = "true"
-    if fills:
+    if fills and coding.get("missing_value_only"):
+        values = np.array(fills).astype(stored)
+        attrs["missing_value"] = values[0] if len(values) == 1 else values
+    elif fills:
         attrs["_FillValue"] = np.array(fills[0]).astype(stored)[()]
         if len(fills) > 1:
             rest = np.array(fills[1:]).astype(stored)
@@ -84,10 +88,17 @@ def _coding_attrs(v: dict) -> dict:
     float_type = np.float64
     if coding["kind"] == "numeric" and coding["time"].get("decoded") == "float32":
         float_type = np.float32
+    if fmt == "geotiff":
+        # rioxarray decodes as xarray does with float32 packing attributes: small integers
+        # to float32, larger ones to float64.
+        float_type = np.float32
     for key in ("scale_factor", "add_offset"):
         if coding[key] is not None:
             value = _number(coding[key])
             attrs[key] = float_type(value) if float_type is np.float32 else value
+    if fmt == "geotiff" and coding["kind"] == "numeric" and v["dims"] and v["name"] not in v["dims"]:
+        attrs.setdefault("scale_factor", np.float32(1.0))
+        attrs.setdefault("add_offset", np.float32(0.0))
     if coding["kind"] in ("time", "timedelta"):
         t = coding["time"]
         if t.get("units") is not None:
@@ -127,11 +138,18 @@ class CubeforgeStore(AbstractDataStore):
         out: dict[str, xr.Variable] = {}
         for v in self.doc["variables"]:
             array = CubeforgeArray(self.reader, v["name"], tuple(v["shape"]), np.dtype(v["dtype"]))
+            fmt = self.doc["format"]
             attrs = dict(v["attrs"])
-            attrs.update(_coding_attrs(v))
+            attrs.update(_coding_attrs(v, fmt))
             chunks = tuple(int(c) for c in v["chunks"])
+            if fmt == "geotiff":
+                # rioxarray reads a raster band by band.
+                chunks = tuple(1 if d == "band" else c for d, c in zip(v["dims"], chunks))
             encoding = {"chunks": chunks,
                         "preferred_chunks": dict(zip(v["dims"], chunks))}
+            if fmt == "geotiff" and "grid_mapping" in attrs:
+                # rioxarray keeps the grid mapping in the encoding, its variable a coordinate.
+                encoding["grid_mapping"] = attrs.pop("grid_mapping")
             out[v["name"]] = xr.Variable(
                 v["dims"], indexing.LazilyIndexedArray(array), attrs, encoding
             )
@@ -141,8 +159,10 @@ class CubeforgeStore(AbstractDataStore):
         return out
 
     def coordinate_names(self) -> list[str]:
-        """Variables the reference engines make coordinates: the grid mapping (``spatial_ref``)
-        named by other variables' ``grid_mapping``."""
+        """Variables the reference engine makes coordinates: for rasters (rioxarray), the grid
+        mapping (``spatial_ref``) named by other variables' ``grid_mapping``."""
+        if self.doc["format"] != "geotiff":
+            return []
         names = set()
         for v in self.doc["variables"]:
             gm = v["attrs"].get("grid_mapping")

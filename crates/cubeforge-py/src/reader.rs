@@ -13,6 +13,7 @@ use std::sync::Arc;
 use cubeforge::cf::{CfDecoding, Decoded};
 use cubeforge::coord::Coord;
 use cubeforge::dtype::{DType, RawArray};
+use cubeforge::formats::sniff::Sniffed;
 use cubeforge::formats::{glob, multi, open as formats_open};
 use cubeforge::lower::Input;
 use cubeforge::recipe::TimeFrom;
@@ -36,12 +37,16 @@ pub(crate) struct Array {
     pub(crate) decoding: CfDecoding,
     /// Attributes without the value-coding ones (those come from `decoding`).
     pub(crate) attrs: Map<String, Value>,
+    /// The stored chunk shape (of the file, for a coordinate held in memory).
+    pub(crate) chunks: Vec<u64>,
 }
 
 /// An opened input.
 #[pyclass(frozen, module = "cubeforge._native")]
 pub(crate) struct Reader {
     pub(crate) input: Input,
+    /// `zarr`, `netcdf3`, `netcdf4` or `geotiff` (of the first file, for several).
+    pub(crate) format: &'static str,
 }
 
 /// Open `url` (a glob or several files joined along `concat`, a group of a Zarr store or a
@@ -74,20 +79,45 @@ pub(crate) fn open(
             ))
         }
     };
-    let input = py
+    let (input, format) = py
         .detach(|| {
-            pool::install(0, || {
+            pool::install(0, || -> cubeforge::Result<(Input, &'static str)> {
                 if concat.is_some() || glob::is_glob(&url) {
                     let urls = [url.clone()];
-                    multi::open_spec(&urls, concat.as_deref(), time_from.as_ref(), &opts)
-                        .map(|o| o.input)
+                    let opened =
+                        multi::open_spec(&urls, concat.as_deref(), time_from.as_ref(), &opts)?;
+                    let format = match opened.files.first().map(|f| Location::parse(f)) {
+                        Some(Ok(loc)) => format_of(&formats_open::find(&loc)?),
+                        _ => "unknown",
+                    };
+                    Ok((opened.input, format))
                 } else {
-                    Location::parse(&url).and_then(|loc| formats_open::open_input(&loc, &opts))
+                    let loc = Location::parse(&url)?;
+                    let found = formats_open::find(&loc)?;
+                    let format = format_of(&found);
+                    let input = match found {
+                        formats_open::Found::Zarr => formats_open::open_input(&loc, &opts)?,
+                        formats_open::Found::File(file, kind) => {
+                            formats_open::open_file(&file, kind, &opts)?
+                        }
+                    };
+                    Ok((input, format))
                 }
             })
         })?
         .py()?;
-    Ok(Reader { input })
+    Ok(Reader { input, format })
+}
+
+/// The format's name, as the Python layer tells the reference engines apart.
+fn format_of(found: &formats_open::Found) -> &'static str {
+    match found {
+        formats_open::Found::Zarr => "zarr",
+        formats_open::Found::File(_, Sniffed::Tiff) => "geotiff",
+        formats_open::Found::File(_, Sniffed::NetCdfClassic) => "netcdf3",
+        formats_open::Found::File(_, Sniffed::Hdf5) => "netcdf4",
+        formats_open::Found::File(_, Sniffed::Unknown) => "unknown",
+    }
 }
 
 impl Reader {
@@ -99,6 +129,7 @@ impl Reader {
                 source: v.source.clone(),
                 decoding: v.decoding.clone(),
                 attrs: v.attrs.clone(),
+                chunks: v.source.chunk_shape().to_vec(),
             });
         }
         if let Some(d) = self.input.dims.iter().find(|d| d.name == name) {
@@ -117,6 +148,10 @@ impl Reader {
 fn coord_array(name: &str, c: &Coord) -> PyResult<Array> {
     let raw = c.raw().py()?;
     let len = raw.shape.clone();
+    let chunks = match &c.values {
+        cubeforge::coord::CoordValues::Stored(s) => s.chunk_shape().to_vec(),
+        cubeforge::coord::CoordValues::Computed { .. } => len.clone(),
+    };
     let source = cubeforge::formats::memory::MemorySource::new(
         name,
         raw.dtype,
@@ -130,6 +165,7 @@ fn coord_array(name: &str, c: &Coord) -> PyResult<Array> {
         source: Arc::new(source),
         decoding: c.decoding.clone(),
         attrs: cubeforge::cf::without_value_coding(&c.attrs),
+        chunks,
     })
 }
 
@@ -177,12 +213,13 @@ fn coding(d: &CfDecoding, attrs: &Map<String, Value>) -> Value {
         ),
     };
     json!({"kind": kind, "fill_values": fills, "scale_factor": d.scale_factor.map(number),
-           "add_offset": d.add_offset.map(number), "unsigned": d.unsigned, "time": time})
+           "add_offset": d.add_offset.map(number), "unsigned": d.unsigned, "time": time,
+           "missing_value_only": d.missing_value_only})
 }
 
 fn describe_array(name: &str, a: &Array) -> Value {
     json!({"name": name, "dims": a.dims, "shape": a.source.shape(),
-           "dtype": a.source.dtype().name(), "chunks": a.source.chunk_shape(),
+           "dtype": a.source.dtype().name(), "chunks": a.chunks,
            "attrs": a.attrs, "coding": coding(&a.decoding, &a.attrs)})
 }
 
@@ -232,7 +269,8 @@ impl Reader {
             .iter()
             .map(|(n, t)| describe_text(n, t))
             .collect();
-        let doc = json!({"location": self.input.location, "attrs": self.input.attrs,
+        let doc = json!({"location": self.input.location, "format": self.format,
+                         "attrs": self.input.attrs,
                          "dims": dims, "variables": vars, "texts": texts,
                          "unreadable": self.input.unreadable});
         serde_json::to_string(&doc)

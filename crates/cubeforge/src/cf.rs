@@ -65,6 +65,9 @@ pub struct CfDecoding {
     pub unsigned: bool,
     /// The result of decoding.
     pub decoded: Decoded,
+    /// The fill values come from `missing_value` alone (no `_FillValue`, no Zarr fill value):
+    /// xarray then keeps the attribute under that name.
+    pub missing_value_only: bool,
 }
 
 /// A number from a JSON attribute (numbers, `"NaN"`, `"Infinity"`, `"-Infinity"`, a
@@ -126,6 +129,7 @@ impl CfDecoding {
             add_offset: None,
             unsigned: false,
             decoded: Decoded::Numeric(dtype),
+            missing_value_only: false,
         }
     }
 
@@ -152,6 +156,9 @@ impl CfDecoding {
                     || v == &Value::Bool(true)
             });
         let mut fill_values: Vec<f64> = Vec::new();
+        let missing_value_only = attrs.get("_FillValue").is_none()
+            && zarr_fill.is_none()
+            && attrs.contains_key("missing_value");
         match attrs.get("_FillValue") {
             Some(v) => fill_values.extend(json_numbers(v)),
             None => fill_values.extend(zarr_fill),
@@ -215,6 +222,7 @@ impl CfDecoding {
             add_offset,
             unsigned,
             decoded,
+            missing_value_only,
         })
     }
 

@@ -158,6 +158,7 @@ fn time_as_stored(v: &InputVar) -> (VType, CfDecoding, Map<String, Value>) {
         add_offset: None,
         unsigned: false,
         decoded: Decoded::Numeric(stored),
+        missing_value_only: false,
     };
     (VType::of(stored), plain, attrs)
 }

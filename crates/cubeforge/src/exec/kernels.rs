@@ -549,6 +549,7 @@ mod tests {
             add_offset: None,
             unsigned: false,
             decoded: crate::cf::Decoded::Numeric(stored),
+            missing_value_only: false,
         }
     }
 
