@@ -139,10 +139,10 @@ class Batches:
                     f"{self.url}: variable '{name}' not found; available: "
                     + ", ".join(sorted(self._vars)), self.url)
         self.mask = mask
+        self._ds = xr.open_dataset(self.url, engine=CubeforgeBackendEntrypoint)
         self._setup_dims(dict(patch or {}), dict(window or {}), dict(stride or {}))
         self.x_dims = ("batch", *(dims or ("feature", *self.sample_dims)))
         self.split_dim = self._pick_split_dim(split_dim, window or {})
-        self._ds = xr.open_dataset(self.url, engine=CubeforgeBackendEntrypoint)
         self._splits = self._split_ranges(splits)
         self.min_valid = min_valid
         self._samples = self._all_samples()
@@ -181,7 +181,7 @@ class Batches:
                 raise BatchError(f"Batches: the length {n} along '{d}' is more than the cube's "
                                  f"{cube_dims[d]} (pass pad=True to pad)", self.url)
         # The cube's dimension order, as xarray gives it.
-        cube_order = list(xr.open_dataset(self.url, engine=CubeforgeBackendEntrypoint).sizes)
+        cube_order = list(self._ds.sizes)
         order = [d for d in cube_order if d in both]
         order += [d for d in both if d not in order]
         for name in [*self.features, *self.targets, *([self.mask] if self.mask else [])]:
@@ -369,7 +369,8 @@ class Batches:
 
     def _feature_stats(self, name: str) -> dict[str, float]:
         """Count, mean, population std, min and max of ``name`` over the statistics split, in
-        float64, NaN left out: one pass over slabs, merged as Chan et al. merge moments."""
+        float64, NaN left out: one pass over the storage units (in parallel, in Rust), their
+        moments merged pairwise (Chan, Golub and LeVeque)."""
         v = self._vars[name]
         lo = hi = None
         if self.split_dim in v["dims"]:
@@ -377,27 +378,11 @@ class Batches:
             lo, hi = self._splits[self.stats_split]
         else:
             axis = None
-        count, mean, m2 = 0, 0.0, 0.0
-        vmin, vmax = math.inf, -math.inf
-        if axis not in (None, 0):
-            regions = [[0] * len(v["dims"]), list(v["shape"])]
-            regions[0][axis], regions[1][axis] = lo, hi - lo
-            slabs = [tuple(regions)]
-        else:
-            slabs = list(self._slabs(name, lo, hi))
-        for start, shape in slabs:
-            values = self._read(name, start, shape)
-            x = values[~np.isnan(values)].astype(np.float64)
-            if x.size == 0:
-                continue
-            n_b, mean_b = x.size, float(x.mean())
-            m2_b = float(((x - mean_b) ** 2).sum())
-            delta = mean_b - mean
-            total = count + n_b
-            mean += delta * n_b / total
-            m2 += m2_b + delta * delta * count * n_b / total
-            count = total
-            vmin, vmax = min(vmin, float(x.min())), max(vmax, float(x.max()))
+        start = [0] * len(v["dims"])
+        shape = list(v["shape"])
+        if axis is not None:
+            start[axis], shape[axis] = lo, hi - lo
+        count, mean, m2, vmin, vmax = self._reader.moments(name, start, shape)
         if count == 0:
             return {"mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan, "count": 0}
         return {"mean": mean, "std": math.sqrt(m2 / count), "min": vmin, "max": vmax, "count": count}

@@ -293,6 +293,21 @@ impl Reader {
         raw_to_numpy(py, raw)
     }
 
+    /// Count, mean, population variance times count (M2), min and max of the decoded,
+    /// non-missing values of a numeric variable in the region, in float64: one pass, units in
+    /// parallel.
+    fn moments(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        start: Vec<u64>,
+        shape: Vec<u64>,
+    ) -> PyResult<(u64, f64, f64, f64, f64)> {
+        let a = self.array(name)?;
+        py.detach(|| pool::install(0, || region_moments(&a, &start, &shape)))?
+            .py()
+    }
+
     /// The decoded values of a numeric variable in the region, as float32 with NaN where values
     /// are missing (flat; the caller reshapes).
     fn read_f32<'py>(
@@ -321,6 +336,51 @@ impl Reader {
     }
 }
 
+/// Count, mean, sum of squared deviations, min and max of the non-NaN values of `values`, in
+/// float64.
+fn moments(values: &[f32]) -> (u64, f64, f64, f64, f64) {
+    let mut n = 0u64;
+    let mut sum = 0.0f64;
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &v in values {
+        if !v.is_nan() {
+            let v = f64::from(v);
+            n += 1;
+            sum += v;
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    if n == 0 {
+        return (0, 0.0, 0.0, lo, hi);
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let mean = sum / n as f64;
+    let m2 = values
+        .iter()
+        .filter(|v| !v.is_nan())
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum();
+    (n, mean, m2, lo, hi)
+}
+
+/// Two sets of moments as one (Chan, Golub and LeVeque's pairwise update).
+fn merge(a: (u64, f64, f64, f64, f64), b: (u64, f64, f64, f64, f64)) -> (u64, f64, f64, f64, f64) {
+    if a.0 == 0 {
+        return (b.0, b.1, b.2, a.3.min(b.3), a.4.max(b.4));
+    }
+    if b.0 == 0 {
+        return (a.0, a.1, a.2, a.3.min(b.3), a.4.max(b.4));
+    }
+    let n = a.0 + b.0;
+    #[allow(clippy::cast_precision_loss)]
+    let (na, nb, nn) = (a.0 as f64, b.0 as f64, n as f64);
+    let delta = b.1 - a.1;
+    let mean = a.1 + delta * nb / nn;
+    let m2 = a.2 + b.2 + delta * delta * na * nb / nn;
+    (n, mean, m2, a.3.min(b.3), a.4.max(b.4))
+}
+
 /// Stored values (`dtype`, native endian) decoded to float32, NaN where missing; as xarray
 /// decodes them, then rounded to float32.
 pub(crate) fn decode_f32(d: &CfDecoding, dtype: &DType, bytes: &[u8]) -> Vec<f32> {
@@ -344,6 +404,58 @@ pub(crate) fn decode_f32(d: &CfDecoding, dtype: &DType, bytes: &[u8]) -> Vec<f32
             }
         })
         .collect()
+}
+
+/// Moments of the decoded values of `a` in the region, one unit at a time in parallel, each unit
+/// clipped to the region; merged in the units' order, so the result does not depend on threads.
+fn region_moments(
+    a: &Array,
+    start: &[u64],
+    shape: &[u64],
+) -> cubeforge::Result<(u64, f64, f64, f64, f64)> {
+    check_region(a.source.id(), a.source.shape(), start, shape)?;
+    let units = a.source.units_in(start, shape)?;
+    let mut total = (0, 0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY);
+    for group in units.chunks(UNITS_AT_ONCE) {
+        let parts: Vec<_> = group
+            .par_iter()
+            .map(|(unit, region)| -> cubeforge::Result<_> {
+                // The part of the unit inside the region.
+                let s: Vec<u64> = region
+                    .start()
+                    .iter()
+                    .zip(start)
+                    .map(|(u, r)| *u.max(r))
+                    .collect();
+                let e: Vec<u64> = region
+                    .start()
+                    .iter()
+                    .zip(region.shape())
+                    .zip(start.iter().zip(shape))
+                    .map(|((u, n), (r, m))| (u + n).min(r + m))
+                    .collect();
+                let n: Vec<u64> = s
+                    .iter()
+                    .zip(&e)
+                    .map(|(a, b)| b.saturating_sub(*a))
+                    .collect();
+                let esize = a.source.dtype().size();
+                let count = usize::try_from(n.iter().product::<u64>()).unwrap_or(0);
+                let mut part = vec![0u8; count * esize];
+                match a.source.read_unit(unit)? {
+                    Some(b) => {
+                        copy_region(&b, region.shape(), region.start(), &mut part, &n, &s, esize)
+                    }
+                    None => fill_region(&a.source.fill_element(), &n, &s, &mut part, &n, &s),
+                }
+                Ok(moments(&decode_f32(&a.decoding, &a.source.dtype(), &part)))
+            })
+            .collect::<cubeforge::Result<_>>()?;
+        for p in parts {
+            total = merge(total, p);
+        }
+    }
+    Ok(total)
 }
 
 /// Units read at once by [`read_region`]: enough to keep every core busy, few enough that the
