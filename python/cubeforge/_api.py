@@ -128,11 +128,15 @@ def build(
             ``resume=True`` continues it.
     """
     name, text = _recipe_text(recipe)
-    doc = _native.build(
-        name, text, input=input, output=output, overwrite=overwrite, resume=resume,
-        dry_run=dry_run, break_lock=break_lock, jobs=jobs or 0,
-        memory_limit=parse_bytes(memory_limit), progress=progress,
-    )
+    return _run(name, text, input=input, output=output, overwrite=overwrite, resume=resume,
+                dry_run=dry_run, break_lock=break_lock, jobs=jobs, memory_limit=memory_limit,
+                progress=progress)
+
+
+def _run(name: str, text: str, jobs: int | None, memory_limit: int | str | None,
+         **options: Any) -> BuildReport:
+    doc = _native.build(name, text, jobs=jobs or 0, memory_limit=parse_bytes(memory_limit),
+                        **options)
     return _report(json.loads(doc))
 
 
@@ -179,12 +183,9 @@ def convert(
         variables=list(variables or []), chunks=chunks, zarr_format=zarr_format,
         bands=list(bands or []), group=group,
     )
-    doc = _native.build(
-        "cubeforge convert", text, overwrite=overwrite, resume=resume, dry_run=dry_run,
-        break_lock=break_lock, jobs=jobs or 0, memory_limit=parse_bytes(memory_limit),
-        progress=progress, skip_unreadable=True,
-    )
-    return _report(json.loads(doc))
+    return _run("cubeforge convert", text, overwrite=overwrite, resume=resume, dry_run=dry_run,
+                break_lock=break_lock, jobs=jobs, memory_limit=memory_limit, progress=progress,
+                skip_unreadable=True)
 
 
 def info(url: PathLike, group: str = "", concat: str | None = None,

@@ -18,7 +18,7 @@ use cubeforge::formats::{glob, multi, open as formats_open};
 use cubeforge::lower::Input;
 use cubeforge::recipe::TimeFrom;
 use cubeforge::region::{copy_region, fill_region};
-use cubeforge::source::{check_region, ChunkSource};
+use cubeforge::source::{check_region, read_region_parallel, ChunkSource};
 use cubeforge::store::Location;
 use cubeforge::text::TextData;
 use numpy::PyArray1;
@@ -288,7 +288,11 @@ impl Reader {
     ) -> PyResult<Bound<'py, PyAny>> {
         let a = self.array(name)?;
         let raw = py
-            .detach(|| pool::install(0, || read_region(a.source.as_ref(), &start, &shape)))?
+            .detach(|| {
+                pool::install(0, || {
+                    read_region_parallel(a.source.as_ref(), &start, &shape)
+                })
+            })?
             .py()?;
         raw_to_numpy(py, raw)
     }
@@ -327,7 +331,7 @@ impl Reader {
         let out = py
             .detach(|| {
                 pool::install(0, || {
-                    read_region(a.source.as_ref(), &start, &shape)
+                    read_region_parallel(a.source.as_ref(), &start, &shape)
                         .map(|raw| decode_f32(&a.decoding, &raw.dtype, &raw.bytes))
                 })
             })?
@@ -458,56 +462,8 @@ fn region_moments(
     Ok(total)
 }
 
-/// Units read at once by [`read_region`]: enough to keep every core busy, few enough that the
-/// stored and decoded bytes in flight stay small.
+/// Units [`region_moments`] reads at once, as [`read_region_parallel`] does.
 const UNITS_AT_ONCE: usize = 64;
-
-/// The region of `source`, its units read and decoded in parallel.
-pub(crate) fn read_region(
-    source: &dyn ChunkSource,
-    start: &[u64],
-    shape: &[u64],
-) -> cubeforge::Result<RawArray> {
-    check_region(source.id(), source.shape(), start, shape)?;
-    let esize = source.dtype().size();
-    let total: u64 = shape.iter().product();
-    let mut out = vec![0u8; usize::try_from(total).unwrap_or(usize::MAX) * esize];
-    if total > 0 {
-        let units = source.units_in(start, shape)?;
-        for group in units.chunks(UNITS_AT_ONCE) {
-            let read: Vec<_> = group
-                .par_iter()
-                .map(|(unit, _)| source.read_unit(unit))
-                .collect::<cubeforge::Result<_>>()?;
-            for ((_, region), bytes) in group.iter().zip(read) {
-                match bytes {
-                    Some(b) => copy_region(
-                        &b,
-                        region.shape(),
-                        region.start(),
-                        &mut out,
-                        shape,
-                        start,
-                        esize,
-                    ),
-                    None => fill_region(
-                        &source.fill_element(),
-                        region.shape(),
-                        region.start(),
-                        &mut out,
-                        shape,
-                        start,
-                    ),
-                }
-            }
-        }
-    }
-    Ok(RawArray {
-        dtype: source.dtype(),
-        shape: shape.to_vec(),
-        bytes: out,
-    })
-}
 
 fn typed<'py, T: numpy::Element + Copy>(
     py: Python<'py>,
