@@ -126,6 +126,10 @@ class Batches:
         if int(batch_size) < 1:
             raise BatchError(f"Batches: batch_size must be at least 1, not {batch_size}", self.url)
         self.batch_size = int(batch_size)
+        if int(seed) < 0:
+            raise BatchError(f"Batches: seed must be a non-negative integer, not {seed}", self.url)
+        if min_valid is not None and not 0.0 <= float(min_valid) <= 1.0:
+            raise BatchError(f"Batches: min_valid is a fraction from 0 to 1, not {min_valid}", self.url)
         self.shuffle, self.seed, self.drop_last, self.pad = bool(shuffle), int(seed), bool(drop_last), bool(pad)
         self.prefetch, self.jobs = max(1, int(prefetch)), int(jobs or 0)
         self.shuffle_blocks = None if shuffle_blocks is None else max(1, int(shuffle_blocks))
@@ -424,6 +428,8 @@ class Batches:
         """The split's sample starts in the order of epoch ``epoch``."""
         samples = self.samples(split)
         n = len(samples)
+        if int(epoch) < 0:
+            raise BatchError(f"Batches: epoch must be a non-negative integer, not {epoch}", self.url)
         if not self.shuffle or n == 0:
             return samples
         rng = np.random.default_rng([self.seed, int(epoch)])

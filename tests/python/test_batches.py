@@ -607,6 +607,20 @@ def test_patch_larger_than_the_dimension(cube):
         first_batch(cube, window={"time": N_TIME + 1})
 
 
+@pytest.mark.parametrize("kw", [{"seed": -1}, {"min_valid": 1.5}, {"min_valid": -0.1},
+                                {"patch": {"lat": 0, "lon": 12}}, {"stride": {"lat": 0}},
+                                {"batch_size": 0}])
+def test_bad_settings_are_batch_errors(cube, kw):
+    with pytest.raises(cubeforge.BatchError):
+        first_batch(cube, **kw)
+
+
+def test_negative_epoch(cube):
+    b = batches(cube)
+    with pytest.raises(cubeforge.BatchError):
+        next(iter(b.epoch("train", epoch=-1)))
+
+
 def test_unknown_split(cube):
     b = batches(cube)
     with pytest.raises((cubeforge.BatchError, KeyError)):
