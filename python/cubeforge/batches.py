@@ -487,18 +487,22 @@ class Batches:
         across ``DataLoader`` workers and ``torch.distributed`` ranks (batch ``k`` goes to
         shard ``k % (world × workers)``). Use it with ``DataLoader(ds, batch_size=None)``;
         ``ds.set_epoch(e)`` selects the epoch."""
-        from ._torch import BatchesDataset
-
+        try:
+            from ._torch import BatchesDataset
+        except ImportError as e:
+            raise ImportError(f"Batches.torch needs torch ({e}); install it with "
+                              "pip install 'cubeforge[torch]' or pip install torch") from e
         return BatchesDataset(self, split, epoch)
 
     def tf(self, split: str = "train", epoch: int = 0) -> Any:
         """A ``tf.data.Dataset`` of the split's batches (from a generator)."""
-        import tensorflow as tf
-
-        nx = (len(self.features),) if True else ()
+        try:
+            import tensorflow as tf
+        except ImportError as e:
+            raise ImportError(f"Batches.tf needs TensorFlow ({e}); install it with "
+                              "pip install 'cubeforge[tensorflow]' or pip install tensorflow") from e
         x_shape = [None] + [len(self.features) if d == "feature" else self.sizes[d] for d in self.x_dims[1:]]
         y_shape = [None] + [len(self.targets) if d == "feature" else self.sizes[d] for d in self.x_dims[1:]]
-        del nx
         if self.targets:
             sig = (tf.TensorSpec(x_shape, tf.float32), tf.TensorSpec(y_shape, tf.float32))
         else:
