@@ -720,3 +720,17 @@ def test_torch_distributed_ranks(cube, tmp_path):
     # 2 workers on each rank: the 4 shards are disjoint and together the epoch
     together = ranks[0]["2"] + ranks[1]["2"]
     assert sorted(map(tuple, together)) == sorted(map(tuple, epoch))
+
+
+def test_tf_dataset_yields_the_epoch(cube):
+    """The tf.data adapter yields the epoch's batches (runs where TensorFlow is installed; the
+    test venv does not install it)."""
+    tf = pytest.importorskip("tensorflow")
+    b = batches(cube, shuffle=True, seed=5)
+    got = [(x.numpy(), y.numpy()) for x, y in b.tf("train", epoch=2)]
+    want = list(b.epoch("train", epoch=2))
+    assert len(got) == len(want) > 0
+    for (gx, gy), (wx, wy) in zip(got, want):
+        np.testing.assert_array_equal(gx, wx)
+        np.testing.assert_array_equal(gy, wy)
+    assert isinstance(b.tf("train"), tf.data.Dataset)
