@@ -734,3 +734,20 @@ def test_tf_dataset_yields_the_epoch(cube):
         np.testing.assert_array_equal(gx, wx)
         np.testing.assert_array_equal(gy, wy)
     assert isinstance(b.tf("train"), tf.data.Dataset)
+
+
+@pytest.mark.parametrize("blocks", [1, 4, None])
+def test_each_unit_decoded_once_and_held_within_the_shuffle_window(cube, blocks):
+    """Every storage unit an epoch reads is decoded exactly once, however it is shuffled; with
+    shuffle_blocks=1 the units held at once are those of about one block, far fewer than all."""
+    b = batches(cube, shuffle=True, seed=1, shuffle_blocks=blocks)
+    n = sum(len(x) for x, _ in b.epoch("train", epoch=0))
+    assert n == len(b.samples("train"))
+    decoded, distinct, held_peak = b.last_counters
+    assert decoded == distinct > 0
+    b_all = batches(cube, shuffle=True, seed=1, shuffle_blocks=None)
+    for _ in b_all.epoch("train", epoch=0):
+        pass
+    whole = b_all.last_counters[2]
+    if blocks == 1:
+        assert held_peak < whole / 2, (held_peak, whole)
