@@ -119,6 +119,7 @@ class Batches:
         datacard: str | os.PathLike | bool | None = None,
     ) -> None:
         self.url = _cube_url(cube)
+        given = cube if isinstance(cube, xr.Dataset) else None
         self.features = list(features)
         self.targets = list(targets)
         if not self.features:
@@ -144,6 +145,12 @@ class Batches:
                     + ", ".join(sorted(self._vars)), self.url)
         self.mask = mask
         self._ds = xr.open_dataset(self.url, engine=CubeforgeBackendEntrypoint)
+        if given is not None and dict(given.sizes) != dict(self._ds.sizes):
+            # Batches read the store; a selection made on the Dataset would be silently lost.
+            raise BatchError(
+                f"Batches: this Dataset ({dict(given.sizes)}) is not the store it was opened from "
+                f"({dict(self._ds.sizes)}); batches read the store: pass the store and use splits, "
+                "or write the selection to a cube first", self.url)
         self._setup_dims(dict(patch or {}), dict(window or {}), dict(stride or {}))
         self.x_dims = ("batch", *(dims or ("feature", *self.sample_dims)))
         self.split_dim = self._pick_split_dim(split_dim, window or {})

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 import pytest
 
 import cubeforge
@@ -751,3 +752,16 @@ def test_each_unit_decoded_once_and_held_within_the_shuffle_window(cube, blocks)
     whole = b_all.last_counters[2]
     if blocks == 1:
         assert held_peak < whole / 2, (held_peak, whole)
+
+
+def test_a_dataset_is_read_through_its_store(cube):
+    """A Dataset opened from the cube gives the same batches as the path; a Dataset that is a
+    selection of it is refused rather than silently read whole."""
+    ds = xr.open_zarr(cube)
+    by_path = [x for x, _ in batches(cube).epoch("train")]
+    by_ds = [x for x, _ in batches(ds).epoch("train")]
+    assert len(by_path) == len(by_ds) > 0
+    for a, b in zip(by_path, by_ds):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(cubeforge.BatchError):
+        batches(ds.isel(time=slice(0, 10)))
