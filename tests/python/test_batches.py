@@ -57,7 +57,7 @@ def batches(cube, **kw) -> cubeforge.Batches:
         datacard=False,
     )
     args.update(kw)
-    return cubeforge.Batches(str(cube), **args)
+    return cubeforge.Batches(cube if isinstance(cube, xr.Dataset) else str(cube), **args)
 
 
 def lens_of(kw) -> dict[str, int]:
