@@ -132,6 +132,19 @@ class Epoch:
         return out
 
 
+
+def timed_epoch(make, verify: bool):
+    """Iterate the batches ``make()`` returns: the epoch's tally, the seconds to the first batch
+    (from asking for the epoch) and the seconds of the whole epoch."""
+    epoch = Epoch(verify)
+    first = None
+    start = time.perf_counter()
+    for x, y in make():
+        if first is None:
+            first = time.perf_counter() - start
+        epoch.add(x, y)
+    return epoch, first, time.perf_counter() - start
+
 def worker_cubeforge(cube: Path, args) -> dict:
     import cubeforge
 
@@ -149,14 +162,7 @@ def worker_cubeforge(cube: Path, args) -> dict:
     )
     stats = b.stats  # computed here at the latest: setup, not the epoch
     setup = time.perf_counter() - start
-    epoch = Epoch(args.verify)
-    first = None
-    start = time.perf_counter()
-    for x, y in b.epoch("all", 0):
-        if first is None:
-            first = time.perf_counter() - start
-        epoch.add(x, y)
-    elapsed = time.perf_counter() - start
+    epoch, first, elapsed = timed_epoch(lambda: b.epoch("all", 0), args.verify)
     return {
         "setup_s": setup,
         "first_batch_s": first,
@@ -342,14 +348,8 @@ def worker_zarr(cube: Path, args) -> dict:
     group, n_time, step, n_lat, n_lon = zarr_layout(cube)
     stats = zarr_stats(group, n_time, step)
     setup = time.perf_counter() - start
-    epoch = Epoch(args.verify)
-    first = None
-    start = time.perf_counter()
-    for x, y in zarr_batches(group, n_time, step, n_lat, n_lon, stats):
-        if first is None:
-            first = time.perf_counter() - start
-        epoch.add(x, y)
-    elapsed = time.perf_counter() - start
+    epoch, first, elapsed = timed_epoch(
+        lambda: zarr_batches(group, n_time, step, n_lat, n_lon, stats), args.verify)
     return {
         "setup_s": setup,
         "first_batch_s": first,
