@@ -315,11 +315,8 @@ def test_glob_joined_along_time_is_open_mfdataset(work):
 CORPUS = [
     ("kerchunk/air.nc", "netcdf4"),
     ("rioxarray/PLANET_SCOPE_3D.nc", "netcdf4"),
-    # Known gap: the NetCDF reader decodes packed coordinates (int16 x/y with scale_factor and
-    # add_offset) when it opens the file, so their encoding (dtype, packing) is not kept; the
-    # values are equal.
-    pytest.param("netcdf4-python/20171025_2056.Cloud_Top_Height.nc", "netcdf4",
-                  marks=pytest.mark.xfail(strict=True, reason="packed coordinates lose their encoding")),
+    # Packed int16 coordinates (x/y with float32 scale_factor and add_offset).
+    ("netcdf4-python/20171025_2056.Cloud_Top_Height.nc", "netcdf4"),
     ("georust-netcdf/pres_temp_4D.nc", "netcdf4"),
     ("netcdf4-python/ubyte.nc", "netcdf4"),
     ("rasterio/byte.tif", "rasterio"),

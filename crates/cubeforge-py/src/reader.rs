@@ -146,6 +146,16 @@ impl Reader {
 }
 
 fn coord_array(name: &str, c: &Coord) -> PyResult<Array> {
+    if let Some((source, decoding)) = &c.packed {
+        // Decoded when the file was opened: present the packed values, as stored.
+        return Ok(Array {
+            dims: vec![name.to_string()],
+            source: source.clone(),
+            decoding: decoding.clone(),
+            attrs: cubeforge::cf::without_value_coding(&c.attrs),
+            chunks: source.chunk_shape().to_vec(),
+        });
+    }
     let raw = c.raw().py()?;
     let len = raw.shape.clone();
     let chunks = match &c.values {

@@ -41,6 +41,10 @@ pub struct Coord {
     pub attrs: Map<String, Value>,
     /// How its stored values decode (a CF time, say).
     pub decoding: CfDecoding,
+    /// The packed values and their decoding, when `values` were decoded from them as the file
+    /// was opened (a NetCDF coordinate with a float32 `scale_factor`): for readers that present
+    /// the file as it is stored (the Python package's xarray backend).
+    pub packed: Option<(Arc<dyn ChunkSource>, CfDecoding)>,
 }
 
 impl Coord {
@@ -56,6 +60,7 @@ impl Coord {
             values: CoordValues::Stored(source),
             attrs,
             decoding,
+            packed: None,
         }
     }
 
@@ -74,6 +79,7 @@ impl Coord {
             dtype,
             attrs,
             decoding,
+            packed: None,
         }
     }
 

@@ -513,7 +513,11 @@ fn coordinate(v: OpenedVar) -> Coord {
     };
     let attrs = crate::cf::without_value_coding(&v.stored_attrs);
     match CfDecoding::from_attrs(&attrs, DType::Float32, None) {
-        Ok(decoding) => Coord::stored(Arc::new(decoded), attrs, decoding),
+        Ok(decoding) => {
+            let mut c = Coord::stored(Arc::new(decoded), attrs, decoding);
+            c.packed = Some((v.source, v.decoding));
+            c
+        }
         Err(_) => Coord::stored(v.source, v.stored_attrs, v.decoding),
     }
 }
