@@ -93,7 +93,7 @@ impl Spec {
         let mut s = Vec::with_capacity(shape.len());
         let mut n = Vec::with_capacity(shape.len());
         for (axis, &d) in v.axis_dim.iter().enumerate() {
-            let end = (start[d] + self.sizes[d]).min(shape[axis]);
+            let end = start[d].saturating_add(self.sizes[d]).min(shape[axis]);
             if start[d] >= end {
                 return None;
             }
@@ -236,7 +236,11 @@ impl Loader {
         }
         let mut samples = Vec::with_capacity(view.nrows());
         for row in view.rows() {
-            let s: Vec<u64> = row.iter().map(|&v| u64::try_from(v).unwrap_or(0)).collect();
+            let s: Vec<u64> = row
+                .iter()
+                .map(|&v| u64::try_from(v))
+                .collect::<Result<_, _>>()
+                .map_err(|_| batch_error(format!("a sample start is negative: {row}")))?;
             samples.push(s);
         }
         let mut batches: Vec<Vec<Vec<u64>>> = samples
