@@ -24,7 +24,9 @@ from . import _native
 
 
 def _number(v: Any) -> float:
-    return float(v) if not isinstance(v, str) else float(v.replace("inf", "inf"))
+    """A number of the description: JSON numbers, and NaN or infinities as Rust writes them
+    (``"NaN"``, ``"inf"``, ``"-inf"``), which ``float`` reads."""
+    return float(v)
 
 
 class CubeforgeArray(BackendArray):
