@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -35,6 +36,25 @@ def _cube_url(cube: Any) -> str:
                 "(encoding['source']); pass the cube's path or URL instead", "")
         return os.fspath(source)
     return os.fspath(cube)
+
+
+def _names(value: Any) -> list[str]:
+    """A variable name or a sequence of them, as a list (a bare string is one name)."""
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [os.fspath(value)]
+    return [str(v) for v in value]
+
+
+def _whole(what: str, value: Any, minimum: int, url: str) -> int:
+    """``value`` as an integer of at least ``minimum``; anything else is a BatchError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)) \
+            or value != value or (isinstance(value, (float, np.floating)) and not float(value).is_integer()):
+        raise BatchError(f"Batches: {what} must be a whole number, not {value!r}", url)
+    if int(value) < minimum:
+        raise BatchError(f"Batches: {what} must be at least {minimum}, not {value!r}", url)
+    return int(value)
 
 
 def _box_counts(valid: np.ndarray, axis_starts: list[np.ndarray], sizes: list[int]) -> np.ndarray:
@@ -120,20 +140,19 @@ class Batches:
     ) -> None:
         self.url = _cube_url(cube)
         given = cube if isinstance(cube, xr.Dataset) else None
-        self.features = list(features)
-        self.targets = list(targets)
+        self.features = _names(features)
+        self.targets = _names(targets)
         if not self.features:
             raise BatchError("Batches: give at least one feature", self.url)
-        if int(batch_size) < 1:
-            raise BatchError(f"Batches: batch_size must be at least 1, not {batch_size}", self.url)
-        self.batch_size = int(batch_size)
-        if int(seed) < 0:
-            raise BatchError(f"Batches: seed must be a non-negative integer, not {seed}", self.url)
+        self.batch_size = _whole("batch_size", batch_size, 1, self.url)
+        seed = _whole("seed", seed, 0, self.url)
         if min_valid is not None and not 0.0 <= float(min_valid) <= 1.0:
             raise BatchError(f"Batches: min_valid is a fraction from 0 to 1, not {min_valid}", self.url)
-        self.shuffle, self.seed, self.drop_last, self.pad = bool(shuffle), int(seed), bool(drop_last), bool(pad)
-        self.prefetch, self.jobs = max(1, int(prefetch)), int(jobs or 0)
-        self.shuffle_blocks = None if shuffle_blocks is None else max(1, int(shuffle_blocks))
+        self.shuffle, self.seed, self.drop_last, self.pad = bool(shuffle), seed, bool(drop_last), bool(pad)
+        self.prefetch = _whole("prefetch", prefetch, 1, self.url)
+        self.jobs = 0 if jobs is None else _whole("jobs", jobs, 0, self.url)
+        self.shuffle_blocks = None if shuffle_blocks is None else _whole("shuffle_blocks", shuffle_blocks, 1,
+                                                                         self.url)
         self.fill_nan = None if fill_nan is None else float(fill_nan)
         self._reader = _native.open(self.url)
         self._doc = json.loads(self._reader.describe())
@@ -166,6 +185,10 @@ class Batches:
                 raise BatchError(
                     f"Batches: no split '{self.stats_split}' to compute statistics from; "
                     f"splits: {', '.join(self._splits)}", self.url)
+            lo, hi = self._splits[self.stats_split]
+            if self.split_dim is not None and hi <= lo:
+                raise BatchError(f"Batches: split '{self.stats_split}' is empty, so there is nothing to "
+                                 "compute normalisation statistics from", self.url)
             self.stats = self._statistics()
         means = [self.stats[f]["mean"] for f in self.features] if self.normalize else []
         stds = [self.stats[f]["std"] for f in self.features] if self.normalize else []
@@ -178,6 +201,10 @@ class Batches:
     # -- set-up ---------------------------------------------------------------------------------
 
     def _setup_dims(self, patch: dict, window: dict, stride: dict) -> None:
+        twice = [d for d in window if d in patch]
+        if twice:
+            raise BatchError(f"Batches: dimension '{twice[0]}' is in both patch and window; give it once",
+                             self.url)
         both = {**window, **patch}
         if not both:
             raise BatchError("Batches: give patch and/or window lengths", self.url)
@@ -186,9 +213,8 @@ class Batches:
             if d not in cube_dims:
                 raise BatchError(f"{self.url}: dimension '{d}' not found; dimensions: "
                                  + ", ".join(cube_dims), self.url)
-            if int(n) < 1:
-                raise BatchError(f"Batches: the length along '{d}' must be at least 1, not {n}", self.url)
-            if int(n) > cube_dims[d] and not self.pad:
+            n = both[d] = _whole(f"the length along '{d}'", n, 1, self.url)
+            if n > cube_dims[d] and not self.pad:
                 raise BatchError(f"Batches: the length {n} along '{d}' is more than the cube's "
                                  f"{cube_dims[d]} (pass pad=True to pad)", self.url)
         # The cube's dimension order, as xarray gives it.
@@ -203,10 +229,12 @@ class Batches:
                     "patch or window; select it first or give its length", self.url)
         self.sample_dims = tuple(order)
         self.sizes = {d: int(both[d]) for d in order}
-        self.strides = {d: int(stride.get(d, self.sizes[d])) for d in order}
-        for d, s in self.strides.items():
-            if s < 1:
-                raise BatchError(f"Batches: the stride along '{d}' must be at least 1, not {s}", self.url)
+        stray = [d for d in stride if d not in self.sizes]
+        if stray:
+            raise BatchError(f"Batches: stride along '{stray[0]}', which is not in patch or window "
+                             f"({', '.join(order)})", self.url)
+        self.strides = {d: _whole(f"the stride along '{d}'", stride.get(d, self.sizes[d]), 1, self.url)
+                        for d in order}
 
     def _pick_split_dim(self, split_dim: str | None, window: Mapping[str, int]) -> str | None:
         if split_dim is None:
@@ -234,7 +262,19 @@ class Batches:
                 raise BatchError(f"Batches: split '{name}' {rng!r} cannot select "
                                  f"'{self.split_dim}': {e}", self.url) from None
             lo, hi, _ = sl.indices(len(index))
-            out[name] = (lo, max(lo, hi))
+            if hi <= lo:
+                # As .sel: an empty selection is not an error, but it is most likely a mistake.
+                warnings.warn(f"cubeforge.Batches: split '{name}' {tuple(rng)!r} selects no "
+                              f"'{self.split_dim}' of the cube ({index[0]} … {index[-1]}); it has no samples",
+                              stacklevel=3)
+                hi = lo
+            for other, (olo, ohi) in out.items():
+                if lo < ohi and olo < hi:
+                    raise BatchError(
+                        f"Batches: splits '{other}' and '{name}' overlap along '{self.split_dim}' "
+                        f"({index[max(lo, olo)]} … {index[min(hi, ohi) - 1]}); a sample must belong "
+                        "to one split", self.url)
+            out[name] = (lo, hi)
         return out
 
     def _starts(self, d: str) -> np.ndarray:
@@ -395,7 +435,9 @@ class Batches:
             start[axis], shape[axis] = lo, hi - lo
         count, mean, m2, vmin, vmax = self._reader.moments(name, start, shape)
         if count == 0:
-            return {"mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan, "count": 0}
+            raise BatchError(f"Batches: feature '{name}' has no value that is not NaN in split "
+                             f"'{self.stats_split}', so it cannot be normalised; pass normalize=False "
+                             "or choose stats_split", self.url)
         return {"mean": mean, "std": math.sqrt(m2 / count), "min": vmin, "max": vmax, "count": count}
 
     # -- epochs ---------------------------------------------------------------------------------
@@ -435,8 +477,7 @@ class Batches:
         """The split's sample starts in the order of epoch ``epoch``."""
         samples = self.samples(split)
         n = len(samples)
-        if int(epoch) < 0:
-            raise BatchError(f"Batches: epoch must be a non-negative integer, not {epoch}", self.url)
+        epoch = _whole("epoch", epoch, 0, self.url)
         if not self.shuffle or n == 0:
             return samples
         rng = np.random.default_rng([self.seed, int(epoch)])
@@ -460,7 +501,10 @@ class Batches:
     def _sharded(self, ordered: np.ndarray, shard: tuple[int, int] | None) -> np.ndarray:
         if shard is None:
             return ordered
-        rank, world = (int(v) for v in shard)
+        try:
+            rank, world = (_whole("shard", v, 0, self.url) for v in shard)
+        except (TypeError, ValueError):
+            rank, world = -1, 0
         if world < 1 or not 0 <= rank < world:
             raise BatchError(f"Batches: shard {shard!r} is not (rank, world) with 0 <= rank < world", self.url)
         bs = self.batch_size

@@ -9,6 +9,7 @@ target ``y``; sizes are not multiples of the patches or of the chunks.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import re
@@ -614,6 +615,61 @@ def test_patch_larger_than_the_dimension(cube):
 def test_bad_settings_are_batch_errors(cube, kw):
     with pytest.raises(cubeforge.BatchError):
         first_batch(cube, **kw)
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"batch_size": 2.5}, "batch_size must be a whole number"),
+    ({"batch_size": None}, "batch_size must be a whole number"),
+    ({"jobs": -1}, "jobs must be at least 0"),
+    ({"prefetch": 0}, "prefetch must be at least 1"),
+    ({"shuffle_blocks": 0}, "shuffle_blocks must be at least 1"),
+    ({"patch": {"lat": 8.5, "lon": 12}}, "the length along 'lat' must be a whole number"),
+    ({"stride": {"depth": 2}}, "stride along 'depth'"),
+    ({"patch": {"time": 2, "lat": 8, "lon": 12}, "window": {"time": 3}}, "'time' is in both patch and window"),
+    ({"splits": {"train": ("2000-01-01", "2000-02-10"), "val": ("2000-02-01", "2000-03")}},
+     "splits 'train' and 'val' overlap along 'time' (2000-02-01"),
+    ({"splits": {"train": ("1990", "1991"), "val": ("2000-03", "2000-03-20")}, "normalize": True},
+     "split 'train' is empty"),
+])
+def test_settings_refused_not_ignored(cube, kw, words):
+    """Settings that cannot be meant as given are refused with the setting named, never
+    truncated or silently ignored (xbatcher#131 ignores batch_dims it cannot use)."""
+    with pytest.warns(UserWarning) if "1990" in str(kw) else contextlib.nullcontext():
+        with pytest.raises(cubeforge.BatchError) as e:
+            first_batch(cube, **kw)
+    assert words in str(e.value), e.value
+
+
+def test_names_may_be_one_string(cube, ref):
+    """A bare string is one variable name (not a sequence of one-letter names)."""
+    one = next(iter(batches(cube, features="uid", targets="y").epoch("train")))
+    listed = next(iter(batches(cube, features=["uid"], targets=["y"]).epoch("train")))
+    for got, want in zip(one, listed):
+        np.testing.assert_array_equal(got, want)
+    assert one[0].shape[1] == 1
+
+
+def test_an_empty_split_warns_and_has_no_samples(cube):
+    with pytest.warns(UserWarning, match="split 'test' .* selects no 'time'"):
+        b = batches(cube, splits={"train": ("2000-01", "2000-02"), "test": ("2001", "2002")})
+    assert b.samples("test").shape == (0, 3)
+    assert list(b.epoch("test")) == []
+    assert len(b.samples("train")) > 0
+
+
+def test_a_feature_without_values_in_the_training_split_is_refused(tmp_path):
+    """Normalising by statistics of nothing would turn every value into NaN: refused, naming
+    the feature; without normalisation the feature is served as it is."""
+    path = make_cube(tmp_path / "cube.zarr")
+    ds = xr.open_zarr(path)
+    gap = ds["a"].where(ds["time"] >= np.datetime64("2000-03-01")).astype("f4").rename("late")
+    gap.to_dataset().drop_encoding().to_zarr(path, mode="a")
+    with pytest.raises(cubeforge.BatchError, match="feature 'late' has no value that is not NaN in split 'train'"):
+        batches(path, features=["late", "a"], normalize=True)
+    b = batches(path, features=["late", "a"], normalize=True, stats_split="val")
+    assert b.stats["late"]["count"] > 0
+    x, _ = next(iter(b.epoch("val")))
+    assert np.isfinite(x[:, 0]).any()
 
 
 def test_negative_epoch(cube):
