@@ -135,6 +135,8 @@ def build(
 
 def _run(name: str, text: str, jobs: int | None, memory_limit: int | str | None,
          **options: Any) -> BuildReport:
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0):
+        raise ValueError(f"jobs: {jobs!r} is not a number of threads (a whole number, 0 or None for one per core)")
     doc = _native.build(name, text, jobs=jobs or 0, memory_limit=parse_bytes(memory_limit),
                         **options)
     return _report(json.loads(doc))

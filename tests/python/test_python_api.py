@@ -367,6 +367,21 @@ def test_error_classes_derive_from_builtins():
     assert issubclass(cfpy.CubeforgeError, Exception)
 
 
+@pytest.mark.parametrize("kw, words", [
+    ({"jobs": -1}, "jobs: -1 is not a number of threads"),
+    ({"jobs": 1.5}, "jobs: 1.5 is not a number of threads"),
+    ({"memory_limit": "lots"}, "memory_limit: 'lots' is not a size"),
+    ({"memory_limit": -5}, "memory_limit: -5 is not a positive number of bytes"),
+])
+def test_bad_run_options_are_value_errors(work, kw, words):
+    """Run options Python checks before any work: ValueError naming the option, nothing written."""
+    dest = work / f"never-written-{abs(hash(str(kw)))}.zarr"
+    with pytest.raises(ValueError) as exc:
+        cfpy.build(BAD_FIELD_RECIPE.format(input=work / "x.zarr", output=dest), progress=False, **kw)
+    assert words in str(exc.value)
+    assert not dest.exists()
+
+
 @pytest.mark.parametrize("call", ["open_dataset", "info"])
 def test_missing_path_is_not_found(work, call):
     path = work / "nothing-here.zarr"
