@@ -49,7 +49,7 @@ from ._errors import (
     UnsupportedError,
 )
 from ._native import __version__
-from ._xarray import open_dataset
+from ._xarray import UnreadableVariableWarning, open_dataset
 from .batches import Batches
 
 __all__ = [
@@ -59,4 +59,5 @@ __all__ = [
     "CubeforgeError", "DestinationNotEmptyError", "FileSystemError", "InvalidMetadataError",
     "InvalidUrlError", "LockedError", "MissingError", "NotFoundError", "NotZarrError",
     "RecipeError", "RefusedError", "StorageError", "TransferError", "UnsupportedError",
+    "UnreadableVariableWarning",
 ]

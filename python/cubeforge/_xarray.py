@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
 from typing import Any, Iterable
 
 import numpy as np
@@ -21,6 +23,11 @@ from xarray.backends.store import StoreBackendEntrypoint
 from xarray.core import indexing
 
 from . import _native
+
+
+class UnreadableVariableWarning(UserWarning):
+    """A variable of the input that cubeforge cannot read (an unsupported type, codec or time
+    encoding) was left out of the dataset; the message names each and why."""
 
 
 def _number(v: Any) -> float:
@@ -91,16 +98,17 @@ def _coding_attrs(v: dict, fmt: str) -> dict:
     if coding["kind"] == "numeric" and coding["time"].get("decoded") == "float32":
         float_type = np.float32
     if fmt == "geotiff":
-        # rioxarray decodes as xarray does with float32 packing attributes: small integers
-        # to float32, larger ones to float64.
-        float_type = np.float32
+        # rioxarray decodes a band to the stored type promoted with float32 (small integers and
+        # float32 to float32, the rest to float64); packing attributes of that type make
+        # xarray's decoding choose the same (its encoding then gets Python floats back).
+        float_type = np.float32 if np.promote_types(stored, np.float32) == np.float32 else np.float64
     for key in ("scale_factor", "add_offset"):
         if coding[key] is not None:
             value = _number(coding[key])
             attrs[key] = float_type(value) if float_type is np.float32 else value
     if fmt == "geotiff" and coding["kind"] == "numeric" and v["dims"] and v["name"] not in v["dims"]:
-        attrs.setdefault("scale_factor", np.float32(1.0))
-        attrs.setdefault("add_offset", np.float32(0.0))
+        attrs.setdefault("scale_factor", float_type(1.0))
+        attrs.setdefault("add_offset", float_type(0.0))
     if coding["kind"] in ("time", "timedelta"):
         t = coding["time"]
         if t.get("units") is not None:
@@ -120,18 +128,123 @@ def _text_values(t: dict) -> np.ndarray:
     return np.array([bytes(x) for x in t["values"]], dtype=f"S{width}").reshape(shape)
 
 
+_NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def _attr_value(value: Any) -> Any:
+    """A NetCDF attribute as the netcdf4 engine gives it: the reader writes non-finite floats
+    as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (JSON has no such numbers);
+    they are floats again here, in lists too."""
+    if isinstance(value, str):
+        return _NON_FINITE.get(value, value)
+    if isinstance(value, list) and any(isinstance(x, str) and x in _NON_FINITE for x in value) \
+            and all(isinstance(x, (int, float)) or x in _NON_FINITE for x in value):
+        return np.array([_NON_FINITE.get(x, x) if isinstance(x, str) else x for x in value], dtype=float)
+    return value
+
+
+def _attrs(attrs: dict[str, Any], fmt: str) -> dict[str, Any]:
+    if fmt not in ("netcdf3", "netcdf4"):
+        return dict(attrs)
+    return {k: _attr_value(v) for k, v in attrs.items()}
+
+
+_BLOSC = {"blosclz": "blosc_lz", "lz4": "blosc_lz4", "lz4hc": "blosc_lz4hc", "snappy": "blosc_snappy",
+          "zlib": "blosc_zlib", "zstd": "blosc_zstd"}
+
+
+def _level(text: str, key: str) -> int | None:
+    """The integer after ``key=`` in a filter's description (``deflate(level=4)``)."""
+    m = re.search(rf"{key}=(\d+)", text)
+    return int(m.group(1)) if m else None
+
+
+def _netcdf4_filters(filters: list[str]) -> dict[str, Any]:
+    """``netCDF4.Variable.filters()`` of a variable stored with ``filters`` (as cubeforge names
+    them): what the netcdf4 engine puts in a variable's encoding."""
+    out: dict[str, Any] = {"zlib": False, "szip": False, "zstd": False, "bzip2": False, "blosc": False,
+                           "shuffle": False, "complevel": 0, "fletcher32": False}
+    for f in filters:
+        name = f.split("(", 1)[0]
+        if name == "deflate":
+            out["zlib"], out["complevel"] = True, _level(f, "level") or 0
+        elif name == "zstd":
+            out["zstd"], out["complevel"] = True, _level(f, "level") or 0
+        elif name == "bzip2":
+            out["bzip2"], out["complevel"] = True, _level(f, "blocksize") or 0
+        elif name == "blosc":
+            m = re.match(r"blosc\((\w+), clevel=(\d+)(, (bit)?shuffle)?\)", f)
+            if m:
+                shuffle = 2 if m.group(4) else (1 if m.group(3) else 0)
+                out["blosc"] = {"compressor": _BLOSC.get(m.group(1), m.group(1)), "shuffle": shuffle}
+                out["complevel"] = int(m.group(2))
+        elif name in ("shuffle", "fletcher32", "szip"):
+            out[name] = True
+    return out
+
+
+def _storage_encoding(v: dict, fmt: str, source: str | None) -> dict[str, Any]:
+    """The storage part of a variable's encoding, as the reference engine for ``fmt`` sets it:
+    chunks (Zarr), chunking and filters (netcdf4), the file (netcdf4, rasterio)."""
+    dims = v["dims"]
+    chunks = tuple(int(c) for c in v["chunks"])
+    if fmt == "geotiff":
+        # rioxarray reads a raster band by band and names no "chunks".
+        # Its preferred chunks are the file's blocks (a strip's rows, or a tile).
+        stored = v.get("stored_chunks") or chunks
+        chunks = tuple(1 if d == "band" else int(c) for d, c in zip(dims, stored))
+        out: dict[str, Any] = {"preferred_chunks": dict(zip(dims, chunks)), "rasterio_dtype": v["dtype"]}
+    elif fmt in ("netcdf3", "netcdf4"):
+        out = {}
+        if fmt == "netcdf4":
+            out.update(_netcdf4_filters(v.get("filters") or []))
+            stored = v.get("stored_chunks")
+            out["contiguous"] = stored is None
+            out["chunksizes"] = None if stored is None else tuple(int(c) for c in stored)
+            if stored is not None:
+                out["preferred_chunks"] = dict(zip(dims, out["chunksizes"]))
+        out["original_shape"] = tuple(v["shape"])
+    else:
+        out = {"chunks": chunks, "preferred_chunks": dict(zip(dims, chunks))}
+    if source is not None and fmt != "zarr":
+        out["source"] = source
+    return out
+
+
+def _text_encoding(t: dict, fmt: str, source: str | None) -> dict[str, Any]:
+    """A text variable's encoding: as :func:`_storage_encoding` over the variable's dimensions
+    in the file (a stacked character dimension included), and for stacked characters the
+    ``char_dim_name`` and ``S1`` dtype xarray's character decoding records."""
+    if fmt not in ("netcdf3", "netcdf4"):
+        return {"chunks": tuple(t["chunks"])}
+    dims, shape = list(t["dims"]), list(t["shape"])
+    char_dim = t.get("char_dim")
+    if char_dim:
+        dims.append(char_dim)
+        shape.append(int(t["dtype"][2:]) if t["dtype"].startswith("|S") else 1)
+    stored = {"dims": dims, "shape": shape, "chunks": t["chunks"], "dtype": t["dtype"],
+              "stored_chunks": t.get("stored_chunks"), "filters": t.get("filters") or []}
+    out = _storage_encoding(stored, fmt, source)
+    if char_dim:
+        out["char_dim_name"] = char_dim
+        out["dtype"] = np.dtype("S1")
+    return out
+
+
 class CubeforgeStore(AbstractDataStore):
     """An opened input, as xarray's data stores present one."""
 
-    def __init__(self, reader: Any) -> None:
+    def __init__(self, reader: Any, source: str | None = None) -> None:
         self.reader = reader
         self.doc = json.loads(reader.describe())
+        #: The file's path, when one file was opened (the reference engines name it).
+        self.source = source
 
     def get_dimensions(self) -> dict[str, int]:
         return dict(self.doc["dims"])
 
     def get_attrs(self) -> dict[str, Any]:
-        return dict(self.doc["attrs"])
+        return _attrs(self.doc["attrs"], self.doc["format"])
 
     def get_encoding(self) -> dict[str, Any]:
         return {}
@@ -141,14 +254,13 @@ class CubeforgeStore(AbstractDataStore):
         for v in self.doc["variables"]:
             array = CubeforgeArray(self.reader, v["name"], tuple(v["shape"]), np.dtype(v["dtype"]))
             fmt = self.doc["format"]
-            attrs = dict(v["attrs"])
+            attrs = _attrs(v["attrs"], fmt)
+            if fmt == "geotiff" and v["name"] in self.coordinate_names():
+                # rioxarray's coordinates (the rotated grid's xc, yc) are plain float64.
+                out[v["name"]] = xr.Variable(v["dims"], indexing.LazilyIndexedArray(array), attrs)
+                continue
             attrs.update(_coding_attrs(v, fmt))
-            chunks = tuple(int(c) for c in v["chunks"])
-            if fmt == "geotiff":
-                # rioxarray reads a raster band by band.
-                chunks = tuple(1 if d == "band" else c for d, c in zip(v["dims"], chunks))
-            encoding = {"chunks": chunks,
-                        "preferred_chunks": dict(zip(v["dims"], chunks))}
+            encoding = _storage_encoding(v, fmt, self.source)
             if fmt == "geotiff" and "grid_mapping" in attrs:
                 # rioxarray keeps the grid mapping in the encoding, its variable a coordinate.
                 encoding["grid_mapping"] = attrs.pop("grid_mapping")
@@ -156,8 +268,9 @@ class CubeforgeStore(AbstractDataStore):
                 v["dims"], indexing.LazilyIndexedArray(array), attrs, encoding
             )
         for t in self.doc["texts"]:
-            encoding = {"chunks": tuple(t["chunks"])}
-            out[t["name"]] = xr.Variable(t["dims"], _text_values(t), dict(t["attrs"]), encoding)
+            encoding = _text_encoding(t, self.doc["format"], self.source)
+            out[t["name"]] = xr.Variable(t["dims"], _text_values(t), _attrs(t["attrs"], self.doc["format"]),
+                                         encoding)
         return out
 
     def coordinate_names(self) -> list[str]:
@@ -171,6 +284,8 @@ class CubeforgeStore(AbstractDataStore):
             if isinstance(gm, str):
                 names.update(gm.split())
         present = {v["name"] for v in self.doc["variables"]}
+        # A rotated or sheared raster's pixel centres, which rioxarray makes coordinates.
+        names.update(n for n in ("xc", "yc") if n in present)
         return sorted(n for n in names if n in present)
 
     def close(self) -> None:
@@ -204,9 +319,10 @@ class CubeforgeBackendEntrypoint(BackendEntrypoint):
         bands: list[str] | None = None,
         time_from: str | None = None,
     ) -> xr.Dataset:
-        reader = _native.open(os.fspath(filename_or_obj), concat=concat, group=group or "",
-                              bands=bands, time_from=time_from)
-        store = CubeforgeStore(reader)
+        path = os.fspath(filename_or_obj)
+        reader = _native.open(path, concat=concat, group=group or "", bands=bands, time_from=time_from)
+        one_file = concat is None and not any(c in path for c in "*?[")
+        store = CubeforgeStore(reader, source=path if one_file else None)
         ds = StoreBackendEntrypoint().open_dataset(
             store, mask_and_scale=mask_and_scale, decode_times=decode_times,
             concat_characters=concat_characters, decode_coords=decode_coords,
@@ -216,7 +332,27 @@ class CubeforgeBackendEntrypoint(BackendEntrypoint):
         coords = [n for n in store.coordinate_names() if n in ds.data_vars]
         if coords:
             ds = ds.set_coords(coords)
+        if store.doc["format"] == "geotiff":
+            # rioxarray makes the coordinates and the grid mapping itself: no encoding.
+            for name in ds.coords:
+                ds[name].encoding = {}
+            # Its packing attributes are Python floats (float32 ones chose the decoded type).
+            for v in store.doc["variables"]:
+                enc = ds[v["name"]].encoding if v["name"] in ds.data_vars else {}
+                for key, default in (("scale_factor", 1.0), ("add_offset", 0.0)):
+                    if key in enc:
+                        given = v["coding"][key]
+                        enc[key] = default if given is None else _number(given)
         ds.encoding["source"] = store.doc["location"]
+        left_out = [(n, why) for n, why in store.doc["unreadable"]
+                    if drop_variables is None or n not in ([drop_variables] if isinstance(drop_variables, str)
+                                                           else list(drop_variables))]
+        if left_out:
+            # The reference engine may read these; never leave them out silently.
+            warnings.warn(
+                f"cubeforge: {len(left_out)} variable(s) of {store.doc['location']} cannot be read and "
+                "are left out: " + "; ".join(f"{n} ({why})" for n, why in left_out),
+                UnreadableVariableWarning, stacklevel=3)
         return ds
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:

@@ -24,6 +24,13 @@ VOLATILE_ATTRS = ("cubeforge_created",)
 CF_ENCODING_KEYS = ("dtype", "_FillValue", "scale_factor", "add_offset", "units", "calendar")
 #: ... and chunking.
 CHUNK_ENCODING_KEYS = ("chunks", "preferred_chunks")
+#: ... and how a file stores a variable, as the netcdf4 and rasterio engines describe it.
+STORAGE_ENCODING_KEYS = ("chunksizes", "contiguous", "zlib", "shuffle", "complevel", "fletcher32", "szip",
+                         "zstd", "bzip2", "blosc", "original_shape", "source", "char_dim_name", "rasterio_dtype")
+
+
+def fail_on(problems: list[str], what: str) -> None:
+    assert not problems, f"{what}: {len(problems)} problem(s)\n" + "\n".join(problems)
 
 
 def store_files(root: Path) -> list[str]:

@@ -26,7 +26,10 @@ import cubeforge as cfpy  # the package under test (``cubeforge`` is conftest's 
 from pyapi_compare import (
     CF_ENCODING_KEYS,
     CHUNK_ENCODING_KEYS,
+    STORAGE_ENCODING_KEYS,
+    dtype_mismatches,
     encoding_mismatches,
+    fail_on,
     identical_mismatches,
     reference,
     store_differences,
@@ -54,10 +57,6 @@ def cli_json(cubeforge, *args) -> dict:
 def report_of(doc: dict) -> dict:
     """The build report of ``cubeforge build/convert --json`` (``{"plan", "report", "seconds"}``)."""
     return doc["report"]
-
-
-def fail_on(problems: list[str], what: str) -> None:
-    assert not problems, f"{what}: {len(problems)} problem(s)\n" + "\n".join(problems)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -233,12 +232,17 @@ def test_open_dataset_cf_encoding(inputs, case):
 
 @pytest.mark.parametrize("case", INPUT_CASES)
 def test_open_dataset_chunk_encoding(inputs, case):
-    """``chunks`` / ``preferred_chunks`` where the reference engine sets them (where it does not, as
-    for a contiguous NetCDF variable, a reader may still name its natural chunking)."""
+    """``chunks`` / ``preferred_chunks``, and how the file stores each variable (netcdf4:
+    ``chunksizes``, ``contiguous``, the filters, ``original_shape``, ``source``; rasterio:
+    ``rasterio_dtype``, ``source``), exactly where the reference engine sets them."""
     path, engine = inputs[case]
     want = reference(path, engine)
     got = open_cf(path)
-    fail_on(encoding_mismatches(got, want, CHUNK_ENCODING_KEYS, extra_ok=True), f"chunk encoding of {path.name} vs engine={engine}")
+    problems = encoding_mismatches(got, want, CHUNK_ENCODING_KEYS + STORAGE_ENCODING_KEYS)
+    if got.encoding.get("source") != want.encoding.get("source"):
+        problems.append(f"ds.encoding['source']: cubeforge={got.encoding.get('source')!r} "
+                        f"reference={want.encoding.get('source')!r}")
+    fail_on(problems, f"storage encoding of {path.name} vs engine={engine}")
 
 
 @pytest.mark.parametrize(
@@ -322,6 +326,22 @@ CORPUS = [
     ("rasterio/byte.tif", "rasterio"),
     ("georust-gdal/labels.tif", "rasterio"),
     ("rasterio/RGB.byte.tif", "rasterio"),
+    # Scalar times with calendar "NOLEAP" and units without a time of day, which are not
+    # dimension coordinates: decoded in their own calendar, units and calendar kept as written.
+    ("netcdf-c/ref_null_byte_padding_test.nc", "netcdf4"),
+    # An unlimited dimension of length 0, and a character array stacked along maxStrlen64.
+    ("netcdf4-python/netcdf_dummy_file.nc", "netcdf4"),
+    # Classic files with a record dimension and character arrays.
+    ("netcdf-c/ref_nctest_classic.nc", "netcdf4"),
+    ("netcdf-c/nctest_netcdf4_classic.nc", "netcdf4"),
+    # Chunked and compressed NetCDF-4.
+    ("georust-netcdf/simple_nc4.nc", "netcdf4"),
+    # A scale and offset on uint8 (decoded to float32; the encoding has Python floats).
+    ("georust-gdal/offset_scaled_tinymarble.tif", "rasterio"),
+    # Rotated grids: xc and yc are float64 coordinates.
+    ("rioxarray/2d_test.tif", "rasterio"),
+    ("odc-geo/au-3577-rotated.tif", "rasterio"),
+    ("odc-geo/au-3577.tif", "rasterio"),
 ]
 
 
@@ -333,6 +353,8 @@ def test_open_dataset_corpus_files(rel, engine):
     want = reference(path, engine)
     got = open_cf(path)
     problems = encoding_mismatches(got, want, CF_ENCODING_KEYS)
+    problems += encoding_mismatches(got, want, CHUNK_ENCODING_KEYS + STORAGE_ENCODING_KEYS)
+    problems += dtype_mismatches(got, want)
     problems += identical_mismatches(got.load(), want)
     fail_on(problems, f"open_dataset({rel}) vs engine={engine}")
 

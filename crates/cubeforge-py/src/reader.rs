@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use cubeforge::cf::time::Calendar;
 use cubeforge::cf::{CfDecoding, Decoded};
 use cubeforge::coord::Coord;
 use cubeforge::dtype::{DType, RawArray};
@@ -39,6 +40,11 @@ pub(crate) struct Array {
     pub(crate) attrs: Map<String, Value>,
     /// The stored chunk shape (of the file, for a coordinate held in memory).
     pub(crate) chunks: Vec<u64>,
+    /// The chunks the format stores (`None`: stored contiguously; see
+    /// [`ChunkSource::stored_chunks`]).
+    pub(crate) stored_chunks: Option<Vec<u64>>,
+    /// The filters or codecs the values are stored with, as `cubeforge info` names them.
+    pub(crate) filters: Vec<String>,
 }
 
 /// An opened input.
@@ -130,6 +136,8 @@ impl Reader {
                 decoding: v.decoding.clone(),
                 attrs: v.attrs.clone(),
                 chunks: v.source.chunk_shape().to_vec(),
+                stored_chunks: v.source.stored_chunks(),
+                filters: v.source.encoding(),
             });
         }
         if let Some(d) = self.input.dims.iter().find(|d| d.name == name) {
@@ -154,18 +162,24 @@ fn coord_array(name: &str, c: &Coord) -> PyResult<Array> {
             decoding: decoding.clone(),
             attrs: cubeforge::cf::without_value_coding(&c.attrs),
             chunks: source.chunk_shape().to_vec(),
+            stored_chunks: source.stored_chunks(),
+            filters: source.encoding(),
         });
     }
     let raw = c.raw().py()?;
     let len = raw.shape.clone();
-    let chunks = match &c.values {
-        cubeforge::coord::CoordValues::Stored(s) => s.chunk_shape().to_vec(),
-        cubeforge::coord::CoordValues::Computed { .. } => len.clone(),
+    let (chunks, stored_chunks, filters) = match &c.values {
+        cubeforge::coord::CoordValues::Stored(s) => {
+            (s.chunk_shape().to_vec(), s.stored_chunks(), s.encoding())
+        }
+        cubeforge::coord::CoordValues::Computed { .. } => (len.clone(), None, Vec::new()),
     };
+    // A coordinate of an empty dimension is one empty chunk (chunk lengths are at least 1).
+    let unit: Vec<u64> = len.iter().map(|n| (*n).max(1)).collect();
     let source = cubeforge::formats::memory::MemorySource::new(
         name,
         raw.dtype,
-        (&len, &len),
+        (&len, &unit),
         raw.bytes,
         vec![0; raw.dtype.size()],
     )
@@ -176,6 +190,8 @@ fn coord_array(name: &str, c: &Coord) -> PyResult<Array> {
         decoding: c.decoding.clone(),
         attrs: cubeforge::cf::without_value_coding(&c.attrs),
         chunks,
+        stored_chunks,
+        filters,
     })
 }
 
@@ -208,17 +224,37 @@ fn coding(d: &CfDecoding, attrs: &Map<String, Value>) -> Value {
             }
         })
         .collect();
+    let (written_units, written_calendar) = match &d.time_text {
+        Some((u, c)) => (Some(u.as_str()), c.as_deref()),
+        None => (None, None),
+    };
     let (kind, time) = match &d.decoded {
         Decoded::Numeric(t) => ("numeric", json!({"decoded": t.name()})),
-        Decoded::Time(enc) => (
-            "time",
-            json!({"units": attrs.get("units").cloned()
-                        .unwrap_or_else(|| json!(enc.units_string())),
-                   "calendar": attrs.get("calendar").cloned()}),
-        ),
+        Decoded::Time(enc) => {
+            // As written when known (decoding normalises "NOLEAP" and "days since 1-1-1").
+            let units = attrs
+                .get("units")
+                .cloned()
+                .unwrap_or_else(|| match written_units {
+                    Some(u) => json!(u),
+                    None => json!(enc.units_string()),
+                });
+            let calendar = attrs
+                .get("calendar")
+                .cloned()
+                .or_else(|| match written_calendar {
+                    Some(c) => Some(json!(c)),
+                    None if enc.calendar != Calendar::Standard => Some(json!(enc.calendar.name())),
+                    None => None,
+                });
+            ("time", json!({"units": units, "calendar": calendar}))
+        }
         Decoded::Timedelta(unit, dtype) => (
             "timedelta",
-            json!({"units": attrs.get("units").cloned().unwrap_or_else(|| json!(unit.name())),
+            json!({"units": attrs.get("units").cloned().unwrap_or_else(|| match written_units {
+                        Some(u) => json!(u),
+                        None => json!(unit.name()),
+                    }),
                    "dtype": dtype}),
         ),
     };
@@ -230,6 +266,7 @@ fn coding(d: &CfDecoding, attrs: &Map<String, Value>) -> Value {
 fn describe_array(name: &str, a: &Array) -> Value {
     json!({"name": name, "dims": a.dims, "shape": a.source.shape(),
            "dtype": a.source.dtype().name(), "chunks": a.chunks,
+           "stored_chunks": a.stored_chunks, "filters": a.filters,
            "attrs": a.attrs, "coding": coding(&a.decoding, &a.attrs)})
 }
 
@@ -249,7 +286,9 @@ fn describe_text(name: &str, t: &cubeforge::text::TextVar) -> Value {
         TextData::Str(v) => ("str".to_string(), json!(v)),
     };
     json!({"name": name, "dims": t.dims, "shape": t.values.shape, "dtype": dtype,
-           "values": values, "attrs": t.attrs, "chunks": t.chunks})
+           "values": values, "attrs": t.attrs, "chunks": t.chunks,
+           "char_dim": t.storage.char_dim, "stored_chunks": t.storage.stored_chunks,
+           "filters": t.storage.filters})
 }
 
 #[pymethods]

@@ -68,6 +68,9 @@ pub struct CfDecoding {
     /// The fill values come from `missing_value` alone (no `_FillValue`, no Zarr fill value):
     /// xarray then keeps the attribute under that name.
     pub missing_value_only: bool,
+    /// For a time or duration: the `units` and `calendar` attributes as written (decoding
+    /// normalises them; the Python package presents them as the reference engines do).
+    pub time_text: Option<(String, Option<String>)>,
 }
 
 /// A number from a JSON attribute (numbers, `"NaN"`, `"Infinity"`, `"-Infinity"`, a
@@ -130,6 +133,7 @@ impl CfDecoding {
             unsigned: false,
             decoded: Decoded::Numeric(dtype),
             missing_value_only: false,
+            time_text: None,
         }
     }
 
@@ -215,6 +219,10 @@ impl CfDecoding {
         } else {
             Decoded::Numeric(base)
         };
+        let time_text = (!matches!(decoded, Decoded::Numeric(_))).then(|| {
+            let calendar = attrs.get("calendar").and_then(Value::as_str);
+            (units.to_string(), calendar.map(str::to_string))
+        });
         Ok(CfDecoding {
             stored,
             fill_values,
@@ -223,6 +231,7 @@ impl CfDecoding {
             unsigned,
             decoded,
             missing_value_only,
+            time_text,
         })
     }
 

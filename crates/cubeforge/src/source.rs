@@ -87,6 +87,14 @@ pub trait ChunkSource: Send + Sync + fmt::Debug {
     fn encoding(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// The chunk shape the format itself stores, or `None` for values stored contiguously (a
+    /// classic NetCDF variable, a contiguous or compact HDF5 dataset), whose units are blocks
+    /// the reader chooses. The Python package presents it as the reference engine does
+    /// (`chunksizes`, `contiguous`).
+    fn stored_chunks(&self) -> Option<Vec<u64>> {
+        Some(self.chunk_shape().to_vec())
+    }
 }
 
 /// A source whose units all decode to the same size from stored bytes that can be fetched first

@@ -67,6 +67,20 @@ pub struct TextVar {
     /// The chunk shape of its source along `dims`, as `info` shows it (the cube writes one
     /// chunk).
     pub chunks: Vec<u64>,
+    /// How the source stores it, as xarray's netcdf4 engine describes it in `encoding`.
+    pub storage: TextStorage,
+}
+
+/// How a source stores a text variable (what the netcdf4 engine puts in its encoding).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TextStorage {
+    /// The character dimension the values were stacked along (`char_dim_name`).
+    pub char_dim: Option<String>,
+    /// The stored chunk shape over the variable's dimensions in the file (the character
+    /// dimension included); `None` when stored contiguously or not in chunks.
+    pub stored_chunks: Option<Vec<u64>>,
+    /// The filters it is stored with, as `cubeforge info` names them.
+    pub filters: Vec<String>,
 }
 
 fn usize_of(n: u64) -> usize {

@@ -550,6 +550,7 @@ mod tests {
             unsigned: false,
             decoded: crate::cf::Decoded::Numeric(stored),
             missing_value_only: false,
+            time_text: None,
         }
     }
 

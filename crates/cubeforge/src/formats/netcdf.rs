@@ -23,7 +23,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hdf5_reader::messages::HdfMessage;
 use hdf5_reader::{Dataset, Hdf5File};
 use netcdf_reader::{NcFile, NcFormat, NcGroup, NcMetadataMode, NcOpenOptions, NcType, NcVariable};
 use serde_json::{Map, Value};
@@ -265,9 +264,13 @@ fn phony_dims(root: &NcGroup) -> HashMap<(String, String), Vec<String>> {
 }
 
 /// A name as netCDF-C gives it: up to its first NUL (classic files may store names with
-/// trailing NULs, which C strings end at).
+/// trailing NULs, which C strings end at), without the `_nc4_non_coord_` prefix netCDF-4
+/// stores a variable under when it is named like a dimension it is not the coordinate of.
 fn nc_name(name: &str) -> String {
-    name.split('\0').next().unwrap_or_default().to_string()
+    let name = name.split('\0').next().unwrap_or_default();
+    name.strip_prefix("_nc4_non_coord_")
+        .unwrap_or(name)
+        .to_string()
 }
 
 /// What opening a group needs.
@@ -361,23 +364,8 @@ impl Ctx<'_> {
             }
             _ => row_blocks(shape, dtype.size()),
         };
-        let header = h5
-            .get_or_parse_header(ds.address())
-            .map_err(|e| e.to_string())?;
-        let mut encoding = Vec::new();
-        let mut undecodable = None;
-        for m in &header.messages {
-            if let HdfMessage::FilterPipeline(p) = m {
-                for f in &p.filters {
-                    let name = filters::describe(f);
-                    if !filters::known(f.id) && undecodable.is_none() {
-                        undecodable = Some(name.clone());
-                    }
-                    encoding.push(name);
-                }
-            }
-        }
-        Ok((Reader::Hdf5(Box::new(ds)), unit, (encoding, undecodable)))
+        let filters = filters::of_dataset(h5, &ds)?;
+        Ok((Reader::Hdf5(Box::new(ds)), unit, filters))
     }
 }
 
@@ -543,6 +531,7 @@ mod tests {
         assert_eq!(nc_name("yy\0"), "yy");
         assert_eq!(nc_name("a\0b"), "a");
         assert_eq!(nc_name("time"), "time");
+        assert_eq!(nc_name("_nc4_non_coord_lat"), "lat");
     }
 
     /// A classic file whose variable name is stored with a trailing NUL (`yy`) shows it as

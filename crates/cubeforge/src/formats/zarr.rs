@@ -21,6 +21,7 @@ use zarrs_storage::ReadableWritableListableStorageTraits;
 mod array;
 pub mod blosc;
 mod hierarchy;
+mod lenient_json;
 mod meta;
 pub mod writer;
 

@@ -129,6 +129,7 @@ pub(super) fn concat_texts(
                 values: Arc::new(values),
                 attrs: t.attrs.clone(),
                 chunks: t.chunks.clone(),
+                storage: t.storage.clone(),
             },
         ));
     }
@@ -185,6 +186,7 @@ mod tests {
             values: Arc::new(values),
             attrs: Map::new(),
             chunks: vec![4],
+            storage: crate::text::TextStorage::default(),
         };
         let codes = TextData::Str(["a", "bé", "c", "d"].map(String::from).to_vec());
         Input {

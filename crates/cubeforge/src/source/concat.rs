@@ -262,6 +262,10 @@ impl ChunkSource for ConcatSource {
     fn encoding(&self) -> Vec<String> {
         self.parts[0].encoding()
     }
+
+    fn stored_chunks(&self) -> Option<Vec<u64>> {
+        self.parts[0].stored_chunks()
+    }
 }
 
 /// A source with a new axis of length 1 at `axis` (a file without the dimension the others are
@@ -357,6 +361,13 @@ impl ChunkSource for WithAxis {
 
     fn encoding(&self) -> Vec<String> {
         self.inner.encoding()
+    }
+
+    fn stored_chunks(&self) -> Option<Vec<u64>> {
+        self.inner.stored_chunks().map(|mut c| {
+            c.insert(self.axis.min(c.len()), 1);
+            c
+        })
     }
 }
 

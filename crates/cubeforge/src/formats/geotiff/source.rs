@@ -372,6 +372,21 @@ impl ChunkSource for TiffSource {
         &self.chunks
     }
 
+    /// The TIFF's blocks (a tile, or one strip's rows as GDAL counts them: at most the
+    /// height), where a unit may group several strips.
+    fn stored_chunks(&self) -> Option<Vec<u64>> {
+        let ifd = &self.raster.ifd;
+        let rows = if ifd.tiled {
+            u64::from(ifd.chunk_h)
+        } else {
+            u64::from(ifd.chunk_h).clamp(1, u64::from(ifd.height).max(1))
+        };
+        let mut c = self.chunks.clone();
+        let n = c.len();
+        c[n - 2] = rows;
+        Some(c)
+    }
+
     fn units_in(&self, start: &[u64], shape: &[u64]) -> Result<Vec<(Vec<u64>, Region)>> {
         check_region(&self.id, &self.shape, start, shape)?;
         Ok(grid_blocks(start, shape, &self.chunks))

@@ -85,6 +85,31 @@ pub(crate) fn known(id: u16) -> bool {
 
 /// A filter as `info` shows it: `deflate(level=4)`, `shuffle`, `zstd(level=3)`,
 /// `blosc(lz4, clevel=5, shuffle)`, or its id and stored name for one without a decoder.
+/// The filters of dataset `ds` of `h5`, as [`describe`] names them, in the order they apply
+/// when writing, and the first one without a decoder.
+pub(crate) fn of_dataset(
+    h5: &hdf5_reader::Hdf5File,
+    ds: &hdf5_reader::Dataset,
+) -> std::result::Result<(Vec<String>, Option<String>), String> {
+    let header = h5
+        .get_or_parse_header(ds.address())
+        .map_err(|e| e.to_string())?;
+    let mut names = Vec::new();
+    let mut undecodable = None;
+    for m in &header.messages {
+        if let hdf5_reader::messages::HdfMessage::FilterPipeline(p) = m {
+            for f in &p.filters {
+                let name = describe(f);
+                if !known(f.id) && undecodable.is_none() {
+                    undecodable = Some(name.clone());
+                }
+                names.push(name);
+            }
+        }
+    }
+    Ok((names, undecodable))
+}
+
 pub(crate) fn describe(f: &FilterDescription) -> String {
     let cd = |i: usize| f.client_data.get(i).copied();
     match f.id {

@@ -276,4 +276,14 @@ impl ChunkSource for NcSource {
     fn encoding(&self) -> Vec<String> {
         self.encoding.clone()
     }
+
+    fn stored_chunks(&self) -> Option<Vec<u64>> {
+        match &self.reader {
+            Reader::Classic(..) => None,
+            Reader::Hdf5(ds) => ds
+                .chunks()
+                .filter(|c| c.len() == self.shape.len() && !c.contains(&0))
+                .map(|_| self.unit.clone()),
+        }
+    }
 }

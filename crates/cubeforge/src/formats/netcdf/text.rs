@@ -54,25 +54,39 @@ impl TextReader<'_> {
             count * 16
         };
         self.hold(estimate)?;
+        let file_dims = dims.clone();
         let values = self.values(v, path, &mut dims, stack, estimate);
         let values = values.inspect_err(|_| self.held = self.held.saturating_sub(estimate))?;
         if let Some(enc) = attrs.get("_Encoding").and_then(|e| e.as_str()) {
             check_encoding(&values, enc)
                 .inspect_err(|_| self.held = self.held.saturating_sub(values.nbytes()))?;
         }
-        let mut chunks = self
-            .hdf5
-            .and_then(|h5| h5.dataset(path).ok()?.chunks())
-            .map_or_else(
-                || shape.clone(),
-                |c| c.iter().map(|n| u64::from(*n)).collect(),
-            );
+        let dataset = self.hdf5.and_then(|h5| Some((h5, h5.dataset(path).ok()?)));
+        let stored_chunks = dataset.as_ref().and_then(|(_, ds)| {
+            ds.chunks()
+                .filter(|c| c.len() == shape.len())
+                .map(|c| c.iter().map(|n| u64::from(*n)).collect::<Vec<u64>>())
+        });
+        let filters = dataset
+            .as_ref()
+            .and_then(|(h5, ds)| super::filters::of_dataset(h5, ds).ok())
+            .map(|(names, _)| names)
+            .unwrap_or_default();
+        let mut chunks = stored_chunks.clone().unwrap_or_else(|| shape.clone());
         chunks.truncate(dims.len());
+        let storage = crate::text::TextStorage {
+            char_dim: (dims.len() < file_dims.len())
+                .then(|| file_dims.last().cloned())
+                .flatten(),
+            stored_chunks,
+            filters,
+        };
         Ok(TextVar {
             dims,
             values: Arc::new(values),
             attrs,
             chunks,
+            storage,
         })
     }
 

@@ -103,7 +103,7 @@ fn get_json(store: &Store, key: &str) -> Result<Option<Value>> {
         location: store.location().join(key),
         reason: format!("not UTF-8 text: {e}"),
     })?;
-    serde_json::from_str(text)
+    super::lenient_json::parse(text)
         .map(Some)
         .map_err(|e| Error::InvalidMetadata {
             location: store.location().join(key),
