@@ -234,11 +234,13 @@ def _text_encoding(t: dict, fmt: str, source: str | None) -> dict[str, Any]:
 class CubeforgeStore(AbstractDataStore):
     """An opened input, as xarray's data stores present one."""
 
-    def __init__(self, reader: Any, source: str | None = None) -> None:
+    def __init__(self, reader: Any, source: str | None = None, concat_characters: bool = True) -> None:
         self.reader = reader
         self.doc = json.loads(reader.describe())
         #: The file's path, when one file was opened (the reference engines name it).
         self.source = source
+        #: Whether character arrays are presented joined into strings (xarray's option).
+        self.concat_characters = concat_characters
 
     def get_dimensions(self) -> dict[str, int]:
         return dict(self.doc["dims"])
@@ -268,10 +270,25 @@ class CubeforgeStore(AbstractDataStore):
                 v["dims"], indexing.LazilyIndexedArray(array), attrs, encoding
             )
         for t in self.doc["texts"]:
-            encoding = _text_encoding(t, self.doc["format"], self.source)
-            out[t["name"]] = xr.Variable(t["dims"], _text_values(t), _attrs(t["attrs"], self.doc["format"]),
-                                         encoding)
+            out[t["name"]] = self._text_variable(t)
         return out
+
+    def _text_variable(self, t: dict) -> xr.Variable:
+        fmt = self.doc["format"]
+        netcdf = fmt in ("netcdf3", "netcdf4")
+        dims, values = list(t["dims"]), _text_values(t)
+        encoding = _text_encoding(t, fmt, self.source)
+        if t["dtype"] == "str" and netcdf:
+            # The netcdf4 engine gives variable-length strings as fixed-width text.
+            values = values.astype(str) if values.size else values.astype("<U1")
+            encoding = {"dtype": values.dtype}
+        elif t.get("char_dim") and not self.concat_characters:
+            # As stored: one byte per element along the character dimension.
+            width = values.dtype.itemsize
+            values = np.frombuffer(values.tobytes(), dtype="S1").reshape(values.shape + (width,))
+            dims.append(t["char_dim"])
+            encoding.pop("char_dim_name", None)
+        return xr.Variable(dims, values, _attrs(t["attrs"], fmt), encoding)
 
     def coordinate_names(self) -> list[str]:
         """Variables the reference engine makes coordinates: for rasters (rioxarray), the grid
@@ -322,7 +339,8 @@ class CubeforgeBackendEntrypoint(BackendEntrypoint):
         path = os.fspath(filename_or_obj)
         reader = _native.open(path, concat=concat, group=group or "", bands=bands, time_from=time_from)
         one_file = concat is None and not any(c in path for c in "*?[")
-        store = CubeforgeStore(reader, source=path if one_file else None)
+        store = CubeforgeStore(reader, source=path if one_file else None,
+                               concat_characters=concat_characters)
         ds = StoreBackendEntrypoint().open_dataset(
             store, mask_and_scale=mask_and_scale, decode_times=decode_times,
             concat_characters=concat_characters, decode_coords=decode_coords,

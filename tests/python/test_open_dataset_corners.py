@@ -173,3 +173,19 @@ def test_variables_cubeforge_cannot_read_are_named_in_a_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cubeforge.open_dataset(str(path), drop_variables=["cloud", "months"])
+
+
+def test_character_arrays_and_strings(tmp_path):
+    """Character arrays joined into strings (``char_dim_name`` in the encoding) or, with
+    ``concat_characters=False``, one byte per element; variable-length strings as fixed-width
+    text, as the netcdf4 engine gives them."""
+    path = tmp_path / "text.nc"
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("n", 2)
+        nc.createDimension("len", 3)
+        nc.createVariable("c", "S1", ("n", "len"))[:] = netCDF4.stringtochar(np.array(["ab", "xyz"], "S3"))
+        nc.createVariable("s", str, ("n",))[:] = np.array(["a", "bb"], object)
+    same_as_reference(path, "netcdf4")
+    same_as_reference(path, "netcdf4", concat_characters=False)
+    assert opened(path)["s"].dtype == np.dtype("<U2")
+    assert opened(path, concat_characters=False)["c"].dims == ("n", "len")
