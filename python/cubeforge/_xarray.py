@@ -83,9 +83,22 @@ def _coding_attrs(v: dict, fmt: str) -> dict:
     coding = v["coding"]
     stored = np.dtype(v["dtype"])
     attrs: dict[str, Any] = {}
-    fills = [_number(f) for f in coding["fill_values"]]
+    fills: list[Any] = [_number(f) for f in coding["fill_values"]]
+    written = coding.get("written") or {}
+    if stored.kind in "iu":
+        # Integer fill values as written: 64-bit ones do not survive the trip through float.
+        exact = []
+        for key in ("_FillValue", "missing_value"):
+            w = written.get(key)
+            for x in (w if isinstance(w, list) else [w]):
+                if isinstance(x, int) and not isinstance(x, bool) and x not in exact:
+                    exact.append(x)
+        if exact and len(exact) == len(fills):
+            fills = exact
     if coding["unsigned"]:
         attrs["_Unsigned"] = "true"
+    elif isinstance(written.get("_Unsigned"), str) and stored.kind in "iu":
+        attrs["_Unsigned"] = written["_Unsigned"]  # "false": xarray reads unsigned bytes as signed
     if fills and coding.get("missing_value_only"):
         values = np.array(fills).astype(stored)
         attrs["missing_value"] = values[0] if len(values) == 1 else values

@@ -21,7 +21,7 @@ METADATA_NAMES = {".zattrs", ".zgroup", ".zarray", ".zmetadata", "zarr.json"}
 VOLATILE_ATTRS = ("cubeforge_created",)
 
 #: Encoding keys docs/python.md promises: CF decoding ...
-CF_ENCODING_KEYS = ("dtype", "_FillValue", "scale_factor", "add_offset", "units", "calendar")
+CF_ENCODING_KEYS = ("dtype", "_FillValue", "missing_value", "scale_factor", "add_offset", "units", "calendar", "_Unsigned")
 #: ... and chunking.
 CHUNK_ENCODING_KEYS = ("chunks", "preferred_chunks")
 #: ... and how a file stores a variable, as the netcdf4 and rasterio engines describe it.

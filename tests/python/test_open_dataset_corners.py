@@ -189,3 +189,25 @@ def test_character_arrays_and_strings(tmp_path):
     same_as_reference(path, "netcdf4", concat_characters=False)
     assert opened(path)["s"].dtype == np.dtype("<U2")
     assert opened(path, concat_characters=False)["c"].dims == ("n", "len")
+
+
+def test_64_bit_integer_fill_values_and_unsigned_false(tmp_path):
+    """netCDF's default int64 and uint64 fills (-2**63 + 2, 2**64 - 2) are not float64 numbers:
+    they mask exactly the stored fills, and no neighbour; ``_Unsigned = "false"`` makes unsigned
+    bytes signed."""
+    path = tmp_path / "ints.nc"
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("x", 3)
+        for name, dtype, fill in (("u", "u8", np.uint64(2**64 - 2)), ("i", "i8", np.int64(-2**63 + 2))):
+            v = nc.createVariable(name, dtype, ("x",), fill_value=fill)
+            v.set_auto_maskandscale(False)
+            v[:] = np.array([0, 5, fill], dtype)
+        q = nc.createVariable("q", "u1", ("x",))
+        q._Unsigned = "false"
+        q.set_auto_maskandscale(False)
+        q[:] = np.array([1, 255, 128], "u1")
+    same_as_reference(path, "netcdf4")
+    same_as_reference(path, "netcdf4", mask_and_scale=False)
+    got = opened(path)
+    np.testing.assert_array_equal(got["u"].values, [0.0, 5.0, np.nan])
+    np.testing.assert_array_equal(got["q"].values, np.array([1, -1, -128], "i1"))

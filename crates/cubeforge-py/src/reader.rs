@@ -224,10 +224,8 @@ fn coding(d: &CfDecoding, attrs: &Map<String, Value>) -> Value {
             }
         })
         .collect();
-    let (written_units, written_calendar) = match &d.time_text {
-        Some((u, c)) => (Some(u.as_str()), c.as_deref()),
-        None => (None, None),
-    };
+    let written_units = d.written.get("units").and_then(Value::as_str);
+    let written_calendar = d.written.get("calendar").and_then(Value::as_str);
     let (kind, time) = match &d.decoded {
         Decoded::Numeric(t) => ("numeric", json!({"decoded": t.name()})),
         Decoded::Time(enc) => {
@@ -260,7 +258,7 @@ fn coding(d: &CfDecoding, attrs: &Map<String, Value>) -> Value {
     };
     json!({"kind": kind, "fill_values": fills, "scale_factor": d.scale_factor.map(number),
            "add_offset": d.add_offset.map(number), "unsigned": d.unsigned, "time": time,
-           "missing_value_only": d.missing_value_only})
+           "missing_value_only": d.missing_value_only, "written": d.written})
 }
 
 fn describe_array(name: &str, a: &Array) -> Value {

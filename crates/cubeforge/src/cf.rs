@@ -68,9 +68,11 @@ pub struct CfDecoding {
     /// The fill values come from `missing_value` alone (no `_FillValue`, no Zarr fill value):
     /// xarray then keeps the attribute under that name.
     pub missing_value_only: bool,
-    /// For a time or duration: the `units` and `calendar` attributes as written (decoding
-    /// normalises them; the Python package presents them as the reference engines do).
-    pub time_text: Option<(String, Option<String>)>,
+    /// The coding attributes ([`CODING_ATTRS`]) as the file writes them: decoding reads them
+    /// into the fields above, which normalise them (time units and calendar names, integer
+    /// fill values through `f64`, `_Unsigned = "false"`); the Python package presents them as
+    /// written, as the reference engines do.
+    pub written: Map<String, Value>,
 }
 
 /// A number from a JSON attribute (numbers, `"NaN"`, `"Infinity"`, `"-Infinity"`, a
@@ -133,7 +135,7 @@ impl CfDecoding {
             unsigned: false,
             decoded: Decoded::Numeric(dtype),
             missing_value_only: false,
-            time_text: None,
+            written: Map::new(),
         }
     }
 
@@ -219,10 +221,11 @@ impl CfDecoding {
         } else {
             Decoded::Numeric(base)
         };
-        let time_text = (!matches!(decoded, Decoded::Numeric(_))).then(|| {
-            let calendar = attrs.get("calendar").and_then(Value::as_str);
-            (units.to_string(), calendar.map(str::to_string))
-        });
+        let written = attrs
+            .iter()
+            .filter(|(k, _)| CODING_ATTRS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Ok(CfDecoding {
             stored,
             fill_values,
@@ -231,7 +234,7 @@ impl CfDecoding {
             unsigned,
             decoded,
             missing_value_only,
-            time_text,
+            written,
         })
     }
 

@@ -159,7 +159,7 @@ fn time_as_stored(v: &InputVar) -> (VType, CfDecoding, Map<String, Value>) {
         unsigned: false,
         decoded: Decoded::Numeric(stored),
         missing_value_only: false,
-        time_text: None,
+        written: serde_json::Map::new(),
     };
     (VType::of(stored), plain, attrs)
 }

@@ -550,7 +550,7 @@ mod tests {
             unsigned: false,
             decoded: crate::cf::Decoded::Numeric(stored),
             missing_value_only: false,
-            time_text: None,
+            written: serde_json::Map::new(),
         }
     }
 
