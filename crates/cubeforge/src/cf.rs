@@ -238,6 +238,35 @@ impl CfDecoding {
         })
     }
 
+    /// `decode(attrs)`; or, when the attributes' time encoding cannot be decoded (months, a
+    /// calendar such as `none`, an invalid reference date), `decode` of them without `units`
+    /// and `calendar`: the values as stored, as xarray gives them with `decode_times=False`.
+    /// The variable keeps both attributes (a reader of the cube then decodes them as it decodes
+    /// the source, and [`CfDecoding::written`] has them), and the reason comes back beside.
+    ///
+    /// # Errors
+    /// What `decode` says of the attributes without a time encoding.
+    pub fn or_time_undecoded(
+        attrs: &Map<String, Value>,
+        decode: impl Fn(&Map<String, Value>) -> Result<CfDecoding, TimeError>,
+    ) -> Result<(CfDecoding, Option<TimeError>), TimeError> {
+        match decode(attrs) {
+            Ok(d) => Ok((d, None)),
+            Err(why) => {
+                let mut plain = attrs.clone();
+                plain.remove("units");
+                plain.remove("calendar");
+                let mut d = decode(&plain)?;
+                for key in ["units", "calendar"] {
+                    if let Some(v) = attrs.get(key) {
+                        d.written.insert(key.into(), v.clone());
+                    }
+                }
+                Ok((d, Some(why)))
+            }
+        }
+    }
+
     /// [`CfDecoding::from_attrs`] for a format whose attributes keep their types (NetCDF,
     /// HDF5): `scale_type` and `offset_type` are the element types of the `scale_factor` and
     /// `add_offset` attributes, which decide the decoded type as xarray's `_choose_float_dtype`
@@ -472,6 +501,26 @@ mod tests {
         .unwrap();
         assert_eq!(d.decode_number(-1.0), None);
         assert_eq!(d.decode_number(-2.0), Some(65534.0 * 0.5 + 1.0));
+    }
+
+    #[test]
+    fn undecodable_times_are_read_as_stored_with_their_attributes() {
+        let a = attrs(json!({"units": "months since 2000-01-01", "calendar": "360_day",
+                             "_FillValue": -1, "long_name": "time"}));
+        let decode = |a: &Map<String, Value>| CfDecoding::from_attrs(a, DType::Int32, None);
+        let (d, why) = CfDecoding::or_time_undecoded(&a, decode).unwrap();
+        assert!(matches!(why, Some(TimeError::UnsupportedUnit(_))), "{why:?}");
+        assert_eq!(d.decoded, Decoded::Numeric(DType::Float64));
+        assert_eq!(d.decode_number(13.0), Some(13.0));
+        assert_eq!(d.decode_number(-1.0), None);
+        assert_eq!(d.written["units"], json!("months since 2000-01-01"));
+        let visible = d.visible_attrs(&a);
+        assert_eq!(visible["units"], json!("months since 2000-01-01"));
+        assert_eq!(visible["calendar"], json!("360_day"));
+        assert!(!visible.contains_key("_FillValue"));
+        let days = attrs(json!({"units": "days since 2000-01-01"}));
+        let (d, why) = CfDecoding::or_time_undecoded(&days, decode).unwrap();
+        assert!(why.is_none() && matches!(d.decoded, Decoded::Time(_)));
     }
 
     #[test]

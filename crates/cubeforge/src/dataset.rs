@@ -146,13 +146,18 @@ impl Dataset {
                         } else {
                             None
                         };
-                    let d = CfDecoding::from_attrs(&entry.meta.attrs, dtype, zarr_fill).map_err(
-                        |e| Error::Unsupported {
-                            location: store.location().join(&entry.path),
-                            feature: time_feature(&e),
-                            detail: e.to_string(),
-                        },
-                    )?;
+                    let location = store.location().join(&entry.path);
+                    let (d, undecoded) = CfDecoding::or_time_undecoded(&entry.meta.attrs, |a| {
+                        CfDecoding::from_attrs(a, dtype, zarr_fill)
+                    })
+                    .map_err(|e| Error::Unsupported {
+                        location: location.clone(),
+                        feature: time_feature(&e),
+                        detail: e.to_string(),
+                    })?;
+                    if let Some(why) = undecoded {
+                        tracing::warn!("{location}: times not decoded ({why}): read as stored, units kept");
+                    }
                     Some(d)
                 }
                 _ => None,

@@ -313,14 +313,19 @@ impl Ctx<'_> {
         let id = format!("{}/{path}", self.file.id());
         let stored_attrs = attrs::to_json(&v.attributes);
         let attr_type = |name: &str| v.attribute(name).and_then(|a| attrs::dtype(&a.value));
-        let decoding = CfDecoding::from_attrs_typed(
-            &stored_attrs,
-            dtype,
-            None,
-            attr_type("scale_factor"),
-            attr_type("add_offset"),
-        )
+        let (decoding, undecoded) = CfDecoding::or_time_undecoded(&stored_attrs, |a| {
+            CfDecoding::from_attrs_typed(
+                a,
+                dtype,
+                None,
+                attr_type("scale_factor"),
+                attr_type("add_offset"),
+            )
+        })
         .map_err(|e| format!("{id}: CF decoding: {e}"))?;
+        if let Some(why) = undecoded {
+            tracing::warn!("{id}: times not decoded ({why}): read as stored, units kept");
+        }
         let fill = v
             .attribute("_FillValue")
             .and_then(|a| types::fill_from(&a.value, dtype))
