@@ -262,7 +262,9 @@ class CubeforgeStore(AbstractDataStore):
         return _attrs(self.doc["attrs"], self.doc["format"])
 
     def get_encoding(self) -> dict[str, Any]:
-        return {}
+        # The netcdf4 engine's: a NetCDF file's unlimited dimensions.
+        unlimited = self.doc.get("unlimited_dims")
+        return {} if unlimited is None else {"unlimited_dims": set(unlimited)}
 
     def get_variables(self) -> dict[str, xr.Variable]:
         out: dict[str, xr.Variable] = {}

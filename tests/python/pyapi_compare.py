@@ -133,6 +133,15 @@ def encoding_mismatches(got: xr.Dataset, want: xr.Dataset, keys: tuple[str, ...]
     return out
 
 
+def dataset_encoding_mismatches(got: xr.Dataset, want: xr.Dataset) -> list[str]:
+    """``source`` and ``unlimited_dims`` of the datasets' own encoding, where the reference has them."""
+    return [
+        f"ds.encoding[{key!r}]: cubeforge={got.encoding.get(key, '<absent>')!r} reference={want.encoding[key]!r}"
+        for key in ("source", "unlimited_dims")
+        if key in want.encoding and got.encoding.get(key) != want.encoding[key]
+    ]
+
+
 def dtype_mismatches(got: xr.Dataset, want: xr.Dataset) -> list[str]:
     return [
         f"{name}.dtype: cubeforge={got[name].dtype} reference={want[name].dtype}"

@@ -21,6 +21,7 @@ from pyapi_compare import (
     CF_ENCODING_KEYS,
     CHUNK_ENCODING_KEYS,
     STORAGE_ENCODING_KEYS,
+    dataset_encoding_mismatches,
     encoding_mismatches,
     fail_on,
     identical_mismatches,
@@ -40,6 +41,7 @@ def same_as_reference(path: Path, engine: str, **kwargs) -> None:
     problems = identical_mismatches(got, want)
     problems += encoding_mismatches(got, want, CF_ENCODING_KEYS)
     problems += encoding_mismatches(got, want, CHUNK_ENCODING_KEYS + STORAGE_ENCODING_KEYS)
+    problems += dataset_encoding_mismatches(got, want)
     fail_on(problems, f"open_dataset({path.name}, {kwargs}) vs engine={engine}")
 
 
@@ -85,6 +87,7 @@ def test_compressed_chunked_and_contiguous_netcdf4_encoding(tmp_path):
     assert got["z"].encoding["zlib"] and got["z"].encoding["complevel"] == 7
     assert got["z"].encoding["chunksizes"] == (2, 5) and not got["z"].encoding["contiguous"]
     assert got["c"].encoding["contiguous"] and "preferred_chunks" not in got["c"].encoding
+    assert got.encoding["unlimited_dims"] == {"t"}
 
 
 def test_an_empty_unlimited_dimension(tmp_path):

@@ -27,6 +27,7 @@ from pyapi_compare import (
     CF_ENCODING_KEYS,
     CHUNK_ENCODING_KEYS,
     STORAGE_ENCODING_KEYS,
+    dataset_encoding_mismatches,
     dtype_mismatches,
     encoding_mismatches,
     fail_on,
@@ -239,9 +240,7 @@ def test_open_dataset_chunk_encoding(inputs, case):
     want = reference(path, engine)
     got = open_cf(path)
     problems = encoding_mismatches(got, want, CHUNK_ENCODING_KEYS + STORAGE_ENCODING_KEYS)
-    if got.encoding.get("source") != want.encoding.get("source"):
-        problems.append(f"ds.encoding['source']: cubeforge={got.encoding.get('source')!r} "
-                        f"reference={want.encoding.get('source')!r}")
+    problems += dataset_encoding_mismatches(got, want)
     fail_on(problems, f"storage encoding of {path.name} vs engine={engine}")
 
 
@@ -355,6 +354,7 @@ def test_open_dataset_corpus_files(rel, engine):
     problems = encoding_mismatches(got, want, CF_ENCODING_KEYS)
     problems += encoding_mismatches(got, want, CHUNK_ENCODING_KEYS + STORAGE_ENCODING_KEYS)
     problems += dtype_mismatches(got, want)
+    problems += dataset_encoding_mismatches(got, want)
     problems += identical_mismatches(got.load(), want)
     fail_on(problems, f"open_dataset({rel}) vs engine={engine}")
 

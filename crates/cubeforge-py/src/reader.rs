@@ -53,6 +53,8 @@ pub(crate) struct Reader {
     pub(crate) input: Input,
     /// `zarr`, `netcdf3`, `netcdf4` or `geotiff` (of the first file, for several).
     pub(crate) format: &'static str,
+    /// A single NetCDF file's unlimited dimensions (`None` for other inputs).
+    pub(crate) unlimited: Option<Vec<String>>,
 }
 
 /// Open `url` (a glob or several files joined along `concat`, a group of a Zarr store or a
@@ -67,7 +69,11 @@ pub(crate) fn open(
     bands: Option<Vec<String>>,
     time_from: Option<String>,
 ) -> PyResult<Reader> {
-    let opts = formats_open::InputOptions { group, bands };
+    let opts = formats_open::InputOptions {
+        group,
+        bands,
+        undecoded_times: true,
+    };
     let time_from = match time_from
         .as_deref()
         .map(|t| t.split_once(':').unwrap_or((t, "")))
@@ -85,9 +91,10 @@ pub(crate) fn open(
             ))
         }
     };
-    let (input, format) = py
+    let (input, format, unlimited) = py
         .detach(|| {
-            pool::install(0, || -> cubeforge::Result<(Input, &'static str)> {
+            type Opened = (Input, &'static str, Option<Vec<String>>);
+            pool::install(0, || -> cubeforge::Result<Opened> {
                 if concat.is_some() || glob::is_glob(&url) {
                     let urls = [url.clone()];
                     let opened =
@@ -96,23 +103,32 @@ pub(crate) fn open(
                         Some(Ok(loc)) => format_of(&formats_open::find(&loc)?),
                         _ => "unknown",
                     };
-                    Ok((opened.input, format))
+                    Ok((opened.input, format, None))
                 } else {
                     let loc = Location::parse(&url)?;
                     let found = formats_open::find(&loc)?;
                     let format = format_of(&found);
-                    let input = match found {
-                        formats_open::Found::Zarr => formats_open::open_input(&loc, &opts)?,
+                    let (input, unlimited) = match found {
+                        formats_open::Found::Zarr => (formats_open::open_input(&loc, &opts)?, None),
                         formats_open::Found::File(file, kind) => {
-                            formats_open::open_file(&file, kind, &opts)?
+                            let input = formats_open::open_file(&file, kind, &opts)?;
+                            let netcdf = matches!(kind, Sniffed::NetCdfClassic | Sniffed::Hdf5);
+                            let unlimited = netcdf
+                                .then(|| formats_open::unlimited_dims(&file, kind, &opts.group))
+                                .transpose()?;
+                            (input, unlimited)
                         }
                     };
-                    Ok((input, format))
+                    Ok((input, format, unlimited))
                 }
             })
         })?
         .py()?;
-    Ok(Reader { input, format })
+    Ok(Reader {
+        input,
+        format,
+        unlimited,
+    })
 }
 
 /// The format's name, as the Python layer tells the reference engines apart.
@@ -319,7 +335,8 @@ impl Reader {
         let doc = json!({"location": self.input.location, "format": self.format,
                          "attrs": self.input.attrs,
                          "dims": dims, "variables": vars, "texts": texts,
-                         "unreadable": self.input.unreadable});
+                         "unreadable": self.input.unreadable,
+                         "unlimited_dims": self.unlimited});
         serde_json::to_string(&doc)
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
     }

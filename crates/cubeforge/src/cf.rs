@@ -505,11 +505,16 @@ mod tests {
 
     #[test]
     fn undecodable_times_are_read_as_stored_with_their_attributes() {
-        let a = attrs(json!({"units": "months since 2000-01-01", "calendar": "360_day",
-                             "_FillValue": -1, "long_name": "time"}));
+        let a = attrs(
+            json!({"units": "months since 2000-01-01", "calendar": "360_day",
+                             "_FillValue": -1, "long_name": "time"}),
+        );
         let decode = |a: &Map<String, Value>| CfDecoding::from_attrs(a, DType::Int32, None);
         let (d, why) = CfDecoding::or_time_undecoded(&a, decode).unwrap();
-        assert!(matches!(why, Some(TimeError::UnsupportedUnit(_))), "{why:?}");
+        assert!(
+            matches!(why, Some(TimeError::UnsupportedUnit(_))),
+            "{why:?}"
+        );
         assert_eq!(d.decoded, Decoded::Numeric(DType::Float64));
         assert_eq!(d.decode_number(13.0), Some(13.0));
         assert_eq!(d.decode_number(-1.0), None);

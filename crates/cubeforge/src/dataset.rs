@@ -122,6 +122,16 @@ impl Dataset {
     /// Anything [`zarr::list_group`] reports; [`Error::InvalidMetadata`] for conflicting
     /// dimension sizes; [`Error::Unsupported`] for time units or calendars that cannot be decoded.
     pub fn open(store: &Store, group: &str) -> Result<Dataset> {
+        Dataset::open_with(store, group, false)
+    }
+
+    /// [`Dataset::open`]; with `undecoded_times`, a variable whose time encoding cannot be
+    /// decoded is read as stored, its `units` and `calendar` kept
+    /// ([`CfDecoding::or_time_undecoded`]), instead of being an error.
+    ///
+    /// # Errors
+    /// As [`Dataset::open`].
+    pub fn open_with(store: &Store, group: &str, undecoded_times: bool) -> Result<Dataset> {
         let listing = zarr::list_group(store, group)?;
         let mut variables = Vec::new();
         let mut phony = PhonyDims::default();
@@ -147,16 +157,21 @@ impl Dataset {
                             None
                         };
                     let location = store.location().join(&entry.path);
-                    let (d, undecoded) = CfDecoding::or_time_undecoded(&entry.meta.attrs, |a| {
+                    let decode = |a: &serde_json::Map<String, serde_json::Value>| {
                         CfDecoding::from_attrs(a, dtype, zarr_fill)
-                    })
-                    .map_err(|e| Error::Unsupported {
+                    };
+                    let decoded = if undecoded_times {
+                        CfDecoding::or_time_undecoded(&entry.meta.attrs, decode)
+                    } else {
+                        decode(&entry.meta.attrs).map(|d| (d, None))
+                    };
+                    let (d, undecoded) = decoded.map_err(|e| Error::Unsupported {
                         location: location.clone(),
                         feature: time_feature(&e),
                         detail: e.to_string(),
                     })?;
                     if let Some(why) = undecoded {
-                        tracing::warn!("{location}: times not decoded ({why}): read as stored, units kept");
+                        tracing::debug!("{location}: times not decoded ({why}): read as stored");
                     }
                     Some(d)
                 }

@@ -113,5 +113,6 @@ pub fn options_of(spec: &InputSpec) -> InputOptions {
     InputOptions {
         group: spec.group.clone(),
         bands: spec.bands.clone(),
+        undecoded_times: false,
     }
 }

@@ -83,6 +83,7 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
         hdf5: hdf5.as_ref(),
         group_path: path.join("/"),
         visible: visible_dims(&chain),
+        undecoded_times: opts.undecoded_times,
     };
     let dims_of = |v: &NcVariable| -> Vec<String> {
         let key = (ctx.group_path.clone(), v.name.clone());
@@ -196,6 +197,30 @@ fn group_hint(parent: &NcGroup) -> String {
     }
 }
 
+/// The unlimited dimensions of group `group` (`""`: the root) of NetCDF file `file`: its own,
+/// as netCDF4-python's `isunlimited()` tells them and xarray's `encoding["unlimited_dims"]`
+/// lists them.
+///
+/// # Errors
+/// As [`open`].
+pub fn unlimited_dims(file: &RangeFile, group: &str) -> Result<Vec<String>> {
+    let storage = storage::FileStorage::open(file);
+    let nc = open_nc(file, &storage)?;
+    let mut g = nc.root_group().map_err(|e| invalid(file, &e))?;
+    for name in group.split('/').filter(|s| !s.is_empty()) {
+        g = g.group(name).ok_or_else(|| Error::Missing {
+            location: file.id().to_string(),
+            what: format!("group '{group}'"),
+            hint: group_hint(g),
+        })?;
+    }
+    Ok(g.dimensions
+        .iter()
+        .filter(|d| d.is_unlimited)
+        .map(|d| nc_name(&d.name))
+        .collect())
+}
+
 /// The dimensions visible in the last group of `chain`: its own and its ancestors' (the
 /// nearest wins), by name.
 fn visible_dims(chain: &[&NcGroup]) -> HashMap<String, u64> {
@@ -280,6 +305,8 @@ struct Ctx<'a> {
     hdf5: Option<&'a Hdf5File>,
     group_path: String,
     visible: HashMap<String, u64>,
+    /// See [`InputOptions::undecoded_times`].
+    undecoded_times: bool,
 }
 
 /// A variable opened for reading.
@@ -313,7 +340,7 @@ impl Ctx<'_> {
         let id = format!("{}/{path}", self.file.id());
         let stored_attrs = attrs::to_json(&v.attributes);
         let attr_type = |name: &str| v.attribute(name).and_then(|a| attrs::dtype(&a.value));
-        let (decoding, undecoded) = CfDecoding::or_time_undecoded(&stored_attrs, |a| {
+        let decode = |a: &serde_json::Map<String, serde_json::Value>| {
             CfDecoding::from_attrs_typed(
                 a,
                 dtype,
@@ -321,10 +348,15 @@ impl Ctx<'_> {
                 attr_type("scale_factor"),
                 attr_type("add_offset"),
             )
-        })
-        .map_err(|e| format!("{id}: CF decoding: {e}"))?;
+        };
+        let decoded = if self.undecoded_times {
+            CfDecoding::or_time_undecoded(&stored_attrs, decode)
+        } else {
+            decode(&stored_attrs).map(|d| (d, None))
+        };
+        let (decoding, undecoded) = decoded.map_err(|e| format!("{id}: CF decoding: {e}"))?;
         if let Some(why) = undecoded {
-            tracing::warn!("{id}: times not decoded ({why}): read as stored, units kept");
+            tracing::debug!("{id}: times not decoded ({why}): read as stored");
         }
         let fill = v
             .attribute("_FillValue")

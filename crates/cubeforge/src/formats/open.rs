@@ -17,6 +17,10 @@ pub struct InputOptions {
     /// Names for the bands of a raster: one two-dimensional variable per band instead of
     /// `band_data (band, y, x)`.
     pub bands: Option<Vec<String>>,
+    /// Read a variable whose time encoding cannot be decoded (months, an unknown calendar) as
+    /// stored, with its `units` and `calendar`, as xarray does with `decode_times=False`,
+    /// instead of refusing it (the Python package, whose decoding is xarray's own).
+    pub undecoded_times: bool,
 }
 
 /// What is at `location`, for opening it.
@@ -62,7 +66,8 @@ fn sniff_file(file: RangeFile) -> Result<Found> {
 pub fn open_input(location: &Location, opts: &InputOptions) -> Result<Input> {
     match find(location)? {
         Found::Zarr => {
-            let ds = Dataset::open(&Store::open(location)?, &opts.group)?;
+            let ds =
+                Dataset::open_with(&Store::open(location)?, &opts.group, opts.undecoded_times)?;
             Ok(Input::from_dataset(&ds, location.to_string()))
         }
         Found::File(file, kind) => open_file(&file, kind, opts),
@@ -82,6 +87,19 @@ pub fn open_file(file: &RangeFile, kind: Sniffed, opts: &InputOptions) -> Result
             feature: "input format".into(),
             detail: "not a Zarr store, NetCDF, HDF5 or TIFF file (unknown first bytes)".into(),
         }),
+    }
+}
+
+/// The unlimited dimensions of `group` of a NetCDF file (none for other formats).
+///
+/// # Errors
+/// Read errors of the file's metadata; a group that does not exist.
+pub fn unlimited_dims(file: &RangeFile, kind: Sniffed, group: &str) -> Result<Vec<String>> {
+    match kind {
+        Sniffed::NetCdfClassic | Sniffed::Hdf5 => {
+            crate::formats::netcdf::unlimited_dims(file, group)
+        }
+        _ => Ok(Vec::new()),
     }
 }
 

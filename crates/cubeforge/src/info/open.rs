@@ -31,6 +31,7 @@ pub fn describe(url: &str, group: &str, concat: Option<&str>, verify: bool) -> R
     let opts = open::InputOptions {
         group: group.to_string(),
         bands: None,
+        undecoded_times: false,
     };
     if concat.is_some() || glob::is_glob(url) {
         let opened = multi::open_spec(&[url.to_string()], concat, None, &opts)?;
