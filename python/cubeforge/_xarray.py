@@ -268,11 +268,12 @@ class CubeforgeStore(AbstractDataStore):
 
     def get_variables(self) -> dict[str, xr.Variable]:
         out: dict[str, xr.Variable] = {}
+        coords = set(self.coordinate_names())
         for v in self.doc["variables"]:
             array = CubeforgeArray(self.reader, v["name"], tuple(v["shape"]), np.dtype(v["dtype"]))
             fmt = self.doc["format"]
             attrs = _attrs(v["attrs"], fmt)
-            if fmt == "geotiff" and v["name"] in self.coordinate_names():
+            if fmt == "geotiff" and v["name"] in coords:
                 # rioxarray's coordinates (the rotated grid's xc, yc) are plain float64.
                 out[v["name"]] = xr.Variable(v["dims"], indexing.LazilyIndexedArray(array), attrs)
                 continue
@@ -292,12 +293,13 @@ class CubeforgeStore(AbstractDataStore):
         fmt = self.doc["format"]
         netcdf = fmt in ("netcdf3", "netcdf4")
         dims, values = list(t["dims"]), _text_values(t)
-        encoding = _text_encoding(t, fmt, self.source)
         if t["dtype"] == "str" and netcdf:
-            # The netcdf4 engine gives variable-length strings as fixed-width text.
+            # The netcdf4 engine gives variable-length strings as fixed-width text, and only
+            # that type as their encoding.
             values = values.astype(str) if values.size else values.astype("<U1")
-            encoding = {"dtype": values.dtype}
-        elif t.get("char_dim") and not self.concat_characters:
+            return xr.Variable(dims, values, _attrs(t["attrs"], fmt), {"dtype": values.dtype})
+        encoding = _text_encoding(t, fmt, self.source)
+        if t.get("char_dim") and not self.concat_characters:
             # As stored: one byte per element along the character dimension.
             width = values.dtype.itemsize
             values = np.frombuffer(values.tobytes(), dtype="S1").reshape(values.shape + (width,))

@@ -110,13 +110,13 @@ pub(crate) fn open(
                     let format = format_of(&found);
                     let (input, unlimited) = match found {
                         formats_open::Found::Zarr => (formats_open::open_input(&loc, &opts)?, None),
+                        formats_open::Found::File(file, Sniffed::NetCdfClassic | Sniffed::Hdf5) => {
+                            let (input, unlimited) =
+                                cubeforge::formats::netcdf::open_with_unlimited(&file, &opts)?;
+                            (input, Some(unlimited))
+                        }
                         formats_open::Found::File(file, kind) => {
-                            let input = formats_open::open_file(&file, kind, &opts)?;
-                            let netcdf = matches!(kind, Sniffed::NetCdfClassic | Sniffed::Hdf5);
-                            let unlimited = netcdf
-                                .then(|| formats_open::unlimited_dims(&file, kind, &opts.group))
-                                .transpose()?;
-                            (input, unlimited)
+                            (formats_open::open_file(&file, kind, &opts)?, None)
                         }
                     };
                     Ok((input, format, unlimited))

@@ -53,6 +53,15 @@ pub use source::{NcSource, ROW_BLOCK_BYTES};
 /// [`Error::InvalidMetadata`] naming the file for a file that cannot be parsed (truncated,
 /// corrupt, not NetCDF or HDF5); [`Error::Missing`] for a group that does not exist.
 pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
+    open_with_unlimited(file, opts).map(|(input, _)| input)
+}
+
+/// [`open`], and the group's unlimited dimensions: its own, as netCDF4-python's
+/// `isunlimited()` tells them and xarray's `encoding["unlimited_dims"]` lists them.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_with_unlimited(file: &RangeFile, opts: &InputOptions) -> Result<(Input, Vec<String>)> {
     // One storage for both parsers: a remote file's metadata blocks are fetched once.
     let storage = storage::FileStorage::open(file);
     let nc = open_nc(file, &storage)?;
@@ -125,7 +134,13 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
     }
     let mut input = assemble(file, group, vars, unreadable, &ctx.visible);
     add_texts(&mut input, text_vars);
-    Ok(input)
+    let unlimited = group
+        .dimensions
+        .iter()
+        .filter(|d| d.is_unlimited)
+        .map(|d| nc_name(&d.name))
+        .collect();
+    Ok((input, unlimited))
 }
 
 /// `texts` added to `input`, their dimensions with them (after the others, as xarray lists the
@@ -195,30 +210,6 @@ fn group_hint(parent: &NcGroup) -> String {
         let names: Vec<&str> = parent.groups.iter().map(|g| g.name.as_str()).collect();
         format!("; groups there: {}", names.join(", "))
     }
-}
-
-/// The unlimited dimensions of group `group` (`""`: the root) of NetCDF file `file`: its own,
-/// as netCDF4-python's `isunlimited()` tells them and xarray's `encoding["unlimited_dims"]`
-/// lists them.
-///
-/// # Errors
-/// As [`open`].
-pub fn unlimited_dims(file: &RangeFile, group: &str) -> Result<Vec<String>> {
-    let storage = storage::FileStorage::open(file);
-    let nc = open_nc(file, &storage)?;
-    let mut g = nc.root_group().map_err(|e| invalid(file, &e))?;
-    for name in group.split('/').filter(|s| !s.is_empty()) {
-        g = g.group(name).ok_or_else(|| Error::Missing {
-            location: file.id().to_string(),
-            what: format!("group '{group}'"),
-            hint: group_hint(g),
-        })?;
-    }
-    Ok(g.dimensions
-        .iter()
-        .filter(|d| d.is_unlimited)
-        .map(|d| nc_name(&d.name))
-        .collect())
 }
 
 /// The dimensions visible in the last group of `chain`: its own and its ancestors' (the

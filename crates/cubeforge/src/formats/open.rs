@@ -90,19 +90,6 @@ pub fn open_file(file: &RangeFile, kind: Sniffed, opts: &InputOptions) -> Result
     }
 }
 
-/// The unlimited dimensions of `group` of a NetCDF file (none for other formats).
-///
-/// # Errors
-/// Read errors of the file's metadata; a group that does not exist.
-pub fn unlimited_dims(file: &RangeFile, kind: Sniffed, group: &str) -> Result<Vec<String>> {
-    match kind {
-        Sniffed::NetCdfClassic | Sniffed::Hdf5 => {
-            crate::formats::netcdf::unlimited_dims(file, group)
-        }
-        _ => Ok(Vec::new()),
-    }
-}
-
 /// What `info` adds for a raster file (size, tiling, compression, CRS, transform, overviews);
 /// `None` for other formats.
 ///
