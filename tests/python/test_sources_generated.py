@@ -6,7 +6,8 @@ non-standard calendars, unlimited record dimensions, 0..360 longitudes and desce
 HDF5 filters netCDF-C 4.9 writes (zstd, blosc, bzip2), groups, many files joined along time (by
 their time coordinate, by a date in their names, by a GDAL metadata item), and GeoTIFF layouts:
 a multi-band tiled file with overviews, predictors 2 and 3, BigTIFF, ZSTD / LZW / PackBits,
-strips, pixel-is-point, scale/offset and nodata, and named bands. See sources_compare.py for what
+strips, pixel-is-point, scale/offset and nodata, named bands, and GDAL's masks (internal, ``.msk``,
+alpha). See sources_compare.py for what
 is compared.
 """
 
@@ -588,6 +589,87 @@ def test_band_scales_that_differ_apply_per_named_band(cubeforge, tmp_path):
         expected = full.sel(band=k, drop=True)
         assert cube[name].dtype == expected.dtype, (name, cube[name].dtype, expected.dtype)
         np.testing.assert_array_equal(cube[name].values, expected.values)
+
+
+def write_masked(path: Path, data: np.ndarray, mask: np.ndarray, internal: bool = True, **profile) -> Path:
+    """``data`` written by rasterio with GDAL's mask ``mask`` (0 masked, 255 valid): an internal
+    1-bit mask image, or a ``.msk`` file beside the file."""
+    import rasterio
+    from rasterio.env import Env
+
+    with Env(GDAL_TIFF_INTERNAL_MASK=internal):
+        write_tif(path, data, **profile)
+        with rasterio.open(path, "r+") as dst:
+            dst.write_mask(mask)
+    return path
+
+
+def edge_mask(h: int, w: int) -> np.ndarray:
+    """A scene's valid area: a slanted edge and a hole, as a satellite swath's footprint."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    valid = (xx > yy // 3) & ~((yy - h // 2) ** 2 + (xx - w // 2) ** 2 < (h // 8) ** 2)
+    return np.where(valid, 255, 0).astype("uint8")
+
+
+GDAL_MASKS = {
+    "internal, tiled deflate": dict(tiled=True, blockxsize=64, blockysize=64, compress="DEFLATE"),
+    "internal, strips lzw, 3 bands": dict(bands=3, compress="LZW", blockysize=16),
+    # GDAL masks by the mask alone then: a valid pixel holding the nodata value is a value.
+    "internal, with a nodata value": dict(nodata=3, tiled=True, blockxsize=32, blockysize=32, compress="ZSTD"),
+    "internal, band-interleaved uncompressed": dict(bands=2, interleave="band"),
+    "external .msk": dict(internal=False, tiled=True, blockxsize=64, blockysize=64, compress="DEFLATE"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GDAL_MASKS))
+def test_gdal_masks_make_masked_pixels_nan(cubeforge, tmp_path, case):
+    """A file with GDAL's mask (as GDAL_TIFF_INTERNAL_MASK and gdal_translate -mask write it):
+    rioxarray reads through it, so masked pixels are NaN, and so they are in the cube."""
+    spec = dict(GDAL_MASKS[case])
+    data = uint16_scene(spec.pop("bands", 1), 150, 100, seed=21) % 8
+    mask = edge_mask(150, 100)
+    src = write_masked(tmp_path / "scene.tif", data, mask, **spec)
+    ref = raster_ref(src)
+    values = ref[0][1]["band_data"].values
+    assert np.isnan(values).sum() == (mask == 0).sum() * data.shape[0], "the reference applies no mask"
+    convert(cubeforge, src, tmp_path / "cube.zarr")
+    check(tmp_path / "cube.zarr", ref, tif=src)
+    ds = cubeforge_open(src)
+    np.testing.assert_array_equal(ds["band_data"].values, values)
+
+
+def test_alpha_band_masks_the_other_bands(cubeforge, tmp_path):
+    """RGBA (ExtraSamples unassociated alpha): GDAL's mask of bands 1-3 is the alpha band, which
+    is itself valid; grey + alpha likewise. With a nodata value, the nodata value masks instead."""
+    rgb = (uint16_scene(3, 90, 60, seed=5) % 256).astype("uint8")
+    alpha = edge_mask(90, 60)
+    rgba = write_tif(tmp_path / "rgba.tif", np.concatenate([rgb, alpha[None]]), photometric="RGB", alpha="YES",
+                     tiled=True, blockxsize=32, blockysize=32, compress="DEFLATE")
+    grey = write_tif(tmp_path / "grey.tif", np.stack([rgb[0], alpha]), alpha="YES", compress="LZW")
+    rgb[1, 0, :5] = 7
+    with_nodata = write_tif(tmp_path / "nodata.tif", np.concatenate([rgb, alpha[None]]), photometric="RGB",
+                            alpha="YES", nodata=7)
+    for src, masked in ((rgba, 3), (grey, 1), (with_nodata, None)):
+        ref = raster_ref(src)
+        values = ref[0][1]["band_data"].values
+        if masked is not None:
+            assert np.isnan(values).sum() == (alpha == 0).sum() * masked, src.name
+        dst = tmp_path / f"{src.stem}.zarr"
+        convert(cubeforge, src, dst)
+        check(dst, ref, tif=src)
+    # Named bands: each band variable is masked as its band of band_data is.
+    convert(cubeforge, rgba, tmp_path / "named.zarr", "--bands", "r,g,b,a")
+    cube = open_cube(tmp_path / "named.zarr")
+    full = raster_ref(rgba)[0][1]["band_data"]
+    for k, name in enumerate("rgba", start=1):
+        np.testing.assert_array_equal(cube[name].values, full.sel(band=k).values, err_msg=name)
+
+
+def cubeforge_open(path: Path) -> xr.Dataset:
+    """``path`` opened by the Python package, as a user opens it."""
+    import cubeforge as cf
+
+    return cf.open_dataset(str(path))
 
 
 def test_named_bands_become_2d_variables(cubeforge, tmp_path):

@@ -148,6 +148,9 @@ fn sha16(values: &[u8], esize: usize) -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
+/// Files of the manifest with an internal mask.
+const MASKED: [&str; 1] = ["rasterio/cogeo.tif"];
+
 fn check_file(root: &Path, row: &Row, wkts: &mut BTreeMap<String, serde_json::Value>) {
     let path = root.join(&row.path);
     let location = Location::parse(path.to_str().expect("path")).expect("location");
@@ -165,7 +168,14 @@ fn check_file(root: &Path, row: &Row, wkts: &mut BTreeMap<String, serde_json::Va
         "{}",
         row.path
     );
-    assert_eq!(src.dtype().name(), row.dtype, "{}", row.path);
+    // A file with GDAL's mask is read through it, as rioxarray reads it: into float32, NaN
+    // where masked (cogeo.tif's internal mask masks nothing).
+    let want_type = if MASKED.contains(&row.path.as_str()) {
+        "float32"
+    } else {
+        row.dtype.as_str()
+    };
+    assert_eq!(src.dtype().name(), want_type, "{}", row.path);
     contract::check(src.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", row.path));
     let all = src.read_region(&[0, 0, 0], src.shape()).expect("read");
     let esize = src.dtype().size();

@@ -8,8 +8,9 @@
 //! `_FillValue` and GDAL's per-band scale and offset are `scale_factor`/`add_offset`, so CF
 //! decoding masks and unpacks them, into the float type rioxarray reads into (see
 //! `rasterio_decoding`: float32 for bytes, with or without nodata). The file's metadata are the
-//! band variable's attributes, none global, as in rioxarray's dataset. Overviews and masks
-//! (internal or alpha) are listed, not read: GDAL's mask NaNs no pixels of such a file here.
+//! band variable's attributes, none global, as in rioxarray's dataset. Overviews are listed,
+//! not read. GDAL's mask (an internal mask, a `.msk` file beside a local file, or an alpha band;
+//! `geotiff/mask.rs`) makes masked pixels NaN, as `read(masked=True)` does in rioxarray.
 //!
 //! | file | what |
 //! |---|---|
@@ -19,6 +20,7 @@
 //! | `geotiff/geokeys.rs` | GeoKeys to a CRS as WKT |
 //! | `geotiff/transform.rs` | the affine transform, pixel centres, `GeoTransform` text |
 //! | `geotiff/metadata.rs` | GDAL's metadata tag (scale, offset, descriptions, items) |
+//! | `geotiff/mask.rs` | GDAL's mask: internal, `.msk` or alpha; mask chunks decoded |
 
 use std::sync::Arc;
 
@@ -37,6 +39,7 @@ use crate::lower::{Input, InputDim, InputVar};
 mod deflate;
 mod geokeys;
 mod ifd;
+mod mask;
 mod metadata;
 mod reader;
 mod source;
@@ -46,9 +49,10 @@ pub(crate) use geokeys::cf_attrs;
 
 use geokeys::{Crs, GeoKeys};
 use ifd::Ifd;
+use mask::Mask;
 use metadata::Item;
 use reader::{Blocks, Pool};
-use source::{Raster, TiffSource, Unpack};
+use source::{MaskPlan, Raster, TiffSource, Unpack};
 use transform::Affine;
 
 /// What `cubeforge info` shows of a GeoTIFF beyond its variables.
@@ -459,6 +463,7 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
         }
     }
     let fill = fill_element(ifd.dtype, opened.nodata());
+    let mask = mask_plan(&opened, file);
     let raster = Arc::new(Raster::new(
         id.clone(),
         ifd.clone(),
@@ -504,11 +509,11 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
     match &opts.bands {
         None => {
             let all: Vec<u16> = (0..n).collect();
-            variables.push(band_var(&opened, &raster, "band_data", None, &all)?);
+            variables.push(band_var(&opened, &raster, &mask, "band_data", None, &all)?);
         }
         Some(_) => {
             for (name, b) in &picked {
-                variables.push(band_var(&opened, &raster, name, Some(*b), &[*b])?);
+                variables.push(band_var(&opened, &raster, &mask, name, Some(*b), &[*b])?);
             }
         }
     }
@@ -542,9 +547,67 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
     })
 }
 
+/// GDAL's mask of the file's bands, where it is not the nodata value: the internal mask, else a
+/// `.msk` file beside a local file, else (with no nodata value) an alpha band that is band 2 of
+/// 2 or band 4 of 4 (`GDALRasterBand::GetMaskBand`'s order). A mask that cannot be read is
+/// named in a warning and not applied.
+fn mask_plan(opened: &Opened, file: &RangeFile) -> Option<MaskPlan> {
+    let ifd = &opened.ifd;
+    let id = file.id();
+    let usable = |m: &mask::MaskIfd, what: &str| match m.check(ifd.width, ifd.height, ifd.samples) {
+        Ok(()) => true,
+        Err(why) => {
+            tracing::warn!("{id}: {what} is not applied: {why}");
+            false
+        }
+    };
+    if let Some(m) = &ifd.mask {
+        return usable(m, "the internal mask").then(|| {
+            MaskPlan::Image(Arc::new(Mask::new(
+                format!("{id} (mask)"),
+                m.clone(),
+                file.clone(),
+            )))
+        });
+    }
+    if let Some(path) = file.local_path() {
+        let mut msk = path.as_os_str().to_owned();
+        msk.push(".msk");
+        let msk = std::path::PathBuf::from(msk);
+        if msk.is_file() {
+            let opened_mask = msk
+                .to_str()
+                .ok_or_else(|| Error::Other("not UTF-8".into()))
+                .and_then(RangeFile::open)
+                .and_then(|f| parse(&f).map(|o| (f, o.ifd.as_mask())));
+            return match opened_mask {
+                Ok((f, m)) => usable(&m, "the .msk mask").then(|| {
+                    MaskPlan::Image(Arc::new(Mask::new(f.id().to_string(), m, f.clone())))
+                }),
+                Err(e) => {
+                    tracing::warn!("{id}: the .msk mask is not applied: {e}");
+                    None
+                }
+            };
+        }
+    }
+    if opened.nodata().is_some() {
+        return None;
+    }
+    let colour = match ifd.photometric {
+        0 | 1 => 1,
+        2 | 6 => 3,
+        _ => return None,
+    };
+    let alpha = matches!(ifd.extra_samples.first(), Some(1 | 2));
+    (alpha && ((ifd.samples == 2 && colour == 1) || (ifd.samples == 4 && colour == 3)))
+        .then(|| MaskPlan::Alpha(ifd.samples - 1))
+}
+
 fn band_var(
     opened: &Opened,
     raster: &Arc<Raster>,
+    mask: &Option<MaskPlan>,
     name: &str,
     band: Option<u16>,
     bands: &[u16],
@@ -553,9 +616,14 @@ fn band_var(
     let mut source = TiffSource::new(id.clone(), raster.clone(), band);
     let mut attrs = opened.band_attrs(bands);
     let mut decoding = rasterio_decoding(opened.ifd.dtype, &attrs, &id)?;
-    if attrs.contains_key("scales") || attrs.contains_key("offsets") {
+    // An alpha band is not masked by itself.
+    let mask = mask
+        .clone()
+        .filter(|m| !matches!(m, MaskPlan::Alpha(a) if bands == [*a]));
+    if mask.is_some() || attrs.contains_key("scales") || attrs.contains_key("offsets") {
         // Scales or offsets that differ across bands: rioxarray unpacks each band with its own
-        // (and keeps the lists in encoding); the source does it here.
+        // (and keeps the lists in encoding); GDAL's mask: rioxarray reads through it. The
+        // source does both here.
         let crate::cf::Decoded::Numeric(out) = decoding.decoded else {
             return Err(Error::InvalidMetadata {
                 location: id,
@@ -574,10 +642,17 @@ fn band_var(
             scales: (0..n).map(|b| num(b, "scale", 1.0)).collect(),
             offsets: (0..n).map(|b| num(b, "offset", 0.0)).collect(),
             nodata: opened.nodata(),
+            mask,
         });
-        attrs.remove("scales");
-        attrs.remove("offsets");
-        attrs.remove("_FillValue");
+        for key in [
+            "scales",
+            "offsets",
+            "_FillValue",
+            "scale_factor",
+            "add_offset",
+        ] {
+            attrs.remove(key);
+        }
         decoding = identity(out, &attrs, &id)?;
     }
     let dims = match band {

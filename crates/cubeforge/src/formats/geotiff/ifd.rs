@@ -9,6 +9,7 @@ use tiff::TiffError;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::formats::geotiff::mask::MaskIfd;
 use crate::formats::geotiff::reader::TiffDecoder;
 
 /// `GDAL_METADATA`: GDAL's XML of metadata items (scale, offset, band descriptions, …).
@@ -82,6 +83,11 @@ pub(crate) struct Ifd {
     pub little_endian: bool,
     /// Overviews (width, height), in file order; masks are not listed.
     pub overviews: Vec<(u32, u32)>,
+    /// ExtraSamples (0 unspecified, 1 associated alpha, 2 unassociated alpha), one per sample
+    /// beyond the photometric ones.
+    pub extra_samples: Vec<u16>,
+    /// The full-resolution transparency mask stored after the image (GDAL's internal mask).
+    pub mask: Option<MaskIfd>,
 }
 
 impl Ifd {
@@ -311,9 +317,14 @@ pub(crate) fn read(id: &str, dec: &mut TiffDecoder, bigtiff: bool) -> Result<Ifd
         bigtiff,
         little_endian: dec.byte_order() == tiff::tags::ByteOrder::LittleEndian,
         overviews: Vec::new(),
+        extra_samples: vec_u64(dec, Tag::ExtraSamples)?
+            .into_iter()
+            .map(|v| u16::try_from(v).unwrap_or(0))
+            .collect(),
+        mask: None,
     };
     check_layout(id, &ifd)?;
-    ifd.overviews = overviews(id, dec)?;
+    (ifd.overviews, ifd.mask) = later_images(id, dec)?;
     Ok(ifd)
 }
 
@@ -349,14 +360,19 @@ fn check_layout(id: &str, ifd: &Ifd) -> Result<()> {
     Ok(())
 }
 
-/// The reduced-resolution images after the first IFD (NewSubfileType bit 0 set, bit 2 — a
-/// transparency mask — not), as (width, height). The IFD chain is followed for at most 1024
+/// Overview sizes (width, height) and the full-resolution mask.
+type LaterImages = (Vec<(u32, u32)>, Option<MaskIfd>);
+
+/// The images after the first IFD: the reduced-resolution ones (NewSubfileType bit 0 set, bit
+/// 2 — a transparency mask — not), as (width, height), and the first full-resolution
+/// transparency mask (bit 2 set, bit 0 not), if any. The IFD chain is followed for at most 1024
 /// images.
-fn overviews(id: &str, dec: &mut TiffDecoder) -> Result<Vec<(u32, u32)>> {
+fn later_images(id: &str, dec: &mut TiffDecoder) -> Result<LaterImages> {
     let err = |e| meta_error(id, e);
     let Some(first) = dec.ifd_pointer() else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     };
+    let mut mask = None;
     let mut next = dec.read_directory(first).map_err(err)?.next();
     let mut out = Vec::new();
     let mut seen = vec![first.0];
@@ -379,6 +395,79 @@ fn overviews(id: &str, dec: &mut TiffDecoder) -> Result<Vec<(u32, u32)>> {
                 out.push((w, h));
             }
         }
+        if kind & 5 == 4 && mask.is_none() {
+            if let (Some(width), Some(height)) = (w, h) {
+                mask = Some(mask_layout(&mut tags, width, height).map_err(err)?);
+            }
+        }
     }
-    Ok(out)
+    Ok((out, mask))
+}
+
+/// The layout of a mask image from its directory's tags.
+fn mask_layout(
+    tags: &mut tiff::decoder::IfdDecoder<'_>,
+    width: u32,
+    height: u32,
+) -> std::result::Result<MaskIfd, TiffError> {
+    let bits: Vec<u64> = tags
+        .find_tag_unsigned_vec(Tag::BitsPerSample)?
+        .unwrap_or_else(|| vec![1]);
+    let tiled = tags.find_entry(Tag::TileOffsets).is_some();
+    let (chunk_w, chunk_h, off_tag, count_tag) = if tiled {
+        (
+            tags.find_tag_unsigned(Tag::TileWidth)?.unwrap_or(0),
+            tags.find_tag_unsigned(Tag::TileLength)?.unwrap_or(0),
+            Tag::TileOffsets,
+            Tag::TileByteCounts,
+        )
+    } else {
+        let rows: u32 = tags.find_tag_unsigned(Tag::RowsPerStrip)?.unwrap_or(height);
+        (
+            width,
+            rows.min(height),
+            Tag::StripOffsets,
+            Tag::StripByteCounts,
+        )
+    };
+    Ok(MaskIfd {
+        width,
+        height,
+        samples: tags.find_tag_unsigned(Tag::SamplesPerPixel)?.unwrap_or(1),
+        bits: bits
+            .first()
+            .and_then(|b| u8::try_from(*b).ok())
+            .filter(|_| bits.iter().all(|b| *b == bits[0]))
+            .unwrap_or(0),
+        compression: tags.find_tag_unsigned(Tag::Compression)?.unwrap_or(1),
+        planar: tags.find_tag_unsigned::<u16>(Tag::PlanarConfiguration)? == Some(2),
+        tiled,
+        chunk_w,
+        chunk_h,
+        offsets: tags.find_tag_unsigned_vec(off_tag)?.unwrap_or_default(),
+        byte_counts: tags.find_tag_unsigned_vec(count_tag)?.unwrap_or_default(),
+    })
+}
+
+impl Ifd {
+    /// This image as a mask (a `.msk` file's first image): its layout, 8-bit.
+    pub(crate) fn as_mask(&self) -> MaskIfd {
+        MaskIfd {
+            width: self.width,
+            height: self.height,
+            samples: self.samples,
+            bits: if self.dtype == DType::UInt8 && self.predictor == 1 {
+                8
+            } else {
+                0
+            },
+            compression: self.compression,
+            planar: self.planar,
+            tiled: self.tiled,
+            chunk_w: self.chunk_w,
+            chunk_h: self.chunk_h,
+            offsets: self.offsets.clone(),
+            byte_counts: self.byte_counts.clone(),
+        }
+    }
 }

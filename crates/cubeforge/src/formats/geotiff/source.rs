@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::formats::geotiff::ifd::{compression_name, Ifd};
+use crate::formats::geotiff::mask::Mask;
 use crate::formats::geotiff::reader::{Blocks, Pool};
 use crate::region::{grid_blocks, Region};
 use crate::source::{check_region, ChunkSource};
@@ -261,9 +262,10 @@ fn compact(out: Vec<u8>, stored: (u32, u32), data: (u32, u32), pixel: usize) -> 
 }
 
 /// Bands unpacked by the source itself, as rioxarray unpacks bands whose GDAL scales or offsets
-/// differ (one `scale_factor` cannot say them): nodata pixels NaN, others
-/// `value * scale + offset` computed in `out` (float32 results in single precision, as NumPy
-/// computes them with Python-float scales).
+/// differ (one `scale_factor` cannot say them), or masks them by GDAL's mask (which no
+/// attribute can say): nodata or masked pixels NaN, others `value * scale + offset` computed
+/// in `out` (float32 results in single precision, as NumPy computes them with Python-float
+/// scales).
 #[derive(Debug, Clone)]
 pub(crate) struct Unpack {
     /// The decoded type (rioxarray's `maybe_promote` of the band type).
@@ -271,8 +273,19 @@ pub(crate) struct Unpack {
     /// Scale and offset per band (0-based, all bands of the file).
     pub(crate) scales: Vec<f64>,
     pub(crate) offsets: Vec<f64>,
-    /// The nodata value, if any.
+    /// The nodata value, if any (ignored by GDAL where the file has a mask).
     pub(crate) nodata: Option<f64>,
+    /// GDAL's mask of the bands, when it is not the nodata value.
+    pub(crate) mask: Option<MaskPlan>,
+}
+
+/// Where GDAL's mask of a band comes from (see `mask.rs`).
+#[derive(Debug, Clone)]
+pub(crate) enum MaskPlan {
+    /// A mask image, internal or in a `.msk` file.
+    Image(Arc<Mask>),
+    /// The alpha band (0-based): the other bands are masked where it is 0.
+    Alpha(u16),
 }
 
 impl Unpack {
@@ -283,9 +296,10 @@ impl Unpack {
             self.scales.get(b).copied().unwrap_or(1.0),
             self.offsets.get(b).copied().unwrap_or(0.0),
         );
-        if self
-            .nodata
-            .is_some_and(|n| n == raw || (n.is_nan() && raw.is_nan()))
+        if self.mask.is_none()
+            && self
+                .nodata
+                .is_some_and(|n| n == raw || (n.is_nan() && raw.is_nan()))
         {
             return f64::NAN;
         }
@@ -340,6 +354,113 @@ impl TiffSource {
     pub(crate) fn unpacked(mut self, unpack: Unpack) -> TiffSource {
         self.unpack = Some(unpack);
         self
+    }
+
+    /// The TIFF's number of the chunk of `band` in chunk row `row` and column `col`.
+    fn chunk_index(&self, band: u16, row: u32, col: u64) -> u32 {
+        let ifd = &self.raster.ifd;
+        let (across, down) = (ifd.chunks_across(), ifd.chunks_down());
+        let plane = if ifd.planar { u32::from(band) } else { 0 };
+        plane * across * down + row * across + u32::try_from(col).unwrap_or(0)
+    }
+
+    /// The stored samples of `bands` (0-based) in the unit at unit row `uy` and column `ux`:
+    /// C order over (band, rows, columns) of the whole unit, the fill value where no data is;
+    /// `None` when none of its chunks is stored.
+    fn gather(&self, bands: &[u16], uy: u64, ux: u64) -> Result<Option<Vec<u8>>> {
+        let raster = &self.raster;
+        let ifd = &raster.ifd;
+        let (uh, uw) = raster.unit_hw();
+        let esize = ifd.dtype.size();
+        let (uh_us, uw_us) = (
+            usize::try_from(uh).unwrap_or(0),
+            usize::try_from(uw).unwrap_or(0),
+        );
+        let spc = usize::from(ifd.samples_per_chunk());
+        let first_row = u32::try_from(uy * uh / u64::from(ifd.chunk_h)).unwrap_or(u32::MAX);
+        let chunk_rows = if ifd.tiled { 1 } else { raster.strips_per_unit };
+        let mut out = raster.fill.repeat(bands.len() * uh_us * uw_us);
+        let mut any = false;
+        for (bi, &band) in bands.iter().enumerate() {
+            for cr in first_row..(first_row + chunk_rows).min(ifd.chunks_down()) {
+                let index = self.chunk_index(band, cr, ux);
+                let Some((data, rows, cols)) = raster.chunk(index)? else {
+                    continue;
+                };
+                any = true;
+                let sample = if ifd.planar { 0 } else { usize::from(band) };
+                let row0 = ((cr - first_row) * ifd.chunk_h) as usize;
+                for r in 0..rows as usize {
+                    let dst_row = (bi * uh_us + row0 + r) * uw_us;
+                    if spc == 1 {
+                        let (src, n) = (r * cols as usize * esize, cols as usize * esize);
+                        out[dst_row * esize..dst_row * esize + n]
+                            .copy_from_slice(&data[src..src + n]);
+                        continue;
+                    }
+                    for c in 0..cols as usize {
+                        let src = ((r * cols as usize + c) * spc + sample) * esize;
+                        let dst = (dst_row + c) * esize;
+                        out[dst..dst + esize].copy_from_slice(&data[src..src + esize]);
+                    }
+                }
+            }
+        }
+        Ok(any.then_some(out))
+    }
+
+    /// GDAL's mask of each of `bands` over the unit at (`uy`, `ux`): per band, `None` when the
+    /// band is not masked, else a flag per pixel of the whole unit (1 valid; pixels past the
+    /// image valid).
+    fn validity(
+        &self,
+        unpack: &Unpack,
+        bands: &[u16],
+        uy: u64,
+        ux: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let raster = &self.raster;
+        let ifd = &raster.ifd;
+        let (uh, uw) = raster.unit_hw();
+        let (y0, x0) = (uy * uh, ux * uw);
+        match &unpack.mask {
+            None => Ok(vec![None; bands.len()]),
+            Some(MaskPlan::Image(mask)) => {
+                let h = uh.min(u64::from(ifd.height) - y0);
+                let w = uw.min(u64::from(ifd.width) - x0);
+                let n = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+                let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(bands.len());
+                for (bi, &band) in bands.iter().enumerate() {
+                    if bi > 0 && !mask.per_band() {
+                        out.push(out[0].clone());
+                        continue;
+                    }
+                    let got = mask.valid(band, n(y0), n(x0), n(h), n(w))?;
+                    let mut whole = vec![1u8; usize::try_from(uh * uw).unwrap_or(0)];
+                    let (h, w, uw) = (h as usize, w as usize, uw as usize);
+                    for r in 0..h {
+                        whole[r * uw..r * uw + w].copy_from_slice(&got[r * w..(r + 1) * w]);
+                    }
+                    out.push(Some(whole));
+                }
+                Ok(out)
+            }
+            Some(MaskPlan::Alpha(alpha)) => {
+                let esize = ifd.dtype.size();
+                let samples = match self.gather(&[*alpha], uy, ux)? {
+                    Some(s) => s,
+                    None => raster.fill.repeat(usize::try_from(uh * uw).unwrap_or(0)),
+                };
+                let flags: Vec<u8> = samples
+                    .chunks_exact(esize)
+                    .map(|e| u8::from(ifd.dtype.element_to_f64(e) != 0.0))
+                    .collect();
+                Ok(bands
+                    .iter()
+                    .map(|b| (b != alpha).then(|| flags.clone()))
+                    .collect())
+            }
+        }
     }
 
     /// The bands (0-based) unit `unit` holds.
@@ -402,27 +523,13 @@ impl ChunkSource for TiffSource {
         let ifd = &raster.ifd;
         let (uy, ux) = (unit[unit.len() - 2], unit[unit.len() - 1]);
         let (uh, uw) = raster.unit_hw();
-        let (across, down) = (ifd.chunks_across(), ifd.chunks_down());
-        if ux >= u64::from(across) || uy * uh >= u64::from(ifd.height) {
+        if ux >= u64::from(ifd.chunks_across()) || uy * uh >= u64::from(ifd.height) {
             return Err(Error::Other(format!("{}: no unit {unit:?}", self.id)));
         }
-        let esize = ifd.dtype.size();
         let bands = self.unit_bands(unit);
-        let (uh_us, uw_us) = (
-            usize::try_from(uh).unwrap_or(0),
-            usize::try_from(uw).unwrap_or(0),
-        );
-        let spc = usize::from(ifd.samples_per_chunk());
-        let first_row = u32::try_from(uy * uh / u64::from(ifd.chunk_h)).unwrap_or(u32::MAX);
-        let chunk_rows = if ifd.tiled { 1 } else { raster.strips_per_unit };
-        // The TIFF's number of the chunk of `band` in chunk row `row`, in this unit's column.
-        let chunk_index = |band: u16, row: u32| {
-            let plane = if ifd.planar { u32::from(band) } else { 0 };
-            plane * across * down + row * across + u32::try_from(ux).unwrap_or(0)
-        };
-        if ifd.tiled && spc == 1 && bands.len() == 1 && self.unpack.is_none() {
+        if ifd.tiled && ifd.samples_per_chunk() == 1 && bands.len() == 1 && self.unpack.is_none() {
             // One whole tile of one band is the unit as decoded: no copy.
-            let index = chunk_index(bands[0], first_row);
+            let index = self.chunk_index(bands[0], u32::try_from(uy).unwrap_or(u32::MAX), ux);
             let (rows, cols) = raster.data_hw(index);
             if u64::from(rows) == uh && u64::from(cols) == uw {
                 return Ok(raster
@@ -430,47 +537,29 @@ impl ChunkSource for TiffSource {
                     .map(|(data, _, _)| Arc::try_unwrap(data).unwrap_or_else(|d| d.to_vec())));
             }
         }
-        let mut out = raster.fill.repeat(bands.len() * uh_us * uw_us);
-        let mut any = false;
-        for (bi, &band) in bands.iter().enumerate() {
-            for cr in first_row..(first_row + chunk_rows).min(down) {
-                let index = chunk_index(band, cr);
-                let Some((data, rows, cols)) = raster.chunk(index)? else {
-                    continue;
-                };
-                any = true;
-                let sample = if ifd.planar { 0 } else { usize::from(band) };
-                let row0 = ((cr - first_row) * ifd.chunk_h) as usize;
-                for r in 0..rows as usize {
-                    let dst_row = (bi * uh_us + row0 + r) * uw_us;
-                    if spc == 1 {
-                        let (src, n) = (r * cols as usize * esize, cols as usize * esize);
-                        out[dst_row * esize..dst_row * esize + n]
-                            .copy_from_slice(&data[src..src + n]);
-                        continue;
-                    }
-                    for c in 0..cols as usize {
-                        let src = ((r * cols as usize + c) * spc + sample) * esize;
-                        let dst = (dst_row + c) * esize;
-                        out[dst..dst + esize].copy_from_slice(&data[src..src + esize]);
-                    }
-                }
-            }
-        }
-        if !any {
+        let Some(out) = self.gather(&bands, uy, ux)? else {
             return Ok(None);
-        }
+        };
         let Some(unpack) = &self.unpack else {
             return Ok(Some(out));
         };
-        let per_band = uh_us * uw_us;
+        let esize = ifd.dtype.size();
+        let per_band = usize::try_from(uh * uw).unwrap_or(0);
+        let valid = self.validity(unpack, &bands, uy, ux)?;
         let mut unpacked = Vec::with_capacity(out.len() / esize * unpack.out.size());
         for (k, e) in out.chunks_exact(esize).enumerate() {
-            let band = bands.get(k / per_band.max(1)).copied().unwrap_or(0);
-            unpack.out.push_f64(
-                unpack.value(band, ifd.dtype.element_to_f64(e)),
-                &mut unpacked,
-            );
+            let bi = k / per_band.max(1);
+            let band = bands.get(bi).copied().unwrap_or(0);
+            let ok = valid
+                .get(bi)
+                .and_then(Option::as_ref)
+                .is_none_or(|v| v[k % per_band.max(1)] != 0);
+            let value = if ok {
+                unpack.value(band, ifd.dtype.element_to_f64(e))
+            } else {
+                f64::NAN
+            };
+            unpack.out.push_f64(value, &mut unpacked);
         }
         Ok(Some(unpacked))
     }
@@ -518,6 +607,7 @@ mod tests {
             scales: vec![0.0001, 0.0002],
             offsets: vec![-0.1, 0.5],
             nodata: Some(0.0),
+            mask: None,
         };
         assert!(u.value(0, 0.0).is_nan());
         #[allow(clippy::cast_possible_truncation)]
