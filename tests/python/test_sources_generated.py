@@ -657,12 +657,54 @@ def test_alpha_band_masks_the_other_bands(cubeforge, tmp_path):
         dst = tmp_path / f"{src.stem}.zarr"
         convert(cubeforge, src, dst)
         check(dst, ref, tif=src)
+    # Not alpha masks for GDAL: a float alpha band; and the alpha of band 4 of a grey file whose
+    # colour interpretation (ExtraSamples) says so is one.
+    import rasterio
+    from rasterio.enums import ColorInterp
+
+    float_alpha = write_tif(tmp_path / "float.tif", np.stack([rgb[0], alpha]).astype("float32"), alpha="YES")
+    grey4 = write_tif(tmp_path / "grey4.tif", np.concatenate([rgb, alpha[None]]), photometric="MINISBLACK")
+    with rasterio.open(grey4, "r+") as dst:
+        dst.colorinterp = [ColorInterp.gray, ColorInterp.undefined, ColorInterp.undefined, ColorInterp.alpha]
+    for src, masked in ((float_alpha, 0), (grey4, 3)):
+        ref = raster_ref(src)
+        assert np.isnan(ref[0][1]["band_data"].values).sum() == (alpha == 0).sum() * masked, src.name
+        dst = tmp_path / f"{src.stem}.zarr"
+        convert(cubeforge, src, dst)
+        check(dst, ref, tif=src)
     # Named bands: each band variable is masked as its band of band_data is.
     convert(cubeforge, rgba, tmp_path / "named.zarr", "--bands", "r,g,b,a")
     cube = open_cube(tmp_path / "named.zarr")
     full = raster_ref(rgba)[0][1]["band_data"]
     for k, name in enumerate("rgba", start=1):
         np.testing.assert_array_equal(cube[name].values, full.sel(band=k).values, err_msg=name)
+
+
+def test_mask_corners(cubeforge, tmp_path):
+    """GDAL's reading of masks at their corners: tiles not stored read as 0 and stay valid under
+    the mask (SPARSE_OK); a `.msk` without GDAL's INTERNAL_MASK_FLAGS metadata is no mask."""
+    import rasterio
+    from rasterio.env import Env
+    from rasterio.windows import Window
+
+    sparse = tmp_path / "sparse.tif"
+    with Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(sparse, "w", driver="GTiff", height=64, width=64, count=1, dtype="uint8", tiled=True,
+                           blockxsize=32, blockysize=32, SPARSE_OK=True) as dst:
+            dst.write(np.full((1, 32, 32), 9, np.uint8), window=Window(0, 0, 32, 32))
+            mask = np.full((64, 64), 255, np.uint8)
+            mask[0, 0] = 0
+            dst.write_mask(mask)
+    plain = write_tif(tmp_path / "plain.tif", uint16_scene(1, 40, 30, seed=3))
+    with rasterio.open(str(plain) + ".msk", "w", driver="GTiff", height=40, width=30, count=1, dtype="uint8") as dst:
+        dst.write(edge_mask(40, 30)[None])
+    for src, nan in ((sparse, 1), (plain, 0)):
+        ref = raster_ref(src)
+        values = ref[0][1]["band_data"].values
+        assert np.isnan(values).sum() == nan, src.name
+        dst = tmp_path / f"{src.stem}.zarr"
+        convert(cubeforge, src, dst)
+        check(dst, ref, tif=src)
 
 
 def cubeforge_open(path: Path) -> xr.Dataset:

@@ -547,61 +547,105 @@ pub fn open(file: &RangeFile, opts: &InputOptions) -> Result<Input> {
     })
 }
 
-/// GDAL's mask of the file's bands, where it is not the nodata value: the internal mask, else a
-/// `.msk` file beside a local file, else (with no nodata value) an alpha band that is band 2 of
-/// 2 or band 4 of 4 (`GDALRasterBand::GetMaskBand`'s order). A mask that cannot be read is
-/// named in a warning and not applied.
+/// GDAL's mask of the file's bands, where it is not the nodata value, in
+/// `GDALRasterBand::GetMaskBand`'s order: the internal mask, else a `.msk` file beside a local
+/// file, else (with no nodata value) an alpha band that is band 2 of 2 or band 4 of 4. A mask
+/// that cannot be read is named in a warning and the next in that order is tried.
 fn mask_plan(opened: &Opened, file: &RangeFile) -> Option<MaskPlan> {
     let ifd = &opened.ifd;
     let id = file.id();
-    let usable = |m: &mask::MaskIfd, what: &str| match m.check(ifd.width, ifd.height, ifd.samples) {
-        Ok(()) => true,
-        Err(why) => {
-            tracing::warn!("{id}: {what} is not applied: {why}");
-            false
-        }
-    };
     if let Some(m) = &ifd.mask {
-        return usable(m, "the internal mask").then(|| {
-            MaskPlan::Image(Arc::new(Mask::new(
-                format!("{id} (mask)"),
-                m.clone(),
-                file.clone(),
-            )))
-        });
-    }
-    if let Some(path) = file.local_path() {
-        let mut msk = path.as_os_str().to_owned();
-        msk.push(".msk");
-        let msk = std::path::PathBuf::from(msk);
-        if msk.is_file() {
-            let opened_mask = msk
-                .to_str()
-                .ok_or_else(|| Error::Other("not UTF-8".into()))
-                .and_then(RangeFile::open)
-                .and_then(|f| parse(&f).map(|o| (f, o.ifd.as_mask())));
-            return match opened_mask {
-                Ok((f, m)) => usable(&m, "the .msk mask").then(|| {
-                    MaskPlan::Image(Arc::new(Mask::new(f.id().to_string(), m, f.clone())))
-                }),
-                Err(e) => {
-                    tracing::warn!("{id}: the .msk mask is not applied: {e}");
-                    None
-                }
-            };
+        match m.check(ifd.width, ifd.height, ifd.samples) {
+            Ok(()) => {
+                let mask = Mask::new(
+                    format!("{id} (mask)"),
+                    m.clone(),
+                    file.clone(),
+                    m.samples > 1,
+                );
+                return Some(MaskPlan::Image(Arc::new(mask)));
+            }
+            Err(why) => tracing::warn!("{id}: its internal mask is not applied: {why}"),
         }
+    }
+    if let Some(plan) = external_mask(ifd, file) {
+        return Some(plan);
     }
     if opened.nodata().is_some() {
         return None;
     }
-    let colour = match ifd.photometric {
-        0 | 1 => 1,
-        2 | 6 => 3,
-        _ => return None,
+    alpha_band(ifd).map(MaskPlan::Alpha)
+}
+
+/// The mask in `<file>.msk` (or `.MSK`) beside a local file, as GDAL reads it: its first image,
+/// 8-bit, used only when its `INTERNAL_MASK_FLAGS_1` metadata item says it is a mask; per
+/// dataset (that item's bit 2) or one band of it per band.
+fn external_mask(ifd: &Ifd, file: &RangeFile) -> Option<MaskPlan> {
+    let id = file.id();
+    let path = file.local_path()?;
+    let msk = [".msk", ".MSK"]
+        .iter()
+        .map(|ext| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(ext);
+            std::path::PathBuf::from(p)
+        })
+        .find(|p| p.is_file())?;
+    let opened = msk
+        .to_str()
+        .ok_or_else(|| Error::Other(format!("{}: not a UTF-8 path", msk.display())))
+        .and_then(RangeFile::open)
+        .and_then(|f| parse(&f).map(|o| (f, o)));
+    let (f, o) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!("{id}: its .msk mask is not applied: {e}");
+            return None;
+        }
     };
-    let alpha = matches!(ifd.extra_samples.first(), Some(1 | 2));
-    (alpha && ((ifd.samples == 2 && colour == 1) || (ifd.samples == 4 && colour == 3)))
-        .then(|| MaskPlan::Alpha(ifd.samples - 1))
+    let flags = o
+        .items
+        .iter()
+        .find(|i| i.sample.is_none() && i.name == "INTERNAL_MASK_FLAGS_1")
+        .and_then(|i| i.value.trim().parse::<u32>().ok())?;
+    let m = o.ifd.as_mask();
+    let per_band = flags & 2 == 0;
+    if per_band && m.samples != ifd.samples {
+        tracing::warn!(
+            "{id}: its .msk mask is not applied: per-band flags with {} bands for {}",
+            m.samples,
+            ifd.samples
+        );
+        return None;
+    }
+    match m.check(ifd.width, ifd.height, m.samples) {
+        Ok(()) => Some(MaskPlan::Image(Arc::new(Mask::new(
+            f.id().to_string(),
+            m,
+            f.clone(),
+            per_band,
+        )))),
+        Err(why) => {
+            tracing::warn!("{id}: its .msk mask is not applied: {why}");
+            None
+        }
+    }
+}
+
+/// The band (0-based) GDAL takes as the others' mask: band 2 of 2 or band 4 of 4 when its
+/// ExtraSamples entry says alpha (associated or not) and it holds bytes or 16-bit unsigned
+/// integers.
+fn alpha_band(ifd: &Ifd) -> Option<u16> {
+    if !matches!(ifd.samples, 2 | 4) || !matches!(ifd.dtype, DType::UInt8 | DType::UInt16) {
+        return None;
+    }
+    let extra = u16::try_from(ifd.extra_samples.len()).ok()?;
+    let base = ifd.samples.checked_sub(extra)?;
+    let last = ifd.samples - 1;
+    let kind = ifd
+        .extra_samples
+        .get(usize::from(last.checked_sub(base)?))?;
+    matches!(kind, 1 | 2).then_some(last)
 }
 
 fn band_var(

@@ -324,7 +324,7 @@ pub(crate) fn read(id: &str, dec: &mut TiffDecoder, bigtiff: bool) -> Result<Ifd
         mask: None,
     };
     check_layout(id, &ifd)?;
-    (ifd.overviews, ifd.mask) = later_images(id, dec)?;
+    (ifd.overviews, ifd.mask) = later_images(id, dec, (width, height))?;
     Ok(ifd)
 }
 
@@ -364,10 +364,11 @@ fn check_layout(id: &str, ifd: &Ifd) -> Result<()> {
 type LaterImages = (Vec<(u32, u32)>, Option<MaskIfd>);
 
 /// The images after the first IFD: the reduced-resolution ones (NewSubfileType bit 0 set, bit
-/// 2 — a transparency mask — not), as (width, height), and the first full-resolution
-/// transparency mask (bit 2 set, bit 0 not), if any. The IFD chain is followed for at most 1024
-/// images.
-fn later_images(id: &str, dec: &mut TiffDecoder) -> Result<LaterImages> {
+/// 2 — a transparency mask — not), as (width, height), and the first transparency mask (bit 2
+/// set, bit 0 not) of the image's `size`, if any (as GDAL matches masks to images by size; one
+/// whose tags cannot be read is named in a warning and skipped). The IFD chain is followed for
+/// at most 1024 images.
+fn later_images(id: &str, dec: &mut TiffDecoder, size: (u32, u32)) -> Result<LaterImages> {
     let err = |e| meta_error(id, e);
     let Some(first) = dec.ifd_pointer() else {
         return Ok((Vec::new(), None));
@@ -395,9 +396,10 @@ fn later_images(id: &str, dec: &mut TiffDecoder) -> Result<LaterImages> {
                 out.push((w, h));
             }
         }
-        if kind & 5 == 4 && mask.is_none() {
-            if let (Some(width), Some(height)) = (w, h) {
-                mask = Some(mask_layout(&mut tags, width, height).map_err(err)?);
+        if kind & 5 == 4 && mask.is_none() && (w, h) == (Some(size.0), Some(size.1)) {
+            match mask_layout(&mut tags, size.0, size.1) {
+                Ok(m) => mask = Some(m),
+                Err(e) => tracing::warn!("{id}: its mask is not applied: {e}"),
             }
         }
     }
@@ -440,6 +442,7 @@ fn mask_layout(
             .filter(|_| bits.iter().all(|b| *b == bits[0]))
             .unwrap_or(0),
         compression: tags.find_tag_unsigned(Tag::Compression)?.unwrap_or(1),
+        predictor: tags.find_tag_unsigned(Tag::Predictor)?.unwrap_or(1),
         planar: tags.find_tag_unsigned::<u16>(Tag::PlanarConfiguration)? == Some(2),
         tiled,
         chunk_w,
@@ -456,12 +459,9 @@ impl Ifd {
             width: self.width,
             height: self.height,
             samples: self.samples,
-            bits: if self.dtype == DType::UInt8 && self.predictor == 1 {
-                8
-            } else {
-                0
-            },
+            bits: if self.dtype == DType::UInt8 { 8 } else { 0 },
             compression: self.compression,
+            predictor: self.predictor,
             planar: self.planar,
             tiled: self.tiled,
             chunk_w: self.chunk_w,

@@ -23,6 +23,9 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 use crate::formats::file::RangeFile;
 
+/// The largest decoded mask chunk read (the `tiff` crate's limit for the image's chunks).
+const MAX_CHUNK_BYTES: u64 = 1 << 30;
+
 /// The layout of a mask image.
 #[derive(Debug, Clone)]
 pub(crate) struct MaskIfd {
@@ -35,6 +38,8 @@ pub(crate) struct MaskIfd {
     pub bits: u8,
     /// Compression tag value.
     pub compression: u16,
+    /// Predictor tag value (masks have none: 1).
+    pub predictor: u16,
     /// Samples in separate planes (PlanarConfiguration 2).
     pub planar: bool,
     /// Tiles (else strips).
@@ -74,6 +79,9 @@ impl MaskIfd {
         if !matches!(self.compression, 1 | 5 | 8 | 32946 | 32773 | 50000) {
             return Err(format!("mask compression {}", self.compression));
         }
+        if self.predictor != 1 {
+            return Err(format!("a mask with predictor {}", self.predictor));
+        }
         let planes = if self.planar {
             u64::from(self.samples)
         } else {
@@ -81,6 +89,19 @@ impl MaskIfd {
         };
         if self.chunk_w == 0 || self.chunk_h == 0 {
             return Err("a mask chunk of no size".into());
+        }
+        let chunk = u64::from(self.chunk_w)
+            .checked_mul(u64::from(self.samples))
+            .and_then(|n| n.checked_mul(u64::from(self.bits)))
+            .map(|bits| bits.div_ceil(8))
+            .and_then(|row| row.checked_mul(u64::from(self.chunk_h)));
+        if chunk.is_none_or(|n| n > MAX_CHUNK_BYTES) {
+            return Err(format!(
+                "mask chunks of {}x{} samples, over {} MiB each",
+                self.chunk_w,
+                self.chunk_h,
+                MAX_CHUNK_BYTES >> 20
+            ));
         }
         let want = u64::from(width.div_ceil(self.chunk_w))
             * u64::from(height.div_ceil(self.chunk_h))
@@ -119,34 +140,38 @@ pub(crate) struct Mask {
     id: String,
     ifd: MaskIfd,
     file: RangeFile,
+    /// Whether band `b` is masked by sample `b` (else every band by sample 0).
+    per_band: bool,
     recent: Mutex<Vec<(u32, Arc<Vec<u8>>)>>,
 }
 
 impl Mask {
-    /// The mask `ifd` of `file`.
-    pub(crate) fn new(id: String, ifd: MaskIfd, file: RangeFile) -> Mask {
+    /// The mask `ifd` of `file`; `per_band`: band `b` is masked by sample `b` of it.
+    pub(crate) fn new(id: String, ifd: MaskIfd, file: RangeFile, per_band: bool) -> Mask {
         Mask {
             id,
             ifd,
             file,
+            per_band,
             recent: Mutex::new(Vec::new()),
         }
     }
 
     /// Whether the mask holds one sample per band (else one for all).
     pub(crate) fn per_band(&self) -> bool {
-        self.ifd.samples > 1
+        self.per_band
     }
 
     /// Validity (1 valid, 0 masked) of the pixels of rows `y0 .. y0 + h` and columns
     /// `x0 .. x0 + w` (inside the image) for band `band` (0-based; any band of a per-dataset
-    /// mask), C order.
+    /// mask), C order. The layout was accepted by [`MaskIfd::check`], so a chunk holds at most
+    /// 1 GiB and its index fits.
     ///
     /// # Errors
     /// A mask chunk that cannot be read or decoded, naming it.
-    pub(crate) fn valid(&self, band: u16, y0: u32, x0: u32, h: u32, w: u32) -> Result<Vec<u8>> {
+    pub(crate) fn valid(&self, band: u16, y0: u64, x0: u64, h: u64, w: u64) -> Result<Vec<u8>> {
         let m = &self.ifd;
-        let mut out = vec![1u8; h as usize * w as usize];
+        let mut out = vec![1u8; usize::try_from(h * w).unwrap_or(0)];
         if h == 0 || w == 0 {
             return Ok(out);
         }
@@ -156,36 +181,41 @@ impl Mask {
             0
         };
         let (plane, s) = if m.planar {
-            (u32::try_from(sample).unwrap_or(0), 0)
+            (u64::try_from(sample).unwrap_or(0), 0)
         } else {
             (0, sample)
         };
         let spc = m.samples_per_chunk();
-        let (r0, r1) = (y0 / m.chunk_h, (y0 + h - 1) / m.chunk_h);
-        let (c0, c1) = (x0 / m.chunk_w, (x0 + w - 1) / m.chunk_w);
-        for cr in r0..=r1 {
-            for cc in c0..=c1 {
-                let index = plane * m.across() * m.down() + cr * m.across() + cc;
+        let (ch, cw) = (u64::from(m.chunk_h), u64::from(m.chunk_w));
+        let (across, down) = (u64::from(m.across()), u64::from(m.down()));
+        let at = |y: u64, x: u64| usize::try_from((y - y0) * w + (x - x0)).unwrap_or(0);
+        for cr in y0 / ch..=(y0 + h - 1) / ch {
+            let rows = (cr * ch).max(y0)..((cr + 1) * ch).min(y0 + h);
+            for cc in x0 / cw..=(x0 + w - 1) / cw {
+                let cols = (cc * cw).max(x0)..((cc + 1) * cw).min(x0 + w);
+                let index = u32::try_from(plane * across * down + cr * across + cc)
+                    .map_err(|_| Error::Other(format!("{}: no chunk {cr}, {cc}", self.id)))?;
                 let Some(chunk) = self.chunk(index)? else {
                     // A chunk not stored: GDAL reads it as zeros, all masked.
-                    for y in (cr * m.chunk_h).max(y0)..((cr + 1) * m.chunk_h).min(y0 + h) {
-                        for x in (cc * m.chunk_w).max(x0)..((cc + 1) * m.chunk_w).min(x0 + w) {
-                            out[((y - y0) * w + (x - x0)) as usize] = 0;
+                    for y in rows.clone() {
+                        for x in cols.clone() {
+                            out[at(y, x)] = 0;
                         }
                     }
                     continue;
                 };
                 let row_len = row_bytes(m.chunk_w as usize * spc, m.bits);
-                for y in (cr * m.chunk_h).max(y0)..((cr + 1) * m.chunk_h).min(y0 + h) {
-                    let row = &chunk[(y - cr * m.chunk_h) as usize * row_len..][..row_len];
-                    for x in (cc * m.chunk_w).max(x0)..((cc + 1) * m.chunk_w).min(x0 + w) {
-                        let k = (x - cc * m.chunk_w) as usize * spc + s;
+                for y in rows.clone() {
+                    let row =
+                        &chunk[usize::try_from(y - cr * ch).unwrap_or(0) * row_len..][..row_len];
+                    for x in cols.clone() {
+                        let k = usize::try_from(x - cc * cw).unwrap_or(0) * spc + s;
                         let on = if m.bits == 1 {
                             row[k / 8] >> (7 - k % 8) & 1
                         } else {
                             row[k]
                         };
-                        out[((y - y0) * w + (x - x0)) as usize] = u8::from(on != 0);
+                        out[at(y, x)] = u8::from(on != 0);
                     }
                 }
             }
@@ -337,6 +367,50 @@ mod tests {
         let mut out = Vec::new();
         packbits(&packed, 1000, &mut out);
         assert_eq!(out, want);
+    }
+
+    fn layout(chunk: u32, samples: u16, bits: u8) -> MaskIfd {
+        MaskIfd {
+            width: 64,
+            height: 64,
+            samples,
+            bits,
+            compression: 8,
+            predictor: 1,
+            planar: false,
+            tiled: true,
+            chunk_w: chunk,
+            chunk_h: chunk,
+            offsets: vec![8],
+            byte_counts: vec![100],
+        }
+    }
+
+    #[test]
+    fn hostile_layouts_are_refused_not_allocated() {
+        assert!(layout(64, 1, 1).check(64, 64, 1).is_ok());
+        // 2^21 x 2^21 one-bit samples: 512 GiB a chunk.
+        let why = layout(1 << 21, 1, 1).check(64, 64, 1).expect_err("huge");
+        assert!(why.contains("over 1024 MiB"), "{why}");
+        // A size whose product overflows 64 bits.
+        assert!(layout(u32::MAX, 4, 8).check(64, 64, 4).is_err());
+        assert!(layout(0, 1, 1).check(64, 64, 1).is_err());
+        assert!(layout(64, 1, 4).check(64, 64, 1).is_err(), "4-bit masks");
+        assert!(
+            layout(64, 2, 1).check(64, 64, 3).is_err(),
+            "2 samples for 3 bands"
+        );
+        assert!(layout(64, 1, 1).check(64, 65, 1).is_err(), "another size");
+        let mut p = layout(64, 1, 1);
+        p.predictor = 2;
+        assert!(p.check(64, 64, 1).is_err());
+        let mut short = layout(32, 1, 1);
+        short.offsets = vec![8; 3];
+        short.byte_counts = vec![100; 3];
+        assert!(
+            short.check(64, 64, 1).is_err(),
+            "3 chunk offsets for 4 chunks"
+        );
     }
 
     proptest::proptest! {

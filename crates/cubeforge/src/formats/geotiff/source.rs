@@ -428,14 +428,13 @@ impl TiffSource {
             Some(MaskPlan::Image(mask)) => {
                 let h = uh.min(u64::from(ifd.height) - y0);
                 let w = uw.min(u64::from(ifd.width) - x0);
-                let n = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
                 let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(bands.len());
                 for (bi, &band) in bands.iter().enumerate() {
                     if bi > 0 && !mask.per_band() {
                         out.push(out[0].clone());
                         continue;
                     }
-                    let got = mask.valid(band, n(y0), n(x0), n(h), n(w))?;
+                    let got = mask.valid(band, y0, x0, h, w)?;
                     let mut whole = vec![1u8; usize::try_from(uh * uw).unwrap_or(0)];
                     let (h, w, uw) = (h as usize, w as usize, uw as usize);
                     for r in 0..h {
@@ -537,8 +536,14 @@ impl ChunkSource for TiffSource {
                     .map(|(data, _, _)| Arc::try_unwrap(data).unwrap_or_else(|d| d.to_vec())));
             }
         }
-        let Some(out) = self.gather(&bands, uy, ux)? else {
-            return Ok(None);
+        let masked = self.unpack.as_ref().is_some_and(|u| u.mask.is_some());
+        let out = match self.gather(&bands, uy, ux)? {
+            Some(out) => out,
+            // GDAL reads chunks not stored as the fill value, which the mask may keep valid.
+            None if masked => raster
+                .fill
+                .repeat(bands.len() * usize::try_from(uh * uw).unwrap_or(0)),
+            None => return Ok(None),
         };
         let Some(unpack) = &self.unpack else {
             return Ok(Some(out));
