@@ -725,7 +725,7 @@ def torch_ids(loader, uid=0) -> list[list[int]]:
     return out
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, 1, 2, 3])
 def test_torch_dataloader(cube, ref, workers):
     DataLoader = _torch()
     b = batches(cube, shuffle=True, seed=5, batch_size=9)
