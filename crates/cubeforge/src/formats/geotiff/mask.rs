@@ -18,10 +18,11 @@
 //! rows of bits unpacked.
 
 use std::io::Read;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::formats::file::RangeFile;
+use crate::formats::geotiff::source::Recent;
 
 /// The largest decoded mask chunk read (the `tiff` crate's limit for the image's chunks).
 const MAX_CHUNK_BYTES: u64 = 1 << 30;
@@ -142,7 +143,7 @@ pub(crate) struct Mask {
     file: RangeFile,
     /// Whether band `b` is masked by sample `b` (else every band by sample 0).
     per_band: bool,
-    recent: Mutex<Vec<(u32, Arc<Vec<u8>>)>>,
+    recent: Recent,
 }
 
 impl Mask {
@@ -153,7 +154,7 @@ impl Mask {
             ifd,
             file,
             per_band,
-            recent: Mutex::new(Vec::new()),
+            recent: Recent::default(),
         }
     }
 
@@ -234,12 +235,7 @@ impl Mask {
         if offset == 0 || count == 0 {
             return Ok(None);
         }
-        if let Some(hit) = self
-            .recent
-            .lock()
-            .ok()
-            .and_then(|r| r.iter().find(|(k, _)| *k == index).map(|(_, v)| v.clone()))
-        {
+        if let Some(hit) = self.recent.get(index) {
             return Ok(Some(hit));
         }
         let rows = if m.tiled {
@@ -262,12 +258,7 @@ impl Mask {
             ));
         }
         let data = Arc::new(data);
-        if let Ok(mut r) = self.recent.lock() {
-            if r.len() >= 16 {
-                r.remove(0);
-            }
-            r.push((index, data.clone()));
-        }
+        self.recent.put(index, data.clone());
         Ok(Some(data))
     }
 

@@ -33,7 +33,30 @@ pub(crate) struct Raster {
     /// Strips per unit (1 for tiles).
     strips_per_unit: u32,
     fill: Vec<u8>,
-    recent: Mutex<Vec<(u32, Arc<Vec<u8>>)>>,
+    recent: Recent,
+}
+
+/// The last 16 chunks decoded, by their TIFF number: shared by the sources of one file (per-band
+/// sources of a pixel-interleaved file), and by the bands one mask chunk covers.
+#[derive(Debug, Default)]
+pub(crate) struct Recent(Mutex<Vec<(u32, Arc<Vec<u8>>)>>);
+
+impl Recent {
+    /// Chunk `index`, if it is among the last decoded.
+    pub(crate) fn get(&self, index: u32) -> Option<Arc<Vec<u8>>> {
+        let r = self.0.lock().ok()?;
+        r.iter().find(|(k, _)| *k == index).map(|(_, v)| v.clone())
+    }
+
+    /// Keep chunk `index`, forgetting the oldest past 16.
+    pub(crate) fn put(&self, index: u32, data: Arc<Vec<u8>>) {
+        if let Ok(mut r) = self.0.lock() {
+            if r.len() >= 16 {
+                r.remove(0);
+            }
+            r.push((index, data));
+        }
+    }
 }
 
 impl Raster {
@@ -64,7 +87,7 @@ impl Raster {
             pool,
             strips_per_unit,
             fill,
-            recent: Mutex::new(Vec::new()),
+            recent: Recent::default(),
         }
     }
 
@@ -97,12 +120,7 @@ impl Raster {
         if offset == 0 || count == 0 {
             return Ok(None);
         }
-        if let Some(hit) = self
-            .recent
-            .lock()
-            .ok()
-            .and_then(|r| r.iter().find(|(k, _)| *k == index).map(|(_, v)| v.clone()))
-        {
+        if let Some(hit) = self.recent.get(index) {
             return Ok(Some((hit, rows, cols)));
         }
         let len = usize::try_from(count).map_err(|_| self.corrupt(index, "too large".into()))?;
@@ -117,12 +135,7 @@ impl Raster {
         };
         let decoded = Arc::new(decoded);
         if !ifd.planar && ifd.samples > 1 {
-            if let Ok(mut r) = self.recent.lock() {
-                if r.len() >= 16 {
-                    r.remove(0);
-                }
-                r.push((index, decoded.clone()));
-            }
+            self.recent.put(index, decoded.clone());
         }
         Ok(Some((decoded, rows, cols)))
     }
